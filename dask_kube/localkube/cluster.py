@@ -1,0 +1,230 @@
+"""`LocalKube`: the store, the API server, the controllers and the kubelet, started and stopped as one.
+
+Use it in-process as an async context manager, or on a background thread (`LocalKube.in_thread()`) so that
+blocking client code in the same process (a sync `KubeCluster`, a `KopfRunner`) never stalls the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from .api import ApiCore
+from .controllers.base import Controller
+from .controllers.garbage import GarbageCollector
+from .controllers.namespaces import NamespaceController
+from .server import ApiServer, FaultRule
+from .store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATE_FILE = "state.json"
+
+
+def kubeconfig_document(url: str, namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "localkube", "cluster": {"server": url}}],
+        "users": [{"name": "localkube", "user": {"token": "localkube"}}],
+        "contexts": [{"name": "localkube", "context": {"cluster": "localkube", "user": "localkube",
+                                                       "namespace": namespace}}],
+        "current-context": "localkube",
+        "preferences": {},
+    }
+
+
+class LocalKube:
+    """A Kubernetes API server on 127.0.0.1 whose pods run as local processes.
+
+    `kubeconfig` is written once the server answers. `state_dir` keeps the objects across restarts.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: str | Path | None = None,
+        *,
+        port: int = 0,
+        state_dir: str | Path | None = None,
+        run_pods: bool = True,
+        simulate_pods: bool = False,
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="localkube-")
+            state_dir = self._tmp.name
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = Path(kubeconfig) if kubeconfig else self.state_dir / "kubeconfig"
+        self.port = port
+        self.run_pods = run_pods
+        self.simulate_pods = simulate_pods
+        self.store = Store()
+        state = self.state_dir / STATE_FILE
+        if state.exists():
+            self.store.load(state)
+        self.core = ApiCore(self.store)
+        self.server = ApiServer(self.core)
+        self.controllers: list[Controller] = []
+        self._runner: web.AppRunner | None = None
+        self.extensions: list[Any] = []  # kubelet, networking, ...: objects with async start()/stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> LocalKube:
+        self.core.bootstrap()
+        self.controllers = [GarbageCollector(self.core), NamespaceController(self.core)]
+        for controller in self.controllers:
+            controller.start()
+        for hook in _EXTENSION_FACTORIES:
+            ext = hook(self)
+            if ext is not None:
+                self.extensions.append(ext)
+        for ext in self.extensions:
+            await ext.start()
+        await self._start_http()
+        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.url)))
+        log.info("LocalKube serving %s (kubeconfig %s)", self.url, self.kubeconfig)
+        return self
+
+    async def _start_http(self) -> None:
+        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]
+
+    async def _stop_http(self) -> None:
+        self.store.close_all_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def stop(self) -> None:
+        await self._stop_http()
+        for ext in reversed(self.extensions):
+            with contextlib.suppress(Exception):
+                await ext.stop()
+        self.extensions.clear()
+        for controller in self.controllers:
+            await controller.stop()
+        self.store.save(self.state_dir / STATE_FILE)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> LocalKube:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- fault hooks ---------------------------------------------------------------------------------------
+
+    def fail_requests(self, pattern: str, *, status: int | None = 500, count: int = 1, method: str = "*",
+                      delay: float = 0.0, user_agent: str | None = None) -> FaultRule:
+        """Make the next `count` requests whose path matches `pattern` fail with `status` (or stall `delay` s)."""
+        rule = FaultRule(pattern, method=method, status=status, delay=delay, count=count, user_agent=user_agent)
+        self.server.faults.append(rule)
+        return rule
+
+    def close_watches(self) -> int:
+        """Cut every open watch stream, as an API server restart or a load balancer would."""
+        return self.store.close_all_watches()
+
+    async def restart_api(self) -> None:
+        """Restart the HTTP server on the same port with the same objects; clients must re-establish watches."""
+        await self._stop_http()
+        await self._start_http()
+
+    def request_counts(self) -> dict[str, int]:
+        """API requests served so far, by client (User-Agent product: kopf, kr8s, kubectl, ...)."""
+        out: dict[str, int] = {}
+        for (agent, _method), count in self.server.stats.items():
+            out[agent] = out.get(agent, 0) + count
+        return out
+
+    # -- threads -------------------------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[ThreadedLocalKube]:
+        handle = ThreadedLocalKube(cls(*args, **kwargs))
+        handle.start()
+        try:
+            yield handle
+        finally:
+            handle.stop()
+
+
+# Extensions (kubelet, networking, scheduler, ...) register a factory here; it may return None to opt out.
+_EXTENSION_FACTORIES: list[Callable[[LocalKube], Any]] = []
+
+
+def register_extension(factory: Callable[[LocalKube], Any]) -> None:
+    if factory not in _EXTENSION_FACTORIES:
+        _EXTENSION_FACTORIES.append(factory)
+
+
+class ThreadedLocalKube:
+    """A LocalKube running on its own event loop thread, for synchronous and multi-loop callers."""
+
+    def __init__(self, kube: LocalKube) -> None:
+        self.kube = kube
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="localkube", daemon=True)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.kube.kubeconfig
+
+    @property
+    def url(self) -> str:
+        return self.kube.url
+
+    def start(self) -> None:
+        self._thread.start()
+        self.run(self.kube.start())
+
+    def run(self, coro: Awaitable[T], timeout: float | None = 60) -> T:
+        """Run a coroutine on LocalKube's loop and wait for its result."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a synchronous LocalKube method on its loop (fault hooks mutate loop-owned state)."""
+
+        async def wrapper() -> T:
+            return fn(*args, **kwargs)
+
+        return self.run(wrapper())
+
+    def stop(self) -> None:
+        try:
+            self.run(self.kube.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()

@@ -1,0 +1,1 @@
+"""Built-in controllers: each hears store events, queues work, and writes through `ApiCore` like any client."""
