@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 import secrets
 import string
 import uuid
@@ -60,6 +61,29 @@ def set_path(obj: dict[str, Any], dotted: str, value: Any) -> None:
             cur[part] = nxt
         cur = nxt
     cur[parts[-1]] = value
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _remove_path(obj: Any, path: str) -> None:
+    """Delete the field at a `spec.containers[0].resources.limit`-style path, if present."""
+    parts: list[str | int] = [int(i) if i else k for k, i in _PATH_PART.findall(path)]
+    cur = obj
+    for part in parts[:-1]:
+        try:
+            cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(cur, dict):
+        cur.pop(parts[-1], None)
+
+
+def _drop_empty_meta(meta: dict[str, Any]) -> None:
+    """Empty labels, annotations, finalizers and ownerReferences are not stored (Go's omitempty)."""
+    for empty in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if empty in meta and not meta[empty]:
+            del meta[empty]
 
 
 class ApiCore:
@@ -195,6 +219,7 @@ class ApiCore:
         name = meta["name"]
         if self.store.get(kind.key, namespace, name) is not None:
             raise already_exists(kind.resource, name, kind.group, kind.plural)
+        _drop_empty_meta(meta)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.now()
         meta["generation"] = 1
@@ -227,6 +252,8 @@ class ApiCore:
         unknown: list[str] = []
         if kind.builtin:
             unknown = validation.unknown_fields(kind.api_version, kind.kind, obj)
+            for path in unknown:  # Go's decoder drops what its types lack
+                _remove_path(obj, path)
             defaults.apply(kind, obj, old)
             for hook in self.admission.get(kind.key, ()):
                 hook(obj, old)
@@ -373,9 +400,7 @@ class ApiCore:
         warnings = self._prepare(kind, new, old, field_validation) if subresource is None else []
         if subresource is None and self._essence(kind, new) != self._essence(kind, old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
-        for empty in ("labels", "annotations", "finalizers", "ownerReferences"):
-            if empty in meta and not meta[empty]:
-                del meta[empty]
+        _drop_empty_meta(meta)
         if new == old:
             return self._served(kind, old), warnings
         if dry_run:
