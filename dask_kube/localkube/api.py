@@ -519,6 +519,28 @@ class ApiCore:
         stored = self.store.put(POD_KEY, new, MODIFIED)
         self._finish_if_released(kind, stored)
 
+    def bind_pod(self, namespace: str, name: str, node_name: str) -> Obj:
+        """POST pods/{name}/binding: set `spec.nodeName` and `PodScheduled=True` in one write.
+
+        The main resource refuses nodeName changes (pod specs are immutable), so binding is its own path,
+        with its own checks, as on a real server.
+        """
+        kind = self.kind_of(POD_KEY)
+        current = self.get(kind, namespace, name)
+        if current["metadata"].get("deletionTimestamp"):
+            raise ApiError(409, f"pod {name} is being deleted, cannot be assigned to a host", "Conflict")
+        bound_to = (current.get("spec") or {}).get("nodeName")
+        if bound_to:
+            raise ApiError(409, f'pod {name} is already assigned to node "{bound_to}"', "Conflict")
+        pod = copy.deepcopy(current)
+        pod.setdefault("spec", {})["nodeName"] = node_name
+        status = pod.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+        conditions.insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                              "lastTransitionTime": self.now()})
+        status["conditions"] = conditions
+        return self.store.put(POD_KEY, pod, MODIFIED)
+
     # -- scale subresource ---------------------------------------------------------------------------------
 
     def get_scale(self, kind: Kind, namespace: str, name: str) -> Obj:

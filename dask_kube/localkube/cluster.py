@@ -12,7 +12,7 @@ import contextlib
 import logging
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +23,9 @@ from .api import ApiCore
 from .controllers.base import Controller
 from .controllers.garbage import GarbageCollector
 from .controllers.namespaces import NamespaceController
+from .controllers.nodes import NodeConfig, NodeController
+from .controllers.scheduler import Scheduler
+from .controllers.workloads import DeploymentController, ReplicaSetController
 from .server import ApiServer, FaultRule
 from .store import Store
 
@@ -59,6 +62,7 @@ class LocalKube:
         state_dir: str | Path | None = None,
         run_pods: bool = True,
         simulate_pods: bool = False,
+        nodes: Sequence[NodeConfig] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -70,12 +74,14 @@ class LocalKube:
         self.port = port
         self.run_pods = run_pods
         self.simulate_pods = simulate_pods
+        self.node_configs = list(nodes) if nodes else [NodeConfig(simulate=simulate_pods)]
         self.store = Store()
         state = self.state_dir / STATE_FILE
         if state.exists():
             self.store.load(state)
         self.core = ApiCore(self.store)
         self.server = ApiServer(self.core)
+        self.nodes = NodeController(self.core, self.node_configs)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
         self.extensions: list[Any] = []  # kubelet, networking, ...: objects with async start()/stop()
@@ -88,13 +94,16 @@ class LocalKube:
 
     async def start(self) -> LocalKube:
         self.core.bootstrap()
-        self.controllers = [GarbageCollector(self.core), NamespaceController(self.core)]
+        self.nodes.start()
+        self.controllers = [
+            GarbageCollector(self.core),
+            NamespaceController(self.core),
+            Scheduler(self.core),
+            ReplicaSetController(self.core),
+            DeploymentController(self.core),
+        ]
         for controller in self.controllers:
             controller.start()
-        for hook in _EXTENSION_FACTORIES:
-            ext = hook(self)
-            if ext is not None:
-                self.extensions.append(ext)
         for ext in self.extensions:
             await ext.start()
         await self._start_http()
@@ -126,6 +135,7 @@ class LocalKube:
         self.extensions.clear()
         for controller in self.controllers:
             await controller.stop()
+        await self.nodes.stop()
         self.store.save(self.state_dir / STATE_FILE)
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -173,15 +183,6 @@ class LocalKube:
             yield handle
         finally:
             handle.stop()
-
-
-# Extensions (kubelet, networking, scheduler, ...) register a factory here; it may return None to opt out.
-_EXTENSION_FACTORIES: list[Callable[[LocalKube], Any]] = []
-
-
-def register_extension(factory: Callable[[LocalKube], Any]) -> None:
-    if factory not in _EXTENSION_FACTORIES:
-        _EXTENSION_FACTORIES.append(factory)
 
 
 class ThreadedLocalKube:

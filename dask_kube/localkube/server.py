@@ -469,6 +469,14 @@ class ApiServer:
             return await self._portforward(request, pod)
         if sub == "exec" and request.method in ("GET", "POST"):
             return await self._exec(request, pod)
+        if sub == "binding" and request.method == "POST":
+            body = await self._read_body(request) or {}
+            target = (body.get("target") or {}).get("name") if isinstance(body, dict) else None
+            if not target:
+                raise ApiError(422, f'Binding "{name}" is invalid: target.name: Required value')
+            self.core.bind_pod(ns, name, target)
+            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+                         201)
         raise ApiError(405, f"LocalKube does not serve pods/{sub} for {request.method}")
 
     def _container(self, pod: dict[str, Any], requested: str | None) -> str:

@@ -13,7 +13,6 @@ import pytest
 from dask_kube.localkube.api import ApiCore
 from dask_kube.localkube.cluster import LocalKube
 from dask_kube.localkube.controllers.nodes import NodeConfig, NodeController
-from dask_kube.localkube.controllers.scheduler import Scheduler
 
 pytestmark = pytest.mark.localkube_only
 
@@ -68,16 +67,8 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def cluster(*nodes: NodeConfig) -> AsyncIterator[Cluster]:
-    async with LocalKube(run_pods=False) as kube:
-        node_controller = NodeController(kube.core, nodes or (NodeConfig(),))
-        scheduler = Scheduler(kube.core)
-        node_controller.start()
-        scheduler.start()
-        try:
-            yield Cluster(kube, node_controller)
-        finally:
-            await scheduler.stop()
-            await node_controller.stop()
+    async with LocalKube(run_pods=False, nodes=nodes or None) as kube:
+        yield Cluster(kube, kube.nodes)
 
 
 async def test_default_node_is_registered_like_a_kubelet_would() -> None:

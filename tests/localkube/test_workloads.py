@@ -18,11 +18,7 @@ import pytest
 
 from dask_kube.localkube.api import MERGE_PATCH, STRATEGIC_PATCH, ApiCore
 from dask_kube.localkube.cluster import LocalKube
-from dask_kube.localkube.controllers.nodes import NodeConfig, NodeController
-from dask_kube.localkube.controllers.scheduler import Scheduler
 from dask_kube.localkube.controllers.workloads import (
-    DeploymentController,
-    ReplicaSetController,
     deletion_order,
     plan_rollout,
     template_hash,
@@ -109,11 +105,6 @@ class Cluster:
 @contextlib.asynccontextmanager
 async def cluster() -> AsyncIterator[Cluster]:
     async with LocalKube(run_pods=False) as kube:
-        controllers = [Scheduler(kube.core), ReplicaSetController(kube.core), DeploymentController(kube.core)]
-        nodes = NodeController(kube.core, [NodeConfig()])
-        nodes.start()
-        for controller in controllers:
-            controller.start()
         hold: set[str] = set()
         kubelet = asyncio.create_task(stand_in_kubelet(kube.core, hold))
         try:
@@ -122,9 +113,6 @@ async def cluster() -> AsyncIterator[Cluster]:
             kubelet.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await kubelet
-            for controller in reversed(controllers):
-                await controller.stop()
-            await nodes.stop()
 
 
 async def test_deployment_creates_one_replicaset_and_its_pods() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..api import POD_KEY, ApiCore
 from ..errors import ApiError
-from ..store import ADDED, DELETED, MODIFIED, Event
+from ..store import ADDED, DELETED, Event
 from ..validation import parse_quantity
 from .base import Controller
 
@@ -342,26 +342,6 @@ def _set_condition(pod: Obj, condition: Obj) -> bool:
     return True
 
 
-def bind_pod(core: ApiCore, namespace: str, name: str, node_name: str) -> Obj:
-    """What POST pods/{name}/binding does: set spec.nodeName and PodScheduled=True in one write.
-
-    The main resource refuses nodeName changes (pod spec updates are restricted), and ApiCore has no binding
-    subresource yet, so this stores the bound pod directly, applying the binding endpoint's own checks.
-    """
-    kind = core.kind_of(POD_KEY)
-    current = core.get(kind, namespace, name)
-    if current["metadata"].get("deletionTimestamp"):
-        raise ApiError(409, f"pod {name} is being deleted, cannot be assigned to a host", "Conflict")
-    bound_to = (current.get("spec") or {}).get("nodeName")
-    if bound_to:
-        raise ApiError(409, f'pod {name} is already assigned to node "{bound_to}"', "Conflict")
-    pod = copy.deepcopy(current)
-    pod.setdefault("spec", {})["nodeName"] = node_name
-    _set_condition(pod, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                         "lastTransitionTime": core.now()})
-    return core.store.put(POD_KEY, pod, MODIFIED)
-
-
 class Scheduler(Controller):
     """Binds pods as they appear; keeps the unschedulable ones and retries them when capacity may have changed."""
 
@@ -450,7 +430,7 @@ class Scheduler(Controller):
         node_name, message = _pick(pod, self._request(pod), nodes, self._used)
         if node_name is not None:
             self._unschedulable.discard(ident)
-            bind_pod(self.core, ident[0], ident[1], node_name)
+            self.core.bind_pod(ident[0], ident[1], node_name)
             return
         self._unschedulable.add(ident)
         if self._write_condition(pod, "Unschedulable", message):
