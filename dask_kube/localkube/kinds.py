@@ -39,6 +39,8 @@ class Kind:
     # Pods only: log, exec, portforward, attach, binding, eviction.
     extra_subresources: tuple[str, ...] = ()
     builtin: bool = True
+    # Review kinds (TokenReview, SelfSubjectAccessReview, ...) are answered, never stored.
+    virtual: bool = False
     schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, hash=False)
 
@@ -111,6 +113,16 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     _k("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _k("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
        short_names=("crd", "crds"), has_status=True),
+    _k("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False, verbs=("create",),
+       virtual=True),
+    _k("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", namespaced=False,
+       verbs=("create",), virtual=True),
+    _k("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", namespaced=False,
+       verbs=("create",), virtual=True),
+    _k("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False,
+       verbs=("create",), virtual=True),
+    _k("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", namespaced=False,
+       verbs=("create",), virtual=True),
 )
 
 

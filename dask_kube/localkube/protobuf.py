@@ -539,6 +539,22 @@ MESSAGES: dict[str, str] = {
     "rbac.RoleBinding": "1 metadata meta.ObjectMeta; 2 subjects rbac.Subject*; 3 roleRef rbac.RoleRef",
     "rbac.RoleRef": "1 apiGroup str!; 2 kind str!; 3 name str!",
     "rbac.Subject": "1 kind str!; 2 apiGroup str; 3 name str!; 4 namespace str",
+    "authorization.SelfSubjectAccessReview": (
+        "1 metadata meta.ObjectMeta; 2 spec authorization.SelfSubjectAccessReviewSpec; "
+        "3 status authorization.SubjectAccessReviewStatus"
+    ),
+    "authorization.SelfSubjectAccessReviewSpec": (
+        "1 resourceAttributes authorization.ResourceAttributes?; "
+        "2 nonResourceAttributes authorization.NonResourceAttributes?"
+    ),
+    "authorization.ResourceAttributes": (
+        "1 namespace str; 2 verb str; 3 group str; 4 version str; 5 resource str; 6 subresource str; 7 name str"
+    ),
+    "authorization.NonResourceAttributes": "1 path str; 2 verb str",
+    "authorization.SubjectAccessReviewStatus": "1 allowed bool!; 4 denied bool; 2 reason str; 3 evaluationError str",
+    "authentication.SelfSubjectReview": "1 metadata meta.ObjectMeta; 2 status authentication.SelfSubjectReviewStatus",
+    "authentication.SelfSubjectReviewStatus": "1 userInfo authentication.UserInfo",
+    "authentication.UserInfo": "1 username str; 2 uid str; 3 groups str*",
     "scheduling.PriorityClass": (
         "1 metadata meta.ObjectMeta; 2 value int!; 3 globalDefault bool; 4 description str; 5 preemptionPolicy str?"
     ),
@@ -553,6 +569,7 @@ _GROUP_VERSIONS = {
     "scheduling": "scheduling.k8s.io/v1",
     "networking": "networking.k8s.io/v1",
     "authentication": "authentication.k8s.io/v1",
+    "authorization": "authorization.k8s.io/v1",
 }
 
 _ROOTS = (
@@ -573,6 +590,8 @@ _ROOTS = (
     "scheduling.PriorityClass",
     "networking.Ingress",
     "authentication.TokenRequest",
+    "authentication.SelfSubjectReview",
+    "authorization.SelfSubjectAccessReview",
 )
 
 # (apiVersion, kind) -> message name of the top-level objects we decode.

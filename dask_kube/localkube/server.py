@@ -414,6 +414,13 @@ class ApiServer:
             raise ApiError(400, f"invalid resource version: {rv_param}")
         timeout = _int_param(request, "timeoutSeconds")
         bookmarks = _flag(request, "allowWatchBookmarks")
+        # sendInitialEvents: the current state as ADDED, then a bookmark marking its end, then live events.
+        initial_events = _flag(request, "sendInitialEvents")
+        if initial_events:
+            if not bookmarks or request.query.get("resourceVersionMatch") != "NotOlderThan":
+                raise ApiError(422, "sendInitialEvents requires allowWatchBookmarks=true and "
+                                    "resourceVersionMatch=NotOlderThan")
+            since = None
         table = _wants_table(request)
         resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
@@ -427,6 +434,19 @@ class ApiServer:
         deadline = time.monotonic() + timeout if timeout else None
         last_bookmark = time.monotonic()
         try:
+            if initial_events:
+                # The snapshot was queued atomically with the subscription: count it and note its revision
+                # before the first await lets newer writes in.
+                initial, snapshot_rv = watcher.queue.qsize(), core.store.revision
+                for _ in range(initial):
+                    item = watcher.queue.get_nowait()
+                    if item is not None:
+                        await resp.write(json.dumps({"type": item[0], "object": core._served(kind, item[1])})
+                                         .encode() + b"\n")
+                mark = {"kind": kind.kind, "apiVersion": kind.api_version,
+                        "metadata": {"resourceVersion": str(snapshot_rv),
+                                     "annotations": {"k8s.io/initial-events-end": "true"}}}
+                await resp.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
             while True:
                 wait = 1.0
                 if deadline is not None:

@@ -45,7 +45,7 @@ async def test_create_get_list_with_selectors_and_delete(api, namespace: str) ->
     assert by_field == ["b"]
     set_based = [p.name async for p in api.get("pods", namespace=namespace, label_selector="app in (x,y),!tier")]
     assert set_based == ["b"]
-    await a.delete()
+    await a.delete(force=True)  # grace 0: a scheduled pod otherwise waits for its kubelet
     assert not await a.exists()
     with pytest.raises(kr8s.NotFoundError):
         await a.refresh()
@@ -161,3 +161,9 @@ async def test_wait_for_condition_and_jsonpath(api, namespace: str, widget_crd) 
     task = asyncio.create_task(later())
     await w.wait(["condition=Ready", "jsonpath='{.status.phase}'=Up"], mode="all", timeout=10)
     await task
+
+
+async def test_whoami_and_access_reviews(api, kubectl) -> None:  # type: ignore[no-untyped-def]
+    assert await api.whoami() == "localkube-admin"
+    assert kubectl("auth", "can-i", "create", "pods").stdout.strip() == "yes"
+    assert "localkube-admin" in kubectl("auth", "whoami").stdout

@@ -151,3 +151,18 @@ async def test_field_selector_watch_and_cluster_wide_watch(http, namespace) -> N
         assert (await by_name.next())["object"]["metadata"]["name"] == "b"
         event = await cluster_wide.next()
     assert event["object"]["metadata"]["namespace"] == namespace and event["object"]["metadata"]["name"] == "a"
+
+
+async def test_send_initial_events_ends_with_a_marked_bookmark(http, namespace) -> None:  # type: ignore[no-untyped-def]
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    await _write(http, "POST", base, _cm("a"))
+    await _write(http, "POST", base, _cm("b"))
+    url = f"{base}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
+    async with WatchStream(http, url) as w:
+        first = [await w.next() for _ in range(3)]
+        await _write(http, "POST", base, _cm("c"))
+        live = await w.next()
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in first[:2]] == [("ADDED", "a"), ("ADDED", "b")]
+    assert first[2]["type"] == "BOOKMARK"
+    assert first[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert (live["type"], live["object"]["metadata"]["name"]) == ("ADDED", "c")
