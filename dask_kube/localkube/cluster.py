@@ -26,6 +26,9 @@ from .controllers.namespaces import NamespaceController
 from .controllers.nodes import NodeConfig, NodeController
 from .controllers.scheduler import Scheduler
 from .controllers.workloads import DeploymentController, ReplicaSetController
+from .images import ImageMapping
+from .kubelet import Kubelet
+from .network import Network
 from .server import ApiServer, FaultRule
 from .store import Store
 
@@ -63,6 +66,8 @@ class LocalKube:
         run_pods: bool = True,
         simulate_pods: bool = False,
         nodes: Sequence[NodeConfig] | None = None,
+        image_map: Sequence[ImageMapping] = (),
+        network_block: int | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -84,7 +89,16 @@ class LocalKube:
         self.nodes = NodeController(self.core, self.node_configs)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
-        self.extensions: list[Any] = []  # kubelet, networking, ...: objects with async start()/stop()
+        # The network runs even without a kubelet: Service IPs and Endpoints are API behaviour.
+        self.network = Network(self.core, self.state_dir, block=network_block)
+        self.kubelet: Kubelet | None = None
+        if run_pods:
+            self.kubelet = Kubelet(self.core, node_name=self.node_configs[0].name,
+                                   work_dir=self.state_dir / "kubelet", network=self.network,
+                                   simulate=simulate_pods, image_map=image_map)
+            self.server.runtime = self.kubelet
+        # Started in order, stopped in reverse: objects with async start()/stop().
+        self.extensions: list[Any] = [self.network, *([self.kubelet] if self.kubelet else [])]
 
     @property
     def url(self) -> str:
@@ -130,9 +144,10 @@ class LocalKube:
     async def stop(self) -> None:
         await self._stop_http()
         for ext in reversed(self.extensions):
-            with contextlib.suppress(Exception):
+            try:
                 await ext.stop()
-        self.extensions.clear()
+            except Exception:  # keep stopping the rest: no process may outlive LocalKube
+                log.exception("stopping %s failed", type(ext).__name__)
         for controller in self.controllers:
             await controller.stop()
         await self.nodes.stop()

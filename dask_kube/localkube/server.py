@@ -527,20 +527,27 @@ class ApiServer:
             limit_bytes=_int_param(request, "limitBytes"),
         )
         chunks = self.runtime.logs(pod, options)
-        first = None
-        with contextlib.suppress(StopAsyncIteration):
-            first = await anext(chunks)  # errors (waiting container, no previous) surface before the 200
+        # Errors (a waiting container, no previous instance) are raised before the runtime waits for output,
+        # so they can still become the 400 they are; a quiet followed container must not hold back the headers.
+        first = asyncio.ensure_future(anext(chunks))
+        await asyncio.wait({first}, timeout=0.2)
+        if first.done() and first.exception() is not None and not isinstance(first.exception(), StopAsyncIteration):
+            raise first.exception()  # type: ignore[misc]
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         try:
-            if first:
-                await resp.write(first)
-                async for chunk in chunks:
-                    await resp.write(chunk)
+            try:
+                chunk = await first
+            except StopAsyncIteration:
+                return resp
+            await resp.write(chunk)
+            async for chunk in chunks:
+                await resp.write(chunk)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
+            first.cancel()
             with contextlib.suppress(Exception):
                 await chunks.aclose()  # type: ignore[attr-defined]
         return resp

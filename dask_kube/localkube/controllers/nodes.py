@@ -24,6 +24,8 @@ Obj = dict[str, Any]
 
 NODE_KEY = ("", "nodes")
 SIMULATE_ANNOTATION = "localkube.dask.org/simulate"
+# Every node LocalKube creates is served by its kubelet (which also serves any node carrying this label).
+KUBELET_LABEL = "localkube.dask.org/kubelet"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 KUBELET_VERSION = "v1.32.0"
 
@@ -67,6 +69,7 @@ def node_object(config: NodeConfig) -> Obj:
         "kubernetes.io/arch": _arch(),
         "beta.kubernetes.io/os": "linux",
         "beta.kubernetes.io/arch": _arch(),
+        KUBELET_LABEL: "true",
         **config.labels,
     }
     meta: Obj = {"name": config.name, "labels": labels}
