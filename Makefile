@@ -31,6 +31,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/localkube_api.py
+	$(PY) bench/localkube_pods.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -78,7 +78,7 @@ async def test_default_node_is_registered_like_a_kubelet_would() -> None:
         assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "localkube-node"
         assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
         status = node["status"]
-        assert status["allocatable"] == status["capacity"] == {"cpu": "64", "memory": "256Gi", "pods": "1000",
+        assert status["allocatable"] == status["capacity"] == {"cpu": "64", "memory": "256Gi", "pods": "5000",
                                                                 "ephemeral-storage": "100Gi"}
         ready = next(x for x in status["conditions"] if x["type"] == "Ready")
         assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
