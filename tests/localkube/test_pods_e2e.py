@@ -225,3 +225,25 @@ def test_dask_scheduler_and_two_workers_compute_through_kr8s_port_forward(kubect
         assert names == ["worker-0", "worker-1"]
         futures = client.map(lambda x: x * x, range(100))
         assert client.submit(sum, futures).result(timeout=60) == 328350
+
+
+def test_kubectl_port_forward_pod_and_exec(kube, kubectl, namespace) -> None:  # type: ignore[no-untyped-def]
+    _apply(kubectl, _http_pod("pfpod", {"app": "pfpod"}))
+    _wait_ready(kubectl, "pfpod")
+    out = kubectl("exec", "pfpod", "--", "python", "-c", "import os; print(os.environ['HOSTNAME'])")
+    assert out.stdout.strip() == "pfpod"
+    failed = kubectl("exec", "pfpod", "--", "python", "-c", "raise SystemExit(3)", check=False)
+    assert failed.returncode == 3
+    env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig), KUBECACHEDIR=str(kube.cache_dir))
+    proc = subprocess.Popen(["kubectl", "-n", namespace, "port-forward", "pod/pfpod", ":8080"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8080"
+        local = int(line.split("127.0.0.1:")[1].split()[0])
+        for _ in range(3):  # several connections through one kubectl session
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as resp:
+                assert resp.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
