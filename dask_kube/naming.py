@@ -1,0 +1,173 @@
+"""The names of the `kubernetes.dask.org/v1` contract (docs/compat.md), in one place.
+
+Labels, object names, ports, environment variables, phases, condition types and reasons, and Event reasons:
+every other module refers to these, never to the literals.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+
+GROUP = "kubernetes.dask.org"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Kinds and plurals.
+DASKCLUSTER = "DaskCluster"
+DASKWORKERGROUP = "DaskWorkerGroup"
+DASKJOB = "DaskJob"
+DASKAUTOSCALER = "DaskAutoscaler"
+PLURALS = {
+    DASKCLUSTER: "daskclusters",
+    DASKWORKERGROUP: "daskworkergroups",
+    DASKJOB: "daskjobs",
+    DASKAUTOSCALER: "daskautoscalers",
+}
+
+# Labels.
+CLUSTER_LABEL = "dask.org/cluster-name"
+COMPONENT_LABEL = "dask.org/component"
+WORKERGROUP_LABEL = "dask.org/workergroup-name"
+ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
+
+
+class Component(StrEnum):
+    SCHEDULER = "scheduler"
+    WORKER = "worker"
+    WORKERGROUP = "workergroup"
+    JOB_RUNNER = "job-runner"
+    AUTOSCALER = "autoscaler"
+
+
+# Annotation prefixes that never propagate from a parent to its children.
+NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io")
+# The reference autoscaler's bookkeeping annotation (read for compatibility; dask_kube keeps status instead).
+COOLDOWN_ANNOTATION = "kubernetes.dask.org/cooldown-until"
+
+# Ports.
+SCHEDULER_PORT = 8786
+SCHEDULER_PORT_NAME = "tcp-comm"
+DASHBOARD_PORT = 8787
+DASHBOARD_PORT_NAME = "http-dashboard"
+WORKER_DASHBOARD_PORT = 8788
+
+# Environment variables injected into containers.
+SCHEDULER_ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+WORKER_NAME_ENV = "DASK_WORKER_NAME"
+
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DEFAULT_WORKER_GROUP = "default"
+
+# Names are DNS labels: the longest child suffix is "-scheduler" (10), so a cluster name has at most 53 characters.
+MAX_NAME_LENGTH = 63
+MAX_CLUSTER_NAME_LENGTH = MAX_NAME_LENGTH - len("-scheduler")
+
+
+def scheduler_name(cluster: str) -> str:
+    """The scheduler Pod and its Service share this name."""
+    return f"{cluster}-scheduler"
+
+
+def default_worker_group_name(cluster: str) -> str:
+    return worker_group_name(cluster, DEFAULT_WORKER_GROUP)
+
+
+def worker_group_name(cluster: str, group: str) -> str:
+    """The DaskWorkerGroup of a group that the client adds to `cluster`."""
+    return f"{cluster}-{group}"
+
+
+def worker_pod_name(worker_group: str) -> str:
+    return f"{worker_group}-worker-{secrets.token_hex(5)}"
+
+
+def job_runner_name(job: str) -> str:
+    return f"{job}-runner"
+
+
+def autoscaler_name(cluster: str) -> str:
+    return cluster
+
+
+def scheduler_address(cluster: str, namespace: str, domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+    """What workers and job runners are told: the scheduler Service's in-cluster DNS name."""
+    return f"tcp://{scheduler_name(cluster)}.{namespace}.svc.{domain}:{SCHEDULER_PORT}"
+
+
+def cluster_selector(cluster: str) -> dict[str, str]:
+    return {CLUSTER_LABEL: cluster}
+
+
+def scheduler_selector(cluster: str) -> dict[str, str]:
+    return {CLUSTER_LABEL: cluster, COMPONENT_LABEL: Component.SCHEDULER}
+
+
+def worker_selector(cluster: str, worker_group: str | None = None) -> dict[str, str]:
+    selector = {CLUSTER_LABEL: cluster, COMPONENT_LABEL: Component.WORKER}
+    if worker_group is not None:
+        selector[WORKERGROUP_LABEL] = worker_group
+    return selector
+
+
+def job_runner_selector(job: str) -> dict[str, str]:
+    return {CLUSTER_LABEL: job, COMPONENT_LABEL: Component.JOB_RUNNER}
+
+
+def selector_string(selector: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector.items())
+
+
+class ClusterPhase(StrEnum):
+    CREATED = "Created"
+    PENDING = "Pending"
+    RUNNING = "Running"
+    ERROR = "Error"
+
+
+class JobStatus(StrEnum):
+    JOB_CREATED = "JobCreated"
+    CLUSTER_CREATED = "ClusterCreated"
+    RUNNING = "Running"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    """Standard `status.conditions` types written by the operator."""
+
+    SPEC_VALID = "SpecValid"  # False: the resource can never be reconciled as written
+    SCHEDULER_READY = "SchedulerReady"  # the scheduler answers RPC
+    WORKERS_READY = "WorkersReady"  # every desired worker is connected to the scheduler
+    READY = "Ready"  # the resource does what it asks (cluster: scheduler and workers; group: its workers)
+    JOB_COMPLETE = "Complete"
+    JOB_FAILED = "Failed"
+
+
+class Reason(StrEnum):
+    """Reasons of conditions and Events: one vocabulary for both."""
+
+    VALID = "Valid"
+    INVALID_SPEC = "InvalidSpec"
+    SCHEDULER_RUNNING = "SchedulerRunning"
+    SCHEDULER_STARTING = "SchedulerStarting"
+    SCHEDULER_UNSCHEDULABLE = "SchedulerUnschedulable"
+    SCHEDULER_CRASH_LOOP = "SchedulerCrashLoopBackOff"
+    SCHEDULER_IMAGE_PULL = "SchedulerImagePullBackOff"
+    SCHEDULER_RECREATED = "SchedulerRecreated"
+    WORKERS_CONNECTED = "WorkersConnected"
+    WORKERS_STARTING = "WorkersStarting"
+    WORKERS_UNSCHEDULABLE = "WorkersUnschedulable"
+    SCALED_UP = "ScaledUp"
+    SCALED_DOWN = "ScaledDown"
+    WORKERS_RETIRED = "WorkersRetired"
+    WORKER_REPLACED = "WorkerReplaced"
+    IDLE_TIMEOUT = "IdleTimeout"
+    AUTOSCALED = "Autoscaled"
+    JOB_SUCCEEDED = "JobSucceeded"
+    JOB_FAILED = "JobFailed"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    CLUSTER_FAILED = "ClusterFailed"
+    RUNNER_DELETED = "RunnerDeleted"
+    TTL_EXPIRED = "TTLExpired"
+    CLUSTER_MISSING = "ClusterMissing"

@@ -1,0 +1,262 @@
+"""Pure builders of DaskCluster, DaskWorkerGroup, Pod and Service dicts, shared by the client and the operator.
+
+No I/O and no configuration reads: callers resolve defaults (dask config, operator settings) and pass them in.
+Every function returns a new dict and never mutates its arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import naming
+from .naming import Component
+
+DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
+DEFAULT_WORKER_COMMAND = ("dask", "worker")
+DEFAULT_SCHEDULER_COMMAND = ("dask", "scheduler")
+
+Obj = dict[str, Any]
+Env = Mapping[str, str] | Sequence[Mapping[str, Any]] | None
+
+
+def env_list(env: Env) -> list[dict[str, Any]]:
+    """A dict becomes `[{"name", "value"}]`; a list of Kubernetes env entries passes through (copied)."""
+    if env is None:
+        return []
+    if isinstance(env, Mapping):
+        return [{"name": str(k), "value": str(v)} for k, v in env.items()]
+    return [dict(e) for e in env]
+
+
+def command_list(command: str | Sequence[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+# -- the public helpers of the client API --------------------------------------------------------------------
+
+
+def make_worker_spec(
+    image: str = DEFAULT_IMAGE,
+    n_workers: int | None = 3,
+    resources: Mapping[str, Any] | None = None,
+    env: Env = None,
+    worker_command: str | Sequence[str] = DEFAULT_WORKER_COMMAND,
+) -> Obj:
+    """The `worker` block of a DaskCluster or DaskWorkerGroup.
+
+    The worker finds its scheduler through `DASK_SCHEDULER_ADDRESS` and takes its pod's name through
+    `DASK_WORKER_NAME`; the operator injects both.
+    """
+    args = [*command_list(worker_command), "--name", f"$({naming.WORKER_NAME_ENV})", "--dashboard",
+            "--dashboard-address", str(naming.WORKER_DASHBOARD_PORT)]
+    container: Obj = {
+        "name": "worker",
+        "image": image,
+        "args": args,
+        "env": env_list(env),
+        "resources": copy.deepcopy(dict(resources or {})),
+        "ports": [{"name": naming.DASHBOARD_PORT_NAME, "containerPort": naming.WORKER_DASHBOARD_PORT,
+                   "protocol": "TCP"}],
+    }
+    worker: Obj = {"spec": {"containers": [container]}}
+    if n_workers is not None:
+        worker["replicas"] = n_workers
+    return worker
+
+
+def make_scheduler_spec(
+    cluster_name: str,
+    env: Env = None,
+    resources: Mapping[str, Any] | None = None,
+    image: str = DEFAULT_IMAGE,
+    scheduler_service_type: str = "ClusterIP",
+    jupyter: bool = False,
+) -> Obj:
+    """The `scheduler` block of a DaskCluster: a scheduler container, its probes and its Service."""
+    args = [*DEFAULT_SCHEDULER_COMMAND, "--host", "0.0.0.0"]
+    if jupyter:
+        args.append("--jupyter")
+    health = {"httpGet": {"port": naming.DASHBOARD_PORT_NAME, "path": "/health"}}
+    container: Obj = {
+        "name": "scheduler",
+        "image": image,
+        "args": args,
+        "env": env_list(env),
+        "resources": copy.deepcopy(dict(resources or {})),
+        "ports": [
+            {"name": naming.SCHEDULER_PORT_NAME, "containerPort": naming.SCHEDULER_PORT, "protocol": "TCP"},
+            {"name": naming.DASHBOARD_PORT_NAME, "containerPort": naming.DASHBOARD_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {**health, "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 5},
+        "livenessProbe": {**health, "initialDelaySeconds": 15, "periodSeconds": 20, "timeoutSeconds": 5},
+    }
+    return {
+        "spec": {"containers": [container]},
+        "service": {
+            "type": scheduler_service_type,
+            "selector": naming.scheduler_selector(cluster_name),
+            "ports": [
+                {"name": naming.SCHEDULER_PORT_NAME, "protocol": "TCP", "port": naming.SCHEDULER_PORT,
+                 "targetPort": naming.SCHEDULER_PORT_NAME},
+                {"name": naming.DASHBOARD_PORT_NAME, "protocol": "TCP", "port": naming.DASHBOARD_PORT,
+                 "targetPort": naming.DASHBOARD_PORT_NAME},
+            ],
+        },
+    }
+
+
+def make_cluster_spec(
+    name: str,
+    image: str = DEFAULT_IMAGE,
+    n_workers: int | None = None,
+    resources: Mapping[str, Any] | None = None,
+    env: Env = None,
+    worker_command: str | Sequence[str] = DEFAULT_WORKER_COMMAND,
+    scheduler_service_type: str = "ClusterIP",
+    idle_timeout: int | None = 0,
+    jupyter: bool = False,
+) -> Obj:
+    """A whole DaskCluster manifest, as `KubeCluster` creates it and `dask kube gen cluster` prints it."""
+    return {
+        "apiVersion": naming.API_VERSION,
+        "kind": naming.DASKCLUSTER,
+        "metadata": {"name": name},
+        "spec": {
+            "idleTimeout": int(idle_timeout or 0),
+            "worker": make_worker_spec(image=image, n_workers=n_workers, resources=resources, env=env,
+                                       worker_command=worker_command),
+            "scheduler": make_scheduler_spec(cluster_name=name, env=env, resources=resources, image=image,
+                                             scheduler_service_type=scheduler_service_type, jupyter=jupyter),
+        },
+    }
+
+
+def make_worker_group(cluster: str, group: str, worker: Mapping[str, Any], namespace: str | None = None) -> Obj:
+    """A DaskWorkerGroup named `{cluster}-{group}` that the client adds to a cluster."""
+    meta: Obj = {"name": naming.worker_group_name(cluster, group),
+                 "labels": {naming.CLUSTER_LABEL: cluster, naming.COMPONENT_LABEL: Component.WORKERGROUP}}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP, "metadata": meta,
+            "spec": {"cluster": cluster, "worker": copy.deepcopy(dict(worker))}}
+
+
+def make_autoscaler(cluster: str, minimum: int, maximum: int, worker_group: str | None = None,
+                    namespace: str | None = None) -> Obj:
+    meta: Obj = {"name": naming.autoscaler_name(cluster) if worker_group is None else
+                 f"{cluster}-{worker_group}",
+                 "labels": {naming.CLUSTER_LABEL: cluster, naming.COMPONENT_LABEL: Component.AUTOSCALER}}
+    if namespace:
+        meta["namespace"] = namespace
+    spec: Obj = {"cluster": cluster, "minimum": minimum, "maximum": maximum}
+    if worker_group is not None:
+        spec["workerGroup"] = naming.worker_group_name(cluster, worker_group)
+    return {"apiVersion": naming.API_VERSION, "kind": naming.DASKAUTOSCALER, "metadata": meta, "spec": spec}
+
+
+# -- what the operator creates -------------------------------------------------------------------------------
+
+
+def owner_reference(parent: Mapping[str, Any]) -> Obj:
+    """A controlling ownerReference: deleting the parent deletes the child through garbage collection."""
+    meta = parent["metadata"]
+    return {"apiVersion": parent["apiVersion"], "kind": parent["kind"], "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _propagating(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: v for k, v in (annotations or {}).items()
+            if not k.startswith(naming.NON_PROPAGATING_ANNOTATION_PREFIXES)}
+
+
+def child_metadata(parent: Mapping[str, Any], sub_metadata: Mapping[str, Any] | None, name: str,
+                   fixed_labels: Mapping[str, str]) -> Obj:
+    """Labels and annotations: the parent's, then the spec's `metadata`, then the fixed labels, which always win."""
+    pmeta = parent.get("metadata") or {}
+    sub = sub_metadata or {}
+    labels = {**(pmeta.get("labels") or {}), **(sub.get("labels") or {}), **fixed_labels}
+    annotations = {**_propagating(pmeta.get("annotations")), **_propagating(sub.get("annotations"))}
+    meta: Obj = {"name": name, "labels": labels, "ownerReferences": [owner_reference(parent)]}
+    if pmeta.get("namespace"):
+        meta["namespace"] = pmeta["namespace"]
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def _inject_env(pod_spec: Obj, values: Mapping[str, str]) -> None:
+    """Add each variable to every container that does not set it already (the user's value wins)."""
+    for container in pod_spec.get("containers") or ():
+        env = container.setdefault("env", [])
+        present = {e.get("name") for e in env if isinstance(e, Mapping)}
+        env.extend({"name": k, "value": v} for k, v in values.items() if k not in present)
+
+
+def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
+    name = cluster["metadata"]["name"]
+    scheduler = cluster["spec"]["scheduler"]
+    fixed = {**naming.scheduler_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name), fixed),
+            "spec": copy.deepcopy(scheduler["spec"])}
+
+
+def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
+    """The scheduler Service; its selector is always the scheduler's fixed labels, so it cannot miss the pod."""
+    name = cluster["metadata"]["name"]
+    scheduler = cluster["spec"]["scheduler"]
+    spec = copy.deepcopy(scheduler.get("service") or {})
+    spec["selector"] = naming.scheduler_selector(name)
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name),
+                                       naming.scheduler_selector(name)),
+            "spec": spec}
+
+
+def default_worker_group(cluster: Mapping[str, Any]) -> Obj:
+    name = cluster["metadata"]["name"]
+    worker = cluster["spec"]["worker"]
+    fixed = {naming.CLUSTER_LABEL: name, naming.COMPONENT_LABEL: Component.WORKERGROUP}
+    return {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
+            "metadata": child_metadata(cluster, worker.get("metadata"), naming.default_worker_group_name(name),
+                                       fixed),
+            "spec": {"cluster": name, "worker": copy.deepcopy(worker)}}
+
+
+def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming.DEFAULT_CLUSTER_DOMAIN,
+               pod_name: str | None = None) -> Obj:
+    group_name = group["metadata"]["name"]
+    namespace = group["metadata"].get("namespace", "default")
+    worker = group["spec"]["worker"]
+    name = pod_name or naming.worker_pod_name(group_name)
+    fixed = {**naming.worker_selector(cluster_name, group_name), naming.ISTIO_INJECT_LABEL: "false"}
+    spec = copy.deepcopy(worker["spec"])
+    _inject_env(spec, {naming.WORKER_NAME_ENV: name,
+                       naming.SCHEDULER_ADDRESS_ENV: naming.scheduler_address(cluster_name, namespace, domain)})
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": child_metadata(group, worker.get("metadata"), name, fixed), "spec": spec}
+
+
+def job_cluster(job: Mapping[str, Any]) -> Obj:
+    """The DaskCluster of a DaskJob: named after the job, its spec is `spec.cluster.spec`."""
+    name = job["metadata"]["name"]
+    cluster = job["spec"]["cluster"]
+    return {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER,
+            "metadata": child_metadata(job, cluster.get("metadata"), name, naming.cluster_selector(name)),
+            "spec": copy.deepcopy(cluster["spec"])}
+
+
+def job_runner_pod(job: Mapping[str, Any], domain: str = naming.DEFAULT_CLUSTER_DOMAIN) -> Obj:
+    name = job["metadata"]["name"]
+    namespace = job["metadata"].get("namespace", "default")
+    runner = job["spec"]["job"]
+    fixed = {**naming.job_runner_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
+    spec = copy.deepcopy(runner["spec"])
+    spec.setdefault("restartPolicy", "OnFailure")
+    _inject_env(spec, {naming.SCHEDULER_ADDRESS_ENV: naming.scheduler_address(name, namespace, domain)})
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": child_metadata(job, runner.get("metadata"), naming.job_runner_name(name), fixed),
+            "spec": spec}
