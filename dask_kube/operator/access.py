@@ -1,0 +1,119 @@
+"""Reaching schedulers: by Service DNS in a cluster, by one port-forward per scheduler pod outside it.
+
+`SchedulerRPC` names the few scheduler calls the operator makes, so that planners are tested against an
+in-memory fake and the operator against real schedulers. Forwards are kept per scheduler pod uid (a replaced
+scheduler gets a fresh one) and closed when their cluster goes: none leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from distributed.core import rpc
+from kr8s.asyncio.objects import Pod
+from kr8s.asyncio.portforward import PortForward
+
+from .. import naming
+from .settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerRPC(Protocol):
+    async def workers(self, namespace: str, cluster: str) -> dict[str, dict[str, Any]]:
+        """Connected workers by address: each has `name`, `host` and `metrics`."""
+
+    async def retire_workers(self, namespace: str, cluster: str, names: list[str]) -> list[str]:
+        """Move the data of these workers elsewhere and remove them; the names actually retired."""
+
+    async def adaptive_target(self, namespace: str, cluster: str) -> int: ...
+
+    async def idle_since(self, namespace: str, cluster: str) -> float | None:
+        """When the scheduler became idle (its own clock), or None while it has work or clients."""
+
+    async def forget(self, namespace: str, cluster: str) -> None:
+        """Drop any connection state for a cluster that went away."""
+
+
+class SchedulerUnreachable(Exception):
+    """The scheduler did not answer (not started yet, restarting, or gone)."""
+
+
+class DistributedSchedulerRPC:
+    """`SchedulerRPC` over distributed's own RPC, reaching the scheduler as the settings say."""
+
+    def __init__(self, settings: OperatorSettings, api: Any) -> None:
+        self.settings = settings
+        self.api = api
+        self._forwards: dict[tuple[str, str], tuple[str, PortForward, int]] = {}  # (ns, cluster) -> (uid, pf, port)
+        self._lock = asyncio.Lock()
+
+    async def _address(self, namespace: str, cluster: str) -> str:
+        if not self.settings.use_port_forward:
+            return naming.scheduler_address(cluster, namespace, self.settings.cluster_domain)
+        async with self._lock:
+            pod = Pod({"metadata": {"name": naming.scheduler_name(cluster), "namespace": namespace}}, api=self.api)
+            try:
+                await pod.refresh()
+            except Exception as err:
+                raise SchedulerUnreachable(f"no scheduler pod: {err}") from err
+            uid = pod.metadata.uid
+            known = self._forwards.get((namespace, cluster))
+            if known is not None and known[0] == uid:
+                return f"tcp://127.0.0.1:{known[2]}"
+            if known is not None:
+                await self._stop(known[1])
+            pf = pod.portforward(naming.SCHEDULER_PORT, local_port="auto")
+            port = await pf.start()
+            self._forwards[(namespace, cluster)] = (uid, pf, port)
+            return f"tcp://127.0.0.1:{port}"
+
+    @staticmethod
+    async def _stop(pf: PortForward) -> None:
+        with contextlib.suppress(Exception):  # kr8s's forward teardown raises cancel-scope noise on stop
+            await pf.stop()
+
+    @contextlib.asynccontextmanager
+    async def _rpc(self, namespace: str, cluster: str) -> AsyncIterator[Any]:
+        address = await self._address(namespace, cluster)
+        r = rpc(address, timeout=self.settings.rpc_timeout)
+        try:
+            yield r
+        except (TimeoutError, OSError) as err:
+            raise SchedulerUnreachable(f"{address}: {err}") from err
+        finally:
+            await r.close_rpc()
+
+    async def workers(self, namespace: str, cluster: str) -> dict[str, dict[str, Any]]:
+        async with self._rpc(namespace, cluster) as r:
+            identity = await asyncio.wait_for(r.identity(), self.settings.rpc_timeout)
+        return identity.get("workers", {})
+
+    async def retire_workers(self, namespace: str, cluster: str, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        async with self._rpc(namespace, cluster) as r:
+            retired = await r.retire_workers(names=names, close_workers=False, remove=True)
+        return [info.get("name") for info in retired.values()]
+
+    async def adaptive_target(self, namespace: str, cluster: str) -> int:
+        async with self._rpc(namespace, cluster) as r:
+            return int(await asyncio.wait_for(r.adaptive_target(), self.settings.rpc_timeout))
+
+    async def idle_since(self, namespace: str, cluster: str) -> float | None:
+        async with self._rpc(namespace, cluster) as r:
+            value = await asyncio.wait_for(r.check_idle(), self.settings.rpc_timeout)
+        return float(value) if value is not None else None
+
+    async def forget(self, namespace: str, cluster: str) -> None:
+        known = self._forwards.pop((namespace, cluster), None)
+        if known is not None:
+            await self._stop(known[1])
+
+    async def close(self) -> None:
+        for key in list(self._forwards):
+            await self.forget(*key)

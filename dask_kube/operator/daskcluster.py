@@ -1,0 +1,232 @@
+"""DaskCluster: validate, then scheduler Service, scheduler Pod, default DaskWorkerGroup; status; idle timeout.
+
+The status is computed from what exists: `Running` means the scheduler answers RPC, not merely that its
+Service exists. A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
+cluster and its default worker group, so that `kubectl scale daskcluster` and `kubectl scale daskworkergroup`
+both work; `status.appliedWorkerReplicas` remembers which side changed last.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kr8s
+from kr8s.asyncio.objects import Pod, Service
+
+from .. import naming, specs, validation
+from ..errors import SpecError
+from ..naming import ClusterPhase, ConditionType, Reason
+from ..resources import DaskCluster, DaskWorkerGroup
+from . import conditions
+from .access import SchedulerUnreachable
+from .context import OperatorContext
+
+log = logging.getLogger(__name__)
+PLURAL = naming.PLURALS[naming.DASKCLUSTER]
+
+
+def spec_problems(cluster: dict[str, Any]) -> list[SpecError]:
+    """What the operator can tell is wrong without asking the API server."""
+    problems: list[SpecError] = []
+    try:
+        validation.validate_cluster_name(cluster["metadata"]["name"])
+    except SpecError as err:
+        problems.append(SpecError(err.message, "metadata.name"))
+    spec = cluster.get("spec") or {}
+    problems += validation.pod_spec_problems((spec.get("scheduler") or {}).get("spec"), "spec.scheduler.spec")
+    problems += validation.pod_spec_problems((spec.get("worker") or {}).get("spec"), "spec.worker.spec")
+    return problems
+
+
+def scheduler_diagnosis(pod: dict[str, Any] | None) -> tuple[str, str]:
+    """Why a scheduler does not answer yet, as (reason, message), from its pod's status."""
+    if pod is None:
+        return Reason.SCHEDULER_STARTING, "the scheduler pod is being created"
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return Reason.SCHEDULER_UNSCHEDULABLE, f"scheduler pod cannot be scheduled: {cond.get('message', '')}"
+    for cs in status.get("containerStatuses") or ():
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if reason == "CrashLoopBackOff":
+            return Reason.SCHEDULER_CRASH_LOOP, f"scheduler container {cs.get('name')} is crash-looping: " \
+                                                f"{waiting.get('message', '')}"
+        if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+            return Reason.SCHEDULER_IMAGE_PULL, f"scheduler image cannot be pulled: {waiting.get('message', reason)}"
+        if reason and reason != "ContainerCreating":
+            return Reason.SCHEDULER_STARTING, f"scheduler container {cs.get('name')} is waiting: {reason}"
+    return Reason.SCHEDULER_STARTING, f"the scheduler pod is {status.get('phase', 'Pending')}"
+
+
+class ClusterReconciler:
+    def __init__(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+        self._validated: dict[tuple[str, str], tuple[str, int]] = {}  # (ns, name) -> (uid, generation)
+        self._reported: dict[tuple[str, str], str] = {}  # (ns, name) -> last error reported as an Event
+
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        ctx, kube = self.ctx, self.ctx.kube
+        cluster = await kube.get(DaskCluster, name, namespace)
+        if cluster is None or cluster.raw["metadata"].get("deletionTimestamp"):
+            await ctx.scheduler.forget(namespace, name)
+            self._validated.pop((namespace, name), None)
+            return None
+        raw = cluster.raw
+        generation = raw["metadata"].get("generation", 1)
+        status = raw.get("status") or {}
+        if not status.get("phase"):
+            await kube.patch_status(cluster, {"phase": ClusterPhase.CREATED})
+        error = await self._validate(cluster)
+        if error:
+            await self._report_error(cluster, error)
+            return None
+        service = await kube.get(Service, naming.scheduler_name(name), namespace)
+        if service is None:
+            await kube.create(specs.scheduler_service(raw))
+        pod = await kube.get(Pod, naming.scheduler_name(name), namespace)
+        pod = await self._ensure_scheduler_pod(cluster, pod)
+        group = await self._ensure_default_group(cluster)
+        return await self._update_status(cluster, pod, group, generation)
+
+    async def _validate(self, cluster: DaskCluster) -> str | None:
+        raw = cluster.raw
+        meta = raw["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if self._validated.get(key) == (meta["uid"], meta.get("generation", 1)):
+            return None
+        problems = spec_problems(raw)
+        if problems:
+            return "; ".join(str(p) for p in problems)
+        if await self.ctx.kube.get(Pod, naming.scheduler_name(meta["name"]), meta["namespace"]) is None:
+            group = specs.default_worker_group(raw)
+            group["metadata"].update(namespace=meta["namespace"], uid=meta["uid"])  # a stand-in owner for the check
+            for body, field in ((specs.scheduler_pod(raw), "spec.scheduler.spec"),
+                                (specs.scheduler_service(raw), "spec.scheduler.service"),
+                                (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain),
+                                 "spec.worker.spec")):
+                message = await self.ctx.kube.dry_run(body)
+                if message:
+                    return f"{field}: the API server would reject it: {message}"
+        self._validated[key] = (meta["uid"], meta.get("generation", 1))
+        return None
+
+    async def _report_error(self, cluster: DaskCluster, message: str) -> None:
+        meta = cluster.raw["metadata"]
+        key = (meta["namespace"], meta["name"])
+        current = cluster.raw.get("status") or {}
+        wanted = [conditions.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message,
+                                       meta.get("generation")),
+                  conditions.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)]
+        if current.get("phase") != ClusterPhase.ERROR or not conditions.same(current.get("conditions"), wanted):
+            await self.ctx.kube.patch_status(cluster, {
+                "phase": ClusterPhase.ERROR, "observedGeneration": meta.get("generation"),
+                "conditions": conditions.merge(current.get("conditions"), wanted)})
+        if self._reported.get(key) != message:
+            self._reported[key] = message
+            log.warning("DaskCluster %s/%s is invalid: %s", *key, message)
+            await self.ctx.kube.event(cluster, Reason.INVALID_SPEC, message, warning=True)
+
+    async def _ensure_scheduler_pod(self, cluster: DaskCluster, pod: Pod | None) -> Pod | None:
+        raw = cluster.raw
+        if pod is not None and not pod.raw["metadata"].get("deletionTimestamp"):
+            phase = (pod.raw.get("status") or {}).get("phase")
+            if phase not in ("Succeeded", "Failed"):
+                return pod
+            log.info("scheduler pod %s/%s is %s; replacing it", pod.namespace, pod.name, phase)
+            await self.ctx.kube.delete(pod, grace_period=0)
+            return None
+        if pod is not None:  # terminating: recreate once it is gone
+            return None
+        existed = (raw.get("status") or {}).get("phase") == ClusterPhase.RUNNING
+        created = await self.ctx.kube.create(specs.scheduler_pod(raw))
+        if existed:
+            await self.ctx.kube.event(cluster, Reason.SCHEDULER_RECREATED,
+                                      "the scheduler pod was lost and has been recreated; workers reconnect to it")
+        return created  # type: ignore[return-value]
+
+    async def _ensure_default_group(self, cluster: DaskCluster) -> DaskWorkerGroup:
+        raw = cluster.raw
+        meta = raw["metadata"]
+        name = naming.default_worker_group_name(meta["name"])
+        group = await self.ctx.kube.get(DaskWorkerGroup, name, meta["namespace"])
+        desired = raw["spec"]["worker"].get("replicas", 1)
+        applied = (raw.get("status") or {}).get("appliedWorkerReplicas")
+        if group is None:
+            group = await self.ctx.kube.create(specs.default_worker_group(raw))  # type: ignore[assignment]
+            await self.ctx.kube.patch_status(cluster, {"appliedWorkerReplicas": desired})
+            return group  # type: ignore[return-value]
+        group_desired = group.raw["spec"]["worker"].get("replicas", 1)
+        if applied is None or desired != applied:
+            if group_desired != desired:
+                await group.patch({"spec": {"worker": {"replicas": desired}}})
+            await self.ctx.kube.patch_status(cluster, {"appliedWorkerReplicas": desired})
+        elif group_desired != desired:  # the group was scaled directly: mirror it on the cluster
+            await cluster.patch({"spec": {"worker": {"replicas": group_desired}}})
+            await self.ctx.kube.patch_status(cluster, {"appliedWorkerReplicas": group_desired})
+        return group  # type: ignore[return-value]
+
+    async def _update_status(self, cluster: DaskCluster, pod: Pod | None, group: DaskWorkerGroup,
+                             generation: int) -> float | None:
+        ctx = self.ctx
+        meta = cluster.raw["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        reachable = False
+        idle_for = 0.0
+        if pod is not None and (pod.raw.get("status") or {}).get("phase") == "Running":
+            try:
+                idle_since = await ctx.scheduler.idle_since(ns, name)
+                reachable = True
+                idle_for = ctx.idle.idle_for((ns, name), idle_since)
+            except (SchedulerUnreachable, kr8s.ServerError) as err:
+                log.debug("scheduler of %s/%s not answering: %s", ns, name, err)
+        group_status = group.raw.get("status") or {}
+        desired = group.raw["spec"]["worker"].get("replicas", 1)
+        ready = group_status.get("readyReplicas", 0)
+        if reachable:
+            sched = conditions.condition(ConditionType.SCHEDULER_READY, True, Reason.SCHEDULER_RUNNING,
+                                         "the scheduler answers")
+        else:
+            reason, message = scheduler_diagnosis(pod.raw if pod is not None else None)
+            if reason == Reason.SCHEDULER_CRASH_LOOP and pod is not None:
+                message += "\nlast log lines:\n" + await ctx.kube.pod_logs(pod, tail=10)
+            sched = conditions.condition(ConditionType.SCHEDULER_READY, False, reason, message)
+        workers_ok = reachable and ready >= desired
+        wanted = [
+            conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", generation),
+            sched,
+            conditions.condition(ConditionType.WORKERS_READY, workers_ok,
+                                 Reason.WORKERS_CONNECTED if workers_ok else Reason.WORKERS_STARTING,
+                                 f"{ready}/{desired} workers connected"),
+            conditions.condition(ConditionType.READY, reachable and workers_ok,
+                                 Reason.SCHEDULER_RUNNING if reachable else sched["reason"], ""),
+        ]
+        current = cluster.raw.get("status") or {}
+        phase = ClusterPhase.RUNNING if reachable else ClusterPhase.PENDING
+        new = {"phase": phase, "observedGeneration": generation,
+               "replicas": group_status.get("replicas", 0), "readyReplicas": ready,
+               "selector": group_status.get("selector", naming.selector_string(
+                   naming.worker_selector(name, naming.default_worker_group_name(name))))}
+        if any(current.get(k) != v for k, v in new.items()) or not conditions.same(current.get("conditions"),
+                                                                                     wanted):
+            new["conditions"] = conditions.merge(current.get("conditions"), wanted)
+            await ctx.kube.patch_status(cluster, new)
+            if phase == ClusterPhase.RUNNING and current.get("phase") != ClusterPhase.RUNNING:
+                log.info("DaskCluster %s/%s is Running", ns, name)
+            if not reachable and sched["reason"] != Reason.SCHEDULER_STARTING and self._reported.get(
+                    (ns, name)) != sched["message"]:
+                self._reported[(ns, name)] = sched["message"]
+                await ctx.kube.event(cluster, sched["reason"], sched["message"], warning=True)
+        timeout = int(cluster.raw["spec"].get("idleTimeout") or 0)
+        if timeout and reachable and idle_for >= timeout:
+            message = f"the scheduler has been idle for {idle_for:.0f}s (idleTimeout {timeout}s): deleting"
+            log.info("DaskCluster %s/%s: %s", ns, name, message)
+            await ctx.kube.event(cluster, Reason.IDLE_TIMEOUT, message)
+            await ctx.kube.delete(cluster)
+            return None
+        if not reachable:
+            return 1.0
+        if timeout:
+            return min(ctx.settings.resync_seconds, max(1.0, timeout - idle_for))
+        return None

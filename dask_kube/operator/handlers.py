@@ -1,0 +1,137 @@
+"""kopf wiring: one daemon per resource runs its reconcile loop; events only wake loops.
+
+Handlers are registered on `REGISTRY` (not kopf's global default), so importing this module never changes
+another operator's registry and `kopf.run(registry=REGISTRY)` runs exactly these.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .. import naming
+from ..naming import Component
+from .autoscaler import AutoscalerReconciler
+from .context import OperatorContext
+from .daskcluster import ClusterReconciler
+from .daskjob import JobReconciler
+from .settings import OperatorSettings
+from .workergroup import WorkerGroupReconciler
+
+REGISTRY = kopf.OperatorRegistry()
+FINALIZER = f"{naming.GROUP}/operator"
+log = logging.getLogger(__name__)
+
+CLUSTERS = naming.PLURALS[naming.DASKCLUSTER]
+GROUPS = naming.PLURALS[naming.DASKWORKERGROUP]
+JOBS = naming.PLURALS[naming.DASKJOB]
+AUTOSCALERS = naming.PLURALS[naming.DASKAUTOSCALER]
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf settings for an operator whose only state is in status and whose loops exit at once."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=naming.GROUP)
+    # Reconcile loops are cancelled on deletion and exit immediately: do not hold finalizers for a minute.
+    settings.background.cancellation_polling = 0.5
+    settings.background.instant_exit_timeout = 0.5
+    # Real API servers sometimes stop sending on a watch without closing it; reconnect before that matters.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.posting.level = logging.WARNING
+
+
+@kopf.on.startup(registry=REGISTRY)
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    ctx = await OperatorContext.create(OperatorSettings.from_config())
+    memo.ctx = ctx
+    memo.clusters = ClusterReconciler(ctx)
+    memo.groups = WorkerGroupReconciler(ctx)
+    memo.jobs = JobReconciler(ctx)
+    memo.autoscalers = AutoscalerReconciler(ctx)
+    log.info("dask-kube operator started (scheduler access: %s)",
+             "port-forward" if ctx.settings.use_port_forward else "service DNS")
+
+
+@kopf.on.cleanup(registry=REGISTRY)
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.ctx.close()
+
+
+@kopf.on.login(registry=REGISTRY)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Read credentials when the operator starts, not when kopf was imported (kopf's fallbacks decide then)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.probe(registry=REGISTRY, id="reconcile_loops")
+def probe_loops(memo: kopf.Memo, **_: Any) -> int:
+    return memo.ctx.loops.running()
+
+
+# -- one reconcile loop per object -----------------------------------------------------------------------------
+
+
+@kopf.daemon(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY, cancellation_timeout=5)
+async def daskcluster_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    await memo.ctx.loops.run((CLUSTERS, namespace, name), lambda: memo.clusters.reconcile(namespace, name))
+
+
+@kopf.daemon(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY, cancellation_timeout=5)
+async def daskworkergroup_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    await memo.ctx.loops.run((GROUPS, namespace, name), lambda: memo.groups.reconcile(namespace, name))
+
+
+@kopf.daemon(naming.GROUP, naming.VERSION, JOBS, registry=REGISTRY, cancellation_timeout=5)
+async def daskjob_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    await memo.ctx.loops.run((JOBS, namespace, name), lambda: memo.jobs.reconcile(namespace, name))
+
+
+@kopf.daemon(naming.GROUP, naming.VERSION, AUTOSCALERS, registry=REGISTRY, cancellation_timeout=5)
+async def daskautoscaler_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    await memo.ctx.loops.run((AUTOSCALERS, namespace, name), lambda: memo.autoscalers.reconcile(namespace, name))
+
+
+# -- events wake the loops they concern --------------------------------------------------------------------------
+
+
+@kopf.on.event(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY)
+def daskcluster_event(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.loops.wake((CLUSTERS, namespace, name))
+    memo.ctx.loops.wake((GROUPS, namespace, naming.default_worker_group_name(name)))
+
+
+@kopf.on.event(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY)
+def daskworkergroup_event(name: str, namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.loops.wake((GROUPS, namespace, name))
+    if spec.get("cluster"):
+        memo.ctx.loops.wake((CLUSTERS, namespace, spec["cluster"]))
+
+
+@kopf.on.event(naming.GROUP, naming.VERSION, JOBS, registry=REGISTRY)
+def daskjob_event(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.loops.wake((JOBS, namespace, name))
+
+
+@kopf.on.event(naming.GROUP, naming.VERSION, AUTOSCALERS, registry=REGISTRY)
+def daskautoscaler_event(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.loops.wake((AUTOSCALERS, namespace, name))
+
+
+@kopf.on.event("pods", labels={naming.CLUSTER_LABEL: kopf.PRESENT}, registry=REGISTRY)
+def pod_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    cluster = labels[naming.CLUSTER_LABEL]
+    component = labels.get(naming.COMPONENT_LABEL)
+    if component == Component.JOB_RUNNER:
+        memo.ctx.loops.wake((JOBS, namespace, cluster))
+        return
+    memo.ctx.loops.wake((CLUSTERS, namespace, cluster))
+    group = labels.get(naming.WORKERGROUP_LABEL)
+    if group:
+        memo.ctx.loops.wake((GROUPS, namespace, group))

@@ -1,0 +1,132 @@
+"""The operator's few Kubernetes operations, over kr8s: the I/O edge the reconcilers call.
+
+Creates are idempotent (409 means it exists), deletes tolerate 404, status writes happen only on change, and
+many creates or deletes run concurrently behind one semaphore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kr8s
+import kr8s.asyncio
+from kr8s.asyncio.objects import APIObject, Pod, object_from_spec
+
+from .settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Kube:
+    def __init__(self, api: kr8s.asyncio.Api, settings: OperatorSettings) -> None:
+        self.api = api
+        self.settings = settings
+        self._limit = asyncio.Semaphore(settings.create_concurrency)
+
+    async def get(self, cls: type[APIObject], name: str, namespace: str) -> APIObject | None:
+        """The object, or None; one GET (kr8s's `get` retries a missing object for seconds)."""
+        obj = cls({"metadata": {"name": name, "namespace": namespace}}, api=self.api)
+        try:
+            await obj.refresh()
+        except kr8s.NotFoundError:
+            return None
+        return obj
+
+    async def list(self, cls: type[APIObject], namespace: str, selector: Mapping[str, str]) -> list[APIObject]:
+        return [o async for o in self.api.get(cls, namespace=namespace, label_selector=dict(selector))]
+
+    async def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[Pod]:
+        return await self.list(Pod, namespace, selector)  # type: ignore[return-value]
+
+    async def create(self, body: Obj) -> APIObject:
+        """Create, or return the existing object of that name (a re-run after a crash finds its own work)."""
+        obj = object_from_spec(body, api=self.api)
+        async with self._limit:
+            try:
+                await obj.create()
+            except kr8s.ServerError as err:
+                if err.response is None or err.response.status_code != 409:
+                    raise
+                await obj.refresh()
+        return obj
+
+    async def create_many(self, bodies: Iterable[Obj]) -> list[APIObject | BaseException]:
+        """Concurrent creates; each result is the object or the exception it raised (all settle first)."""
+        return await asyncio.gather(*(self.create(b) for b in bodies), return_exceptions=True)
+
+    async def delete(self, obj: APIObject, grace_period: int | None = None) -> None:
+        async with self._limit:
+            try:
+                await obj.delete(grace_period=grace_period)
+            except kr8s.NotFoundError:
+                pass
+
+    async def delete_many(self, objs: Iterable[APIObject]) -> None:
+        results = await asyncio.gather(*(self.delete(o) for o in objs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def patch_status(self, obj: APIObject, status: Mapping[str, Any]) -> bool:
+        """Merge `status` into the object's status; no request when nothing changes. True if written."""
+        current = obj.raw.get("status") or {}
+        if all(current.get(k) == v for k, v in status.items()):
+            return False
+        try:
+            await obj.patch({"status": dict(status)}, subresource="status")
+        except kr8s.NotFoundError:
+            return False
+        return True
+
+    async def event(self, obj: APIObject, reason: str, message: str, warning: bool = False) -> None:
+        """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        if not self.settings.events:
+            return
+        meta = obj.raw["metadata"]
+        now = now_rfc3339()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj.raw.get("apiVersion", obj.version), "kind": obj.kind,
+                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+            "source": {"component": "dask-kube-operator"}, "reportingComponent": "dask-kube-operator",
+            "reportingInstance": "dask-kube-operator", "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            async with self.api.call_api("POST", version="v1", url="events", namespace=meta["namespace"],
+                                         content=json.dumps(body)):
+                pass
+        except kr8s.ServerError as err:  # an Event is advice: never fail a reconcile over it
+            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err)
+
+    async def dry_run(self, body: Obj) -> str | None:
+        """Ask the API server whether it would accept `body` (strict fields); its error message, or None."""
+        version = body["apiVersion"]
+        plural = {"Pod": "pods", "Service": "services"}[body["kind"]]
+        try:
+            async with self.api.call_api("POST", version=version, url=plural, namespace=body["metadata"]["namespace"],
+                                         params={"dryRun": "All", "fieldValidation": "Strict"},
+                                         content=json.dumps(body)):
+                return None
+        except kr8s.ServerError as err:
+            if err.response is not None and err.response.status_code in (400, 422):
+                return str(err)
+            raise
+
+    async def pod_logs(self, pod: Pod, tail: int = 20) -> str:
+        try:
+            lines = [line async for line in pod.logs(tail_lines=tail, timeout=10)]
+        except kr8s.ServerError as err:
+            return f"(no logs: {err})"
+        return "\n".join(lines)

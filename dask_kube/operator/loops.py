@@ -1,0 +1,67 @@
+"""One reconcile loop per object, woken by events and resynced on a timer.
+
+Each custom resource gets a kopf daemon running `Loops.run`: it reconciles, then sleeps until something wakes
+it (its own changes, its children's pod events) or the resync period passes. Level-triggered: every pass
+computes what should exist from what does exist, so missed events, restarts and partial work all converge.
+kopf cancels the task when the object is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+Key = tuple[str, str, str]  # (plural, namespace, name)
+log = logging.getLogger(__name__)
+
+
+class Retry(Exception):
+    """Reconcile again after `delay` seconds (something is on its way, e.g. a scheduler starting)."""
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Loops:
+    def __init__(self, resync_seconds: float) -> None:
+        self.resync = resync_seconds
+        self._wake: dict[Key, asyncio.Event] = {}
+
+    def wake(self, key: Key) -> None:
+        event = self._wake.get(key)
+        if event is not None:
+            event.set()
+
+    def running(self) -> int:
+        return len(self._wake)
+
+    async def run(self, key: Key, reconcile: Callable[[], Awaitable[float | None]]) -> None:
+        """Reconcile until cancelled. `reconcile` returns how soon it wants to run again (None: resync)."""
+        event = self._wake.setdefault(key, asyncio.Event())
+        failures = 0
+        try:
+            while True:
+                event.clear()
+                try:
+                    delay = await reconcile()
+                    failures = 0
+                except Retry as retry:
+                    delay = retry.delay
+                    log.debug("%s/%s/%s: %s; again in %.1fs", *key, retry, delay)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug or an API outage: log it, back off, never stop the loop
+                    failures += 1
+                    delay = min(0.5 * 2 ** failures, self.resync)
+                    log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key, failures,
+                                  delay)
+                timeout = self.resync if delay is None else delay
+                try:
+                    await asyncio.wait_for(event.wait(), timeout)
+                except TimeoutError:
+                    pass
+        finally:
+            if self._wake.get(key) is event:
+                del self._wake[key]

@@ -1,0 +1,111 @@
+"""Pure decisions of the worker-group reconciler: which pods to create, delete, or retire first.
+
+Scale-down never loses data: pods whose worker never joined the scheduler go first (unschedulable, then
+pending, then newest); workers that did join are retired through the scheduler, which moves their data,
+before their pods are deleted, least busy and least loaded first. Without an answer from the scheduler,
+joined workers are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    phase: str = "Pending"
+    ip: str | None = None
+    created: str = ""
+    deleting: bool = False
+    unschedulable: bool = False
+
+    @classmethod
+    def from_pod(cls, pod: Mapping[str, Any]) -> PodView:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        unschedulable = any(c.get("type") == "PodScheduled" and c.get("status") == "False"
+                            and c.get("reason") == "Unschedulable" for c in status.get("conditions") or ())
+        return cls(name=meta["name"], phase=status.get("phase", "Pending"), ip=status.get("podIP"),
+                   created=meta.get("creationTimestamp", ""), deleting=bool(meta.get("deletionTimestamp")),
+                   unschedulable=unschedulable)
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    name: str
+    host: str = ""
+    busy: int = 0  # tasks executing or ready on it
+    stored: int = 0  # bytes of data it holds
+
+    @classmethod
+    def from_identity(cls, info: Mapping[str, Any]) -> WorkerView:
+        metrics = info.get("metrics") or {}
+        task_counts = metrics.get("task_counts") or {}
+        busy = int(metrics.get("executing", 0) or 0) + int(metrics.get("ready", 0) or 0) + int(
+            task_counts.get("executing", 0) or 0)
+        stored = int(metrics.get("managed_bytes") or 0)  # data it holds; "memory" would be the process's RSS
+        return cls(name=str(info.get("name", "")), host=str(info.get("host", "")), busy=busy, stored=stored)
+
+
+@dataclass
+class Plan:
+    create: int = 0
+    delete: list[str] = field(default_factory=list)  # delete now: finished, failed, or never joined
+    retire: list[str] = field(default_factory=list)  # retire through the scheduler, then delete
+    waiting: bool = False  # more to do once the scheduler answers
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.delete or self.retire)
+
+
+def joined(pods: Sequence[PodView], workers: Sequence[WorkerView]) -> dict[str, WorkerView]:
+    """Pod name -> its connected worker, matched by worker name (= pod name) or, failing that, by pod IP."""
+    by_name = {w.name: w for w in workers}
+    by_host = {w.host: w for w in workers if w.host}
+    out = {}
+    for pod in pods:
+        worker = by_name.get(pod.name) or (by_host.get(pod.ip) if pod.ip else None)
+        if worker is not None:
+            out[pod.name] = worker
+    return out
+
+
+def plan_worker_group(desired: int, pods: Sequence[PodView], workers: Sequence[WorkerView] | None) -> Plan:
+    """What to do so that exactly `desired` live worker pods exist, losing no data on the way down."""
+    live = [p for p in pods if not p.deleting]
+    finished = [p for p in live if p.phase in TERMINAL_PHASES]
+    active = [p for p in live if p.phase not in TERMINAL_PHASES]
+    plan = Plan(delete=[p.name for p in finished])
+    excess = len(active) - desired
+    if excess < 0:
+        plan.create = -excess
+        return plan
+    if excess == 0:
+        return plan
+    if workers is None:
+        # Unknown who joined: only pods that cannot have started a worker are safe to delete.
+        safe = [p for p in active if p.phase == "Pending" and not p.ip]
+        safe.sort(key=lambda p: (not p.unschedulable, _newest_first(p)))
+        plan.delete += [p.name for p in safe[:excess]]
+        plan.waiting = excess > len(safe)
+        return plan
+    connected = joined(active, workers)
+    never = [p for p in active if p.name not in connected]
+    never.sort(key=lambda p: (not p.unschedulable, p.phase != "Pending", _newest_first(p)))
+    plan.delete += [p.name for p in never[:excess]]
+    remaining = excess - min(excess, len(never))
+    if remaining:
+        candidates = sorted((p for p in active if p.name in connected),
+                            key=lambda p: (connected[p.name].busy, connected[p.name].stored, _newest_first(p)))
+        plan.retire = [p.name for p in candidates[:remaining]]
+    return plan
+
+
+def _newest_first(pod: PodView) -> tuple[int, ...]:
+    # RFC 3339 timestamps of one format sort as strings; negate characters to sort newest first.
+    return tuple(-ord(c) for c in pod.created)

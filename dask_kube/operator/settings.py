@@ -1,0 +1,39 @@
+"""Operator settings: built once at start-up from dask config (`kubernetes.operator.*`), then passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .. import config
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    cluster_domain: str = "cluster.local"
+    # How the operator reaches schedulers: "dns" (it runs in the cluster), "port-forward" (it runs outside, as in
+    # development and tests), or "auto" (dns when KUBERNETES_SERVICE_HOST says we are in a pod).
+    scheduler_access: str = "auto"
+    resync_seconds: float = 10.0
+    create_concurrency: int = 50
+    max_workers_per_cluster: int = 5000
+    events: bool = True
+    rpc_timeout: float = 10.0
+
+    @property
+    def use_port_forward(self) -> bool:
+        if self.scheduler_access == "auto":
+            return "KUBERNETES_SERVICE_HOST" not in os.environ
+        return self.scheduler_access == "port-forward"
+
+    @classmethod
+    def from_config(cls) -> OperatorSettings:
+        get = config.get
+        return cls(
+            cluster_domain=str(get("operator.cluster-domain")),
+            scheduler_access=str(get("operator.scheduler-access")),
+            resync_seconds=float(get("operator.resync-seconds")),  # type: ignore[arg-type]
+            create_concurrency=int(get("operator.create-concurrency")),  # type: ignore[call-overload]
+            max_workers_per_cluster=int(get("operator.max-workers-per-cluster")),  # type: ignore[call-overload]
+            events=bool(get("operator.events")),
+        )

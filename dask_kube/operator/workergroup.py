@@ -1,0 +1,168 @@
+"""DaskWorkerGroup: keep exactly `spec.worker.replicas` worker pods, scaling down without losing data.
+
+Each pass: find the group's pods (fixed labels and our ownerReference, so a user's labels cannot confuse
+it), ask the scheduler who is connected, plan (planning.py), then act: delete what never joined or has
+finished, retire connected workers through the scheduler and delete only the pods it retired, create the
+missing pods concurrently. A group created by `kubectl apply` is adopted by its cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kr8s.asyncio.objects import Pod
+
+from .. import naming, specs, validation
+from ..naming import ConditionType, Reason
+from ..resources import DaskCluster, DaskWorkerGroup
+from . import conditions
+from .access import SchedulerUnreachable
+from .context import OperatorContext
+from .planning import PodView, WorkerView, joined, plan_worker_group
+
+log = logging.getLogger(__name__)
+PLURAL = naming.PLURALS[naming.DASKWORKERGROUP]
+
+
+def _owned_by(pod: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ())
+
+
+class WorkerGroupReconciler:
+    def __init__(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+        self._validated: dict[tuple[str, str], tuple[str, int]] = {}
+        self._reported: dict[tuple[str, str], str] = {}
+
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        ctx, kube = self.ctx, self.ctx.kube
+        group = await kube.get(DaskWorkerGroup, name, namespace)
+        if group is None or group.raw["metadata"].get("deletionTimestamp"):
+            self._validated.pop((namespace, name), None)
+            return None
+        raw = group.raw
+        meta = raw["metadata"]
+        cluster_name = raw["spec"]["cluster"]
+        cluster = await kube.get(DaskCluster, cluster_name, namespace)
+        if cluster is None:
+            await self._set_status(group, 0, 0, cluster_name, [conditions.condition(
+                ConditionType.READY, False, Reason.CLUSTER_MISSING, f"DaskCluster {cluster_name} does not exist")])
+            return ctx.settings.resync_seconds
+        await self._adopt(group, cluster)
+        error = await self._validate(group, cluster_name)
+        if error:
+            await self._report_error(group, cluster_name, error)
+            return None
+        desired = int(raw["spec"]["worker"].get("replicas", 1))
+        if desired > ctx.settings.max_workers_per_cluster:
+            desired = ctx.settings.max_workers_per_cluster
+        pods = [p for p in await kube.list_pods(namespace, naming.worker_selector(cluster_name, name))
+                if _owned_by(p.raw, meta["uid"])]
+        views = [PodView.from_pod(p.raw) for p in pods]
+        try:
+            identity = await ctx.scheduler.workers(namespace, cluster_name)
+            workers: list[WorkerView] | None = [WorkerView.from_identity(w) for w in identity.values()]
+        except SchedulerUnreachable:
+            workers = None
+        plan = plan_worker_group(desired, views, workers)
+        by_name = {p.name: p for p in pods}
+        if plan.delete:
+            await kube.delete_many(by_name[n] for n in plan.delete)
+        if plan.retire:
+            assert workers is not None
+            connected = joined(views, workers)
+            names = [connected[p].name for p in plan.retire]
+            retired = set(await ctx.scheduler.retire_workers(namespace, cluster_name, names))
+            done = [p for p in plan.retire if connected[p].name in retired]
+            await kube.delete_many(by_name[n] for n in done)
+            if done:
+                await kube.event(group, Reason.WORKERS_RETIRED,
+                                 f"retired {len(done)} worker(s) through the scheduler (their data moved first) and "
+                                 f"deleted their pods: {', '.join(done)}")
+        if plan.create:
+            bodies = [specs.worker_pod(raw, cluster_name, ctx.settings.cluster_domain) for _ in range(plan.create)]
+            results = await kube.create_many(bodies)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                log.warning("creating %d of %d worker pods of %s/%s failed: %s", len(failures), len(bodies),
+                            namespace, name, failures[0])
+        live = [v for v in views if not v.deleting and v.phase not in ("Succeeded", "Failed")]
+        count = len(live) - len(plan.delete) - (len(plan.retire)) + plan.create
+        ready = len(joined(live, workers)) if workers is not None else 0
+        unschedulable = [v.name for v in live if v.unschedulable]
+        wanted = self._conditions(desired, ready, unschedulable, workers is not None, pods)
+        await self._set_status(group, max(count, 0), ready, cluster_name, wanted)
+        if not plan.empty or plan.waiting or ready != desired:
+            return 1.0
+        return None
+
+    def _conditions(self, desired: int, ready: int, unschedulable: list[str], reachable: bool,
+                    pods: list[Pod]) -> list[dict[str, Any]]:
+        if unschedulable:
+            message = next((c.get("message", "") for p in pods if p.name == unschedulable[0]
+                            for c in (p.raw.get("status") or {}).get("conditions") or ()
+                            if c.get("type") == "PodScheduled"), "")
+            cond = conditions.condition(ConditionType.WORKERS_READY, False, Reason.WORKERS_UNSCHEDULABLE,
+                                        f"{len(unschedulable)} worker pod(s) cannot be scheduled: {message}")
+        elif not reachable:
+            cond = conditions.condition(ConditionType.WORKERS_READY, False, Reason.SCHEDULER_STARTING,
+                                        "the scheduler does not answer yet")
+        else:
+            ok = ready >= desired
+            cond = conditions.condition(ConditionType.WORKERS_READY, ok,
+                                        Reason.WORKERS_CONNECTED if ok else Reason.WORKERS_STARTING,
+                                        f"{ready}/{desired} workers connected")
+        return [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID), cond,
+                conditions.condition(ConditionType.READY, cond["status"] == "True", cond["reason"], cond["message"])]
+
+    async def _set_status(self, group: DaskWorkerGroup, replicas: int, ready: int, cluster: str,
+                          wanted: list[dict[str, Any]]) -> None:
+        current = group.raw.get("status") or {}
+        new = {"replicas": replicas, "readyReplicas": ready,
+               "selector": naming.selector_string(naming.worker_selector(cluster, group.name)),
+               "observedGeneration": group.raw["metadata"].get("generation", 1)}
+        if any(current.get(k) != v for k, v in new.items()) or not conditions.same(current.get("conditions"),
+                                                                                     wanted):
+            new["conditions"] = conditions.merge(current.get("conditions"), wanted)  # type: ignore[assignment]
+            await self.ctx.kube.patch_status(group, new)
+            # The cluster aggregates its default group's counts: let it see the change now.
+            self.ctx.loops.wake((naming.PLURALS[naming.DASKCLUSTER], group.namespace, cluster))
+
+    async def _adopt(self, group: DaskWorkerGroup, cluster: DaskCluster) -> None:
+        """A group applied on its own joins its cluster: owned by it (deleted with it) and labelled."""
+        meta = group.raw["metadata"]
+        uid = cluster.raw["metadata"]["uid"]
+        labels = meta.get("labels") or {}
+        if _owned_by(group.raw, uid) and labels.get(naming.CLUSTER_LABEL) == cluster.name:
+            return
+        refs = [r for r in meta.get("ownerReferences") or () if r.get("controller") is not True]
+        refs.append(specs.owner_reference(cluster.raw))
+        await group.patch({"metadata": {"ownerReferences": refs, "labels": {
+            naming.CLUSTER_LABEL: cluster.name, naming.COMPONENT_LABEL: naming.Component.WORKERGROUP}}})
+
+    async def _validate(self, group: DaskWorkerGroup, cluster: str) -> str | None:
+        meta = group.raw["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if self._validated.get(key) == (meta["uid"], meta.get("generation", 1)):
+            return None
+        problems = validation.pod_spec_problems(group.raw["spec"]["worker"].get("spec"), "spec.worker.spec")
+        if problems:
+            return "; ".join(str(p) for p in problems)
+        message = await self.ctx.kube.dry_run(specs.worker_pod(group.raw, cluster, self.ctx.settings.cluster_domain))
+        if message:
+            return f"spec.worker.spec: the API server would reject a worker pod: {message}"
+        self._validated[key] = (meta["uid"], meta.get("generation", 1))
+        return None
+
+    async def _report_error(self, group: DaskWorkerGroup, cluster: str, message: str) -> None:
+        meta = group.raw["metadata"]
+        wanted = [conditions.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message,
+                                       meta.get("generation")),
+                  conditions.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)]
+        await self._set_status(group, 0, 0, cluster, wanted)
+        key = (meta["namespace"], meta["name"])
+        if self._reported.get(key) != message:
+            self._reported[key] = message
+            log.warning("DaskWorkerGroup %s/%s is invalid: %s", *key, message)
+            await self.ctx.kube.event(group, Reason.INVALID_SPEC, message, warning=True)
