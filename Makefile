@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dask_kube tests bench
+	$(VENV)/bin/ruff check dask_kube tests bench deploy examples
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

@@ -1,3 +1,89 @@
-"""Test tiers: tests/unit needs no server; tests/localkube and the rest use the session LocalKube."""
+"""Test tiers: tests/unit needs no server; the rest use the session LocalKube (dask_kube.localkube.pytest_plugin).
+
+The `operator` fixture installs the CRDs and runs the real operator as a subprocess (`python -m
+dask_kube.operator --all-namespaces`), as users run it; tests that need it restarted or killed use its
+methods. Its log is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 pytest_plugins = ["dask_kube.localkube.pytest_plugin"]
+
+CRDS = Path(__file__).parents[1] / "dask_kube" / "operator" / "crds"
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                   # Faster resync and reconnects than production: tests wait on conditions, not clocks.
+                   DASK_KUBERNETES__OPERATOR__RESYNC_SECONDS="2")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose"],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while b"operator started" not in self.log_path.read_bytes():
+            assert self.proc.poll() is None, self.tail()
+            assert time.monotonic() < deadline, "the operator did not start:\n" + self.tail()
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed or evicted operator pod."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_bytes().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def crds(kube) -> Path:  # type: ignore[no-untyped-def]
+    kube.kubectl("apply", "-f", str(CRDS))
+    for crd in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubernetes.dask.org", "--timeout=30s")
+    return CRDS
+
+
+@pytest.fixture(scope="session")
+def operator(kube, crds, tmp_path_factory) -> Iterator[OperatorProcess]:  # type: ignore[no-untyped-def]
+    handle = OperatorProcess(kube.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    handle = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(handle, OperatorProcess):
+        report.sections.append(("operator log (last lines)", handle.tail()))

@@ -1,0 +1,133 @@
+"""The Helm chart rendered by Helm's own engine (a `helm` binary or helm-python-sdk), for several sets of values.
+
+Skipped without an engine; tests/unit/test_deploy.py covers the committed manifests either way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.deploy.render_module import load
+from tests.unit.test_deploy import OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACED_RULES, rule_triples
+
+render = load()
+ENGINE = render.engine_name()
+pytestmark = pytest.mark.skipif(ENGINE is None, reason="no Helm engine (helm on PATH or pip install helm-python-sdk)")
+
+
+def rendered(values: dict[str, Any] | None = None, namespace: str = "ops") -> dict[str, dict[str, Any]]:
+    """{kind: object} of one render (each kind appears at most once in this chart)."""
+    objects = render.objects(render.render_chart(values, release="dk", namespace=namespace))
+    by_kind = {obj["kind"]: obj for obj in objects}
+    assert len(by_kind) == len(objects)
+    return by_kind
+
+
+def container(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (only,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def test_committed_files_are_up_to_date() -> None:
+    stale = [str(path) for path, text in render.expected_files(ENGINE).items()
+             if not path.exists() or path.read_text() != text]
+    assert not stale, "run `python deploy/render.py`"
+
+
+def test_chart_lints_clean() -> None:
+    if ENGINE == "helm":
+        proc = subprocess.run([shutil.which("helm") or "helm", "lint", "--strict", str(render.CHART)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return
+    import helm_python
+
+    for values in ({}, {"rbac": {"cluster": False}}):
+        report = helm_python.lint(str(render.CHART), values, strict=True, namespace="ops")
+        assert not report["errors"], report
+        # Severity 1 is "info" (e.g. "icon is recommended"); nothing worse.
+        assert all(message["severity"] <= 1 for message in report["messages"]), report
+
+
+def test_defaults_cluster_wide() -> None:
+    objects = rendered()
+    assert set(objects) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
+    assert rule_triples(objects["ClusterRole"]["rules"]) == OPERATOR_CLUSTER_RULES
+    assert objects["ClusterRoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "dk-dask-kube-operator",
+                                                          "namespace": "ops"}]
+    assert container(objects)["args"][0] == "--all-namespaces"
+
+
+def test_single_namespace_mode_uses_a_role() -> None:
+    for watch in ([], ["ops"]):
+        objects = rendered({"rbac": {"cluster": False}, "watchNamespaces": watch})
+        assert set(objects) == {"ServiceAccount", "Role", "RoleBinding", "Deployment"}
+        assert objects["Role"]["metadata"]["namespace"] == "ops"
+        assert rule_triples(objects["Role"]["rules"]) == OPERATOR_NAMESPACED_RULES
+        assert objects["RoleBinding"]["roleRef"]["kind"] == "Role"
+        args = container(objects)["args"]
+        assert "--namespace=ops" in args and "--all-namespaces" not in args
+
+
+def test_single_namespace_mode_refuses_other_namespaces() -> None:
+    for watch in (["other"], ["ops", "other"]):
+        with pytest.raises(RuntimeError, match=r"rbac\.cluster=false"):
+            render.render_chart({"rbac": {"cluster": False}, "watchNamespaces": watch}, namespace="ops")
+
+
+def test_watch_namespaces_list() -> None:
+    args = container(rendered({"watchNamespaces": ["team-a", "team-b"]}))["args"]
+    assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
+    assert "--all-namespaces" not in args
+
+
+@pytest.mark.parametrize(("level", "flag"), [("warning", None), ("info", "--verbose"), ("debug", "--debug")])
+def test_log_level(level: str, flag: str | None) -> None:
+    args = container(rendered({"logLevel": level}))["args"]
+    assert [a for a in args if a in ("--verbose", "--debug")] == ([flag] if flag else [])
+
+
+def test_bad_log_level_fails() -> None:
+    with pytest.raises(RuntimeError, match="logLevel"):
+        render.render_chart({"logLevel": "loud"})
+
+
+def test_pod_placement_env_and_resources() -> None:
+    values = {
+        "extraEnv": [{"name": "DASK_KUBERNETES__RESOURCE_TIMEOUT", "value": "120"}],
+        "extraArgs": ["--standalone"],
+        "nodeSelector": {"pool": "system"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["system"]}]}]}}},
+        # Helm merges maps into the defaults: give limits too, or `limits: null` to drop them.
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "image": {"repository": "example.org/op", "tag": "v1"},
+        "podAnnotations": {"a": "b"},
+        "priorityClassName": "system-cluster-critical",
+        "volumes": [{"name": "extra", "emptyDir": {}}],
+        "volumeMounts": [{"name": "extra", "mountPath": "/extra"}],
+    }
+    objects = rendered(values)
+    pod = objects["Deployment"]["spec"]["template"]
+    spec = pod["spec"]
+    box = container(objects)
+    assert box["env"] == values["extraEnv"]
+    assert box["args"][-1] == "--standalone"
+    assert box["resources"] == values["resources"]
+    assert box["image"] == "example.org/op:v1"
+    assert box["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}, *values["volumeMounts"]]
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {}}, *values["volumes"]]
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        assert spec[key] == values[key], key
+    assert pod["metadata"]["annotations"] == {"a": "b"}
+
+
+def test_existing_service_account_and_no_rbac() -> None:
+    objects = rendered({"serviceAccount": {"create": False, "name": "ops-sa"}, "rbac": {"create": False}})
+    assert set(objects) == {"Deployment"}
+    assert objects["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
