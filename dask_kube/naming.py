@@ -100,18 +100,18 @@ def cluster_selector(cluster: str) -> dict[str, str]:
 
 
 def scheduler_selector(cluster: str) -> dict[str, str]:
-    return {CLUSTER_LABEL: cluster, COMPONENT_LABEL: Component.SCHEDULER}
+    return {CLUSTER_LABEL: cluster, COMPONENT_LABEL: Component.SCHEDULER.value}
 
 
 def worker_selector(cluster: str, worker_group: str | None = None) -> dict[str, str]:
-    selector = {CLUSTER_LABEL: cluster, COMPONENT_LABEL: Component.WORKER}
+    selector = {CLUSTER_LABEL: cluster, COMPONENT_LABEL: Component.WORKER.value}
     if worker_group is not None:
         selector[WORKERGROUP_LABEL] = worker_group
     return selector
 
 
 def job_runner_selector(job: str) -> dict[str, str]:
-    return {CLUSTER_LABEL: job, COMPONENT_LABEL: Component.JOB_RUNNER}
+    return {CLUSTER_LABEL: job, COMPONENT_LABEL: Component.JOB_RUNNER.value}
 
 
 def selector_string(selector: dict[str, str]) -> str:
@@ -171,3 +171,7 @@ class Reason(StrEnum):
     RUNNER_DELETED = "RunnerDeleted"
     TTL_EXPIRED = "TTLExpired"
     CLUSTER_MISSING = "ClusterMissing"
+    RUNNER_NOT_STARTED = "RunnerNotStarted"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    INVALID_BOUNDS = "InvalidBounds"
+    WORKER_GROUP_MISSING = "WorkerGroupMissing"

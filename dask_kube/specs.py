@@ -137,7 +137,7 @@ def make_cluster_spec(
 def make_worker_group(cluster: str, group: str, worker: Mapping[str, Any], namespace: str | None = None) -> Obj:
     """A DaskWorkerGroup named `{cluster}-{group}` that the client adds to a cluster."""
     meta: Obj = {"name": naming.worker_group_name(cluster, group),
-                 "labels": {naming.CLUSTER_LABEL: cluster, naming.COMPONENT_LABEL: Component.WORKERGROUP}}
+                 "labels": {naming.CLUSTER_LABEL: cluster, naming.COMPONENT_LABEL: Component.WORKERGROUP.value}}
     if namespace:
         meta["namespace"] = namespace
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP, "metadata": meta,
@@ -148,7 +148,7 @@ def make_autoscaler(cluster: str, minimum: int, maximum: int, worker_group: str 
                     namespace: str | None = None) -> Obj:
     meta: Obj = {"name": naming.autoscaler_name(cluster) if worker_group is None else
                  f"{cluster}-{worker_group}",
-                 "labels": {naming.CLUSTER_LABEL: cluster, naming.COMPONENT_LABEL: Component.AUTOSCALER}}
+                 "labels": {naming.CLUSTER_LABEL: cluster, naming.COMPONENT_LABEL: Component.AUTOSCALER.value}}
     if namespace:
         meta["namespace"] = namespace
     spec: Obj = {"cluster": cluster, "minimum": minimum, "maximum": maximum}
@@ -219,7 +219,7 @@ def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
 def default_worker_group(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
     worker = cluster["spec"]["worker"]
-    fixed = {naming.CLUSTER_LABEL: name, naming.COMPONENT_LABEL: Component.WORKERGROUP}
+    fixed = {naming.CLUSTER_LABEL: name, naming.COMPONENT_LABEL: Component.WORKERGROUP.value}
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
             "metadata": child_metadata(cluster, worker.get("metadata"), naming.default_worker_group_name(name),
                                        fixed),

@@ -152,7 +152,9 @@ def crds() -> dict[str, dict[str, Any]]:
     cluster = _crd(
         naming.DASKCLUSTER, "daskcluster", ["daskcluster", "dsk"], _CLUSTER_SPEC,
         _status(phase={"type": "string", "enum": [p.value for p in naming.ClusterPhase]}, **_WORKER_STATUS,
-                dashboard={"type": "string"}),
+                appliedWorkerReplicas={"type": "integer", "description": "The replicas last given to the default "
+                                                                        "worker group (which side changed last)."},
+                schedulerPodUID={"type": "string", "description": "The scheduler pod the operator created last."}),
         [*worker_columns, _column("Status", "string", ".status.phase"), _AGE], scale=True)
     group = _crd(
         naming.DASKWORKERGROUP, "daskworkergroup", ["daskworkers"],

@@ -139,11 +139,13 @@ class ClusterReconciler:
             return None
         if pod is not None:  # terminating: recreate once it is gone
             return None
-        existed = (raw.get("status") or {}).get("phase") == ClusterPhase.RUNNING
+        previous = (raw.get("status") or {}).get("schedulerPodUID")
         created = await self.ctx.kube.create(specs.scheduler_pod(raw))
-        if existed:
+        uid = created.raw["metadata"].get("uid")
+        if previous and previous != uid:
             await self.ctx.kube.event(cluster, Reason.SCHEDULER_RECREATED,
                                       "the scheduler pod was lost and has been recreated; workers reconnect to it")
+        await self.ctx.kube.patch_status(cluster, {"schedulerPodUID": uid})
         return created  # type: ignore[return-value]
 
     async def _ensure_default_group(self, cluster: DaskCluster) -> DaskWorkerGroup:

@@ -139,7 +139,7 @@ class WorkerGroupReconciler:
         refs = [r for r in meta.get("ownerReferences") or () if r.get("controller") is not True]
         refs.append(specs.owner_reference(cluster.raw))
         await group.patch({"metadata": {"ownerReferences": refs, "labels": {
-            naming.CLUSTER_LABEL: cluster.name, naming.COMPONENT_LABEL: naming.Component.WORKERGROUP}}})
+            naming.CLUSTER_LABEL: cluster.name, naming.COMPONENT_LABEL: naming.Component.WORKERGROUP.value}}})
 
     async def _validate(self, group: DaskWorkerGroup, cluster: str) -> str | None:
         meta = group.raw["metadata"]

@@ -114,3 +114,11 @@ def test_make_cluster_spec_passes_the_crd_schema() -> None:
     sch = crd_schemas.crds()["daskcluster.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     result = schema.apply_structural_schema(specs.make_cluster_spec("x", n_workers=1), sch)
     assert result.causes == [] and result.pruned == []
+
+
+def test_builders_emit_plain_strings_that_yaml_can_dump() -> None:
+    cluster = _cluster()
+    for obj in (cluster, specs.scheduler_pod(cluster), specs.scheduler_service(cluster),
+                specs.default_worker_group(cluster), specs.make_autoscaler("demo", 1, 2),
+                specs.make_worker_group("demo", "gpu", specs.make_worker_spec())):
+        assert yaml.safe_load(yaml.safe_dump(obj)) == obj
