@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _get(kubectl, kind: str, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return json.loads(kubectl("get", kind, name, "-o", "json").stdout)
+    """The object, or {} while it does not exist (so polling predicates keep polling)."""
+    out = kubectl("get", kind, name, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
 def _until(predicate: Callable[[], Any], what: str, timeout: float = 60) -> Any:
@@ -202,3 +204,30 @@ def test_invalid_specs_end_in_error_with_the_reason(kubectl, operator, mutate, f
                                 "-o", "json").stdout)["items"]
     assert any(e["type"] == "Warning" and fragment in e["message"] for e in events)
     assert kubectl("get", "pods", "-l", f"{naming.CLUSTER_LABEL}={name}", "-o", "name").stdout == ""
+
+
+@pytest.mark.localkube_only
+def test_rapids_manifest_unschedulable_without_gpus_then_scheduled_on_a_gpu_node(  # type: ignore[no-untyped-def]
+        kubectl, operator, local_kube) -> None:
+    from dask_kube.localkube.controllers.nodes import NodeConfig
+
+    kubectl("apply", "-f", str(SHARED / "rapids-dask-cluster.yaml"))
+
+    def unschedulable() -> dict[str, Any] | None:
+        group = _get(kubectl, "daskworkergroup", "rapids-dask-cluster-default")
+        conds = {c["type"]: c for c in (group.get("status") or {}).get("conditions") or ()}
+        ready = conds.get("WorkersReady")
+        return ready if ready and ready["reason"] == "WorkersUnschedulable" else None
+
+    cond = _until(unschedulable, "WorkersUnschedulable on the worker group")
+    assert "Insufficient nvidia.com/gpu" in cond["message"] and cond["status"] == "False"
+    gpu = NodeConfig(name="gpu-node", capacity={"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "2"},
+                     labels={"accelerator": "nvidia"})
+    local_kube.call(local_kube.kube.nodes.add_node, gpu)
+    try:
+        nodes = _until(lambda: (n := {p["spec"].get("nodeName") for p in _worker_pods(kubectl, "rapids-dask-cluster")})
+                       == {"gpu-node"} and n, "worker pods bound to the GPU node")
+        assert nodes == {"gpu-node"}
+    finally:
+        kubectl("delete", "daskcluster", "rapids-dask-cluster", "--wait=false")
+        local_kube.call(local_kube.kube.nodes.remove_node, "gpu-node")

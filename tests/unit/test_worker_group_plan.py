@@ -1,0 +1,70 @@
+"""The worker-group planner: exact counts, never-joined first, retire the idle and empty, wait when blind."""
+
+from __future__ import annotations
+
+import pytest
+
+from dask_kube.operator.planning import PodView, WorkerView, joined, plan_worker_group
+
+
+def pod(name: str, phase: str = "Running", ip: str | None = "x", created: str = "2026-01-01T00:00:00Z",
+        **kw: object) -> PodView:
+    return PodView(name=name, phase=phase, ip=None if ip is None else (ip if ip != "x" else f"127.9.0.{name[-1]}"),
+                   created=created, **kw)  # type: ignore[arg-type]
+
+
+def worker(name: str, busy: int = 0, stored: int = 0, host: str = "") -> WorkerView:
+    return WorkerView(name=name, host=host, busy=busy, stored=stored)
+
+
+@pytest.mark.parametrize("desired,pods,workers,create,delete,retire", [
+    pytest.param(3, [], [], 3, [], [], id="from-zero"),
+    pytest.param(2, [pod("p1"), pod("p2")], [worker("p1"), worker("p2")], 0, [], [], id="steady"),
+    pytest.param(3, [pod("p1"), pod("p2", deleting=True)], [worker("p1")], 2, [], [], id="terminating-not-counted"),
+    pytest.param(2, [pod("p1"), pod("p2", phase="Failed")], [worker("p1")], 1, ["p2"], [], id="failed-replaced"),
+    pytest.param(1, [pod("p1"), pod("p2", phase="Succeeded")], [worker("p1")], 0, ["p2"], [], id="finished-cleared"),
+    pytest.param(1, [pod("p1"), pod("p2", phase="Pending", ip=None)], [worker("p1")], 0, ["p2"], [],
+                 id="never-joined-first"),
+    pytest.param(1, [pod("p1"), pod("p2", phase="Pending", ip=None), pod("p3", phase="Pending", ip=None,
+                                                                         unschedulable=True)],
+                 [worker("p1")], 0, ["p3", "p2"], [], id="unschedulable-before-pending"),
+    pytest.param(1, [pod("p1"), pod("p2"), pod("p3")], [worker("p1", stored=10), worker("p2", busy=1),
+                                                        worker("p3")],
+                 0, [], ["p3", "p1"], id="retire-idle-then-least-data"),
+    pytest.param(0, [pod("p1"), pod("p2")], [worker("p1"), worker("p2")], 0, [], ["p1", "p2"], id="to-zero"),
+])
+def test_plan(desired: int, pods: list[PodView], workers: list[WorkerView], create: int, delete: list[str],
+              retire: list[str]) -> None:
+    plan = plan_worker_group(desired, pods, workers)
+    assert (plan.create, plan.delete, sorted(plan.retire)) == (create, delete, sorted(retire))
+    live = [p for p in pods if not p.deleting and p.phase not in ("Succeeded", "Failed")]
+    gone = set(plan.delete) | set(plan.retire)
+    assert len([p for p in live if p.name not in gone]) + plan.create == desired  # converges exactly
+
+
+def test_retire_order_prefers_idle_then_empty_then_newest() -> None:
+    pods = [pod("p1", created="2026-01-01T00:00:01Z"), pod("p2", created="2026-01-01T00:00:02Z"),
+            pod("p3", created="2026-01-01T00:00:03Z")]
+    workers = [worker("p1"), worker("p2"), worker("p3", busy=2)]
+    assert plan_worker_group(2, pods, workers).retire == ["p2"]  # p3 is busy; p2 is newer than p1
+
+
+def test_without_the_scheduler_only_pods_that_never_started_go() -> None:
+    pods = [pod("p1"), pod("p2"), pod("p3", phase="Pending", ip=None)]
+    plan = plan_worker_group(1, pods, None)
+    assert plan.delete == ["p3"] and plan.retire == [] and plan.waiting
+    assert plan_worker_group(4, pods, None).create == 1  # scaling up needs no scheduler
+
+
+def test_workers_are_matched_by_name_or_by_pod_ip() -> None:
+    pods = [pod("p1", ip="127.9.0.1"), pod("p2", ip="127.9.0.2")]
+    workers = [worker("p1"), worker("tcp://127.9.0.2:40000", host="127.9.0.2")]
+    assert set(joined(pods, workers)) == {"p1", "p2"}
+    plan = plan_worker_group(1, pods, workers)
+    assert plan.delete == [] and len(plan.retire) == 1  # both joined: one is retired, none deleted blindly
+
+
+def test_identity_metrics() -> None:
+    info = {"name": "w", "host": "127.1.1.1", "metrics": {"executing": 1, "ready": 2, "managed_bytes": 5,
+                                                           "memory": 10**9}}
+    assert WorkerView.from_identity(info) == WorkerView("w", "127.1.1.1", busy=3, stored=5)
