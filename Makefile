@@ -32,6 +32,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/localkube_api.py
 	$(PY) bench/localkube_pods.py
+	$(PY) bench/operator_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
