@@ -125,8 +125,13 @@ class Kube:
             raise
 
     async def pod_logs(self, pod: Pod, tail: int = 20) -> str:
-        try:
-            lines = [line async for line in pod.logs(tail_lines=tail, timeout=10)]
-        except kr8s.ServerError as err:
-            return f"(no logs: {err})"
-        return "\n".join(lines)
+        """The last lines of the pod's container; of its previous instance if the current one has none
+        (a crash-looping container is waiting, and what it said before dying is the useful part)."""
+        for previous in (False, True):
+            try:
+                lines = [line async for line in pod.logs(tail_lines=tail, previous=previous, timeout=10)]
+            except kr8s.ServerError:
+                continue
+            if lines:
+                return "\n".join(lines)
+        return "(no logs)"
