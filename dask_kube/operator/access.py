@@ -1,8 +1,8 @@
-"""Reaching schedulers: by Service DNS in a cluster, by one port-forward per scheduler pod outside it.
+"""Reaching schedulers: by Service DNS in a cluster, by one self-healing port-forward per cluster outside it.
 
 `SchedulerRPC` names the few scheduler calls the operator makes, so that planners are tested against an
-in-memory fake and the operator against real schedulers. Forwards are kept per scheduler pod uid (a replaced
-scheduler gets a fresh one) and closed when their cluster goes: none leak.
+in-memory fake and the operator against real schedulers. A cluster's forward (dask_kube.forwarding) follows
+its scheduler pod across replacements, and is closed when the cluster goes or the operator stops: none leak.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from distributed.core import rpc
-from kr8s.asyncio.objects import Pod
-from kr8s.asyncio.portforward import PortForward
 
 from .. import naming
+from ..forwarding import SchedulerForward
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -49,33 +48,20 @@ class DistributedSchedulerRPC:
     def __init__(self, settings: OperatorSettings, api: Any) -> None:
         self.settings = settings
         self.api = api
-        self._forwards: dict[tuple[str, str], tuple[str, PortForward, int]] = {}  # (ns, cluster) -> (uid, pf, port)
+        self._forwards: dict[tuple[str, str], SchedulerForward] = {}
         self._lock = asyncio.Lock()
 
     async def _address(self, namespace: str, cluster: str) -> str:
         if not self.settings.use_port_forward:
             return naming.scheduler_address(cluster, namespace, self.settings.cluster_domain)
         async with self._lock:
-            pod = Pod({"metadata": {"name": naming.scheduler_name(cluster), "namespace": namespace}}, api=self.api)
-            try:
-                await pod.refresh()
-            except Exception as err:
-                raise SchedulerUnreachable(f"no scheduler pod: {err}") from err
-            uid = pod.metadata.uid
-            known = self._forwards.get((namespace, cluster))
-            if known is not None and known[0] == uid:
-                return f"tcp://127.0.0.1:{known[2]}"
-            if known is not None:
-                await self._stop(known[1])
-            pf = pod.portforward(naming.SCHEDULER_PORT, local_port="auto")
-            port = await pf.start()
-            self._forwards[(namespace, cluster)] = (uid, pf, port)
-            return f"tcp://127.0.0.1:{port}"
-
-    @staticmethod
-    async def _stop(pf: PortForward) -> None:
-        with contextlib.suppress(Exception):  # kr8s's forward teardown raises cancel-scope noise on stop
-            await pf.stop()
+            forward = self._forwards.get((namespace, cluster))
+            if forward is None or not forward.running:
+                forward = SchedulerForward(self.api, namespace, cluster, naming.SCHEDULER_PORT,
+                                           connect_timeout=self.settings.rpc_timeout / 2)
+                await forward.start()
+                self._forwards[(namespace, cluster)] = forward
+            return f"tcp://{forward.address}"
 
     @contextlib.asynccontextmanager
     async def _rpc(self, namespace: str, cluster: str) -> AsyncIterator[Any]:
@@ -83,7 +69,7 @@ class DistributedSchedulerRPC:
         r = rpc(address, timeout=self.settings.rpc_timeout)
         try:
             yield r
-        except (TimeoutError, OSError) as err:
+        except (OSError, TimeoutError) as err:
             raise SchedulerUnreachable(f"{address}: {err}") from err
         finally:
             await r.close_rpc()
@@ -110,9 +96,9 @@ class DistributedSchedulerRPC:
         return float(value) if value is not None else None
 
     async def forget(self, namespace: str, cluster: str) -> None:
-        known = self._forwards.pop((namespace, cluster), None)
-        if known is not None:
-            await self._stop(known[1])
+        forward = self._forwards.pop((namespace, cluster), None)
+        if forward is not None:
+            await forward.stop()
 
     async def close(self) -> None:
         for key in list(self._forwards):

@@ -80,7 +80,10 @@ def probe_loops(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.daemon(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY, cancellation_timeout=5)
 async def daskcluster_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.ctx.loops.run((CLUSTERS, namespace, name), lambda: memo.clusters.reconcile(namespace, name))
+    try:
+        await memo.ctx.loops.run((CLUSTERS, namespace, name), lambda: memo.clusters.reconcile(namespace, name))
+    finally:  # kopf cancels the loop when the cluster is deleted: close its port-forward, if any
+        await memo.ctx.scheduler.forget(namespace, name)
 
 
 @kopf.daemon(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY, cancellation_timeout=5)

@@ -60,12 +60,13 @@ class WorkerGroupReconciler:
         pods = [p for p in await kube.list_pods(namespace, naming.worker_selector(cluster_name, name))
                 if _owned_by(p.raw, meta["uid"])]
         views = [PodView.from_pod(p.raw) for p in pods]
-        try:
-            identity = await ctx.scheduler.workers(namespace, cluster_name)
-            workers: list[WorkerView] | None = [WorkerView.from_identity(w) for w in identity.values()]
-        except SchedulerUnreachable:
-            workers = None
-        plan = plan_worker_group(desired, views, workers)
+        # Scaling up and clearing finished pods needs no scheduler: decide without it first, and ask it only
+        # when connected workers must go. (It is asked anyway below, after acting, for the status.)
+        plan = plan_worker_group(desired, views, None)
+        workers: list[WorkerView] | None = None
+        if plan.waiting:
+            workers = await self._workers(namespace, cluster_name)
+            plan = plan_worker_group(desired, views, workers)
         by_name = {p.name: p for p in pods}
         if plan.delete:
             await kube.delete_many(by_name[n] for n in plan.delete)
@@ -87,6 +88,8 @@ class WorkerGroupReconciler:
             if failures:
                 log.warning("creating %d of %d worker pods of %s/%s failed: %s", len(failures), len(bodies),
                             namespace, name, failures[0])
+        if workers is None:
+            workers = await self._workers(namespace, cluster_name)
         live = [v for v in views if not v.deleting and v.phase not in ("Succeeded", "Failed")]
         count = len(live) - len(plan.delete) - (len(plan.retire)) + plan.create
         ready = len(joined(live, workers)) if workers is not None else 0
@@ -96,6 +99,14 @@ class WorkerGroupReconciler:
         if not plan.empty or plan.waiting or ready != desired:
             return 1.0
         return None
+
+    async def _workers(self, namespace: str, cluster: str) -> list[WorkerView] | None:
+        """Connected workers, or None when the scheduler does not answer (then nothing connected is touched)."""
+        try:
+            identity = await self.ctx.scheduler.workers(namespace, cluster)
+        except SchedulerUnreachable:
+            return None
+        return [WorkerView.from_identity(w) for w in identity.values()]
 
     def _conditions(self, desired: int, ready: int, unschedulable: list[str], reachable: bool,
                     pods: list[Pod]) -> list[dict[str, Any]]:

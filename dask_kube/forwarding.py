@@ -1,0 +1,155 @@
+"""A self-healing port-forward to a cluster's scheduler pod, shared by the client and the operator.
+
+`SchedulerForward` listens on 127.0.0.1 (a port the OS assigns unless one is asked for, so two forwards never
+race for a port) and, for each incoming connection, opens a fresh `pods/portforward` WebSocket to the
+scheduler pod, re-resolving the pod by its labels when that fails. An address handed to a Dask `Client` or
+`rpc` therefore stays valid when the scheduler pod is replaced or the API server restarts: the broken
+connection closes, the next one goes through a new WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import httpx_ws
+import kr8s
+from kr8s.asyncio.objects import Pod
+
+from . import naming
+
+log = logging.getLogger(__name__)
+READ_CHUNK = 256 * 1024
+
+
+class SchedulerForward:
+    """127.0.0.1:`local_port` -> `remote_port` of a cluster's scheduler pod; one fresh WebSocket per connection.
+
+    Lives on the loop that started it; `stop()` closes the listener and every open connection.
+    """
+
+    def __init__(self, api: kr8s.asyncio.Api, namespace: str, cluster: str, remote_port: int,
+                 local_port: int | None = None, connect_timeout: float = 10.0) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.cluster = cluster
+        self.remote_port = remote_port
+        self.local_port = local_port or 0
+        self.connect_timeout = connect_timeout
+        self.pod_name = naming.scheduler_name(cluster)
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.local_port}"
+
+    async def start(self) -> int:
+        try:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.local_port)
+        except OSError as err:
+            raise ConnectionError(f"cannot listen on 127.0.0.1:{self.local_port} to forward the scheduler's port "
+                                  f"{self.remote_port}: {err.strerror}") from err
+        self.local_port = self._server.sockets[0].getsockname()[1]
+        log.debug("forwarding %s to %s/%s:%d", self.address, self.namespace, self.pod_name, self.remote_port)
+        return self.local_port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._forward(reader, writer)
+        except asyncio.CancelledError:
+            pass
+        except Exception as err:  # one broken connection must never take the listener down
+            log.debug("forwarded connection to %s ended: %r", self.pod_name, err)
+        finally:
+            writer.close()
+            self._connections.discard(task)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        deadline = asyncio.get_running_loop().time() + self.connect_timeout
+        attempt = 0
+        opened = False
+        while True:
+            try:
+                async with self.api.open_websocket(
+                        version="v1", url=f"pods/{self.pod_name}/portforward", namespace=self.namespace,
+                        params={"ports": str(self.remote_port)}) as ws:
+                    opened = True
+                    await _pump(ws, reader, writer)
+                    return
+            except (httpx_ws.HTTPXWSException, httpx.HTTPError, kr8s.ServerError, OSError) as err:
+                if opened:  # bytes may have flowed: this connection is over, the client opens a new one
+                    return
+                attempt += 1
+                if asyncio.get_running_loop().time() > deadline:
+                    log.info("cannot forward to the scheduler of %s/%s: %r", self.namespace, self.cluster, err)
+                    return
+                await self._resolve_pod()
+                await asyncio.sleep(min(0.1 * 2 ** attempt, 1.0))
+
+    async def _resolve_pod(self) -> None:
+        """The scheduler pod by its labels: the newest Running one, else the operator's fixed name."""
+        try:
+            pods = [p async for p in self.api.async_get(Pod, namespace=self.namespace,
+                                                        label_selector=naming.scheduler_selector(self.cluster))]
+        except kr8s.ServerError:
+            return
+        running = [p for p in pods if (p.raw.get("status") or {}).get("phase") == "Running"
+                   and not p.raw["metadata"].get("deletionTimestamp")]
+        running.sort(key=lambda p: p.raw["metadata"].get("creationTimestamp", ""), reverse=True)
+        self.pod_name = running[0].name if running else naming.scheduler_name(self.cluster)
+
+
+async def _pump(ws: httpx_ws.AsyncWebSocketSession, reader: asyncio.StreamReader,
+                writer: asyncio.StreamWriter) -> None:
+    """Copy bytes both ways in the kubelet's channel framing (first byte: 0 data, 1 error; the first message of
+    each channel carries the port number) until either side ends."""
+
+    async def upstream() -> None:
+        while data := await reader.read(READ_CHUNK):
+            await ws.send_bytes(b"\x00" + data)
+
+    async def downstream() -> None:
+        seen: set[int] = set()
+        while True:
+            message = await ws.receive_bytes()
+            channel, payload = message[0], message[1:]
+            if channel not in seen:
+                seen.add(channel)
+                payload = payload[2:]
+            if not payload:
+                continue
+            if channel % 2:
+                raise ConnectionError(f"port-forward error: {payload.decode(errors='replace')}")
+            writer.write(payload)
+            await writer.drain()
+
+    tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, httpx_ws.WebSocketDisconnect | ConnectionResetError):
+            log.debug("forwarded connection closed: %r", exc)
+
