@@ -6,12 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint unit demo bench clean
+.PHONY: venv test lint unit demo bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -26,13 +26,30 @@ test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
-	@echo "make demo arrives with KubeCluster (issue 5); meanwhile: $(PY) -m dask_kube.localkube --kubeconfig k.yaml"
-	@exit 1
+	@$(PY) -c "import numpy" 2>/dev/null || $(PY) -m pip install --quiet numpy  # the quickstart's dask array
+	$(PY) examples/demo.py
 
 bench: $(STAMP)
 	$(PY) bench/localkube_api.py
 	$(PY) bench/localkube_pods.py
 	$(PY) bench/operator_scale.py
 
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# dask_kube vs dask-kubernetes on one LocalKube (docs/benchmarks.md). dask-kubernetes (latest from PyPI) gets its
+# own environment; the harness runs here and starts each tool's operator and client in that tool's environment.
+.PHONY: bench-compare
+DK_VENV := .venv-bench-dk
+$(DK_VENV)/.installed: bench/compare/requirements-dk.txt
+	$(PYTHON) -m venv $(DK_VENV)
+	$(DK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DK_VENV)/bin/python -m pip install --quiet --upgrade -r bench/compare/requirements-dk.txt
+	touch $@
+
+bench-compare: $(STAMP) $(DK_VENV)/.installed
+	$(PY) bench/compare --dk-venv $(DK_VENV) --write-docs docs/benchmarks.md $(BENCH_COMPARE_ARGS)

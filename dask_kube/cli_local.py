@@ -1,0 +1,192 @@
+"""`dask kube local up|down`: a LocalKube, the CRDs and the operator, running in the background.
+
+`up` starts two detached processes (`python -m dask_kube.localkube` and `python -m dask_kube.operator`), each in a
+session of its own so that closing the terminal or pressing Ctrl+C in it does not stop them, and records them in
+`STATE_DIR/local.json`; `down` stops both (operator first) with SIGTERM, and LocalKube stops every pod process.
+Their logs are `STATE_DIR/localkube.log` and `STATE_DIR/operator.log`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DaskKubeError
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def default_state_dir() -> Path:
+    """`$XDG_CACHE_HOME/dask-kube`, else `~/.cache/dask-kube`."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "dask-kube"
+
+
+class LocalKubeError(DaskKubeError, RuntimeError):
+    """`local up` or `local down` could not do what was asked; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class LocalProcesses:
+    """What `local up` started, as recorded in the pidfile."""
+
+    state_dir: Path
+    kubeconfig: Path
+    localkube_pid: int
+    operator_pid: int
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"operator": self.operator_pid, "localkube": self.localkube_pid}
+
+
+def pidfile(state_dir: Path) -> Path:
+    return state_dir / "local.json"
+
+
+def alive(pid: int) -> bool:
+    """The process runs and is one of ours (a recycled pid running something else is not)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+        cmdline = b"dask_kube"  # no /proc (macOS): trust the pid
+    except OSError:
+        cmdline = b"dask_kube"
+    if b"dask_kube" not in cmdline:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this very process still answers signal 0; reap it if so.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def read_state(state_dir: Path) -> LocalProcesses | None:
+    path = pidfile(state_dir)
+    try:
+        data = json.loads(path.read_text())
+        return LocalProcesses(state_dir, Path(data["kubeconfig"]), int(data["localkube_pid"]),
+                              int(data["operator_pid"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as err:
+        raise LocalKubeError(f"{path} is not a dask-kube pidfile ({err}); remove it if nothing runs") from None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+
+
+def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log: Path, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not ready():
+        if proc.poll() is not None:
+            raise LocalKubeError(f"{what} exited with code {proc.returncode} while starting; its log ({log}):\n"
+                                 + _tail(log))
+        if time.monotonic() > deadline:
+            raise LocalKubeError(f"{what} did not start within {within:g}s; its log ({log}):\n" + _tail(log))
+        time.sleep(0.05)
+
+
+def up(state_dir: Path, install_crds: Callable[[Path], None], kubeconfig: Path | None = None,
+       simulate_pods: bool = False, within: float = STARTUP_TIMEOUT) -> LocalProcesses:
+    """Start LocalKube, apply the CRDs with `install_crds(kubeconfig)`, start the operator; record both.
+
+    If anything fails, whatever was started is stopped again.
+    """
+    state_dir = state_dir.expanduser().resolve()
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LocalKubeError(f"cannot create the state directory {state_dir}: {err.strerror}") from None
+    current = read_state(state_dir)
+    if current is not None:
+        running = [what for what, pid in current.pids.items() if alive(pid)]
+        if running:
+            raise LocalKubeError(f"a local Kubernetes already runs from {state_dir} ({' and '.join(running)}; "
+                                 f"KUBECONFIG={current.kubeconfig}). Stop it first with `dask kube local down"
+                                 + ("" if state_dir == default_state_dir() else f" --state-dir {state_dir}") + "`.")
+        pidfile(state_dir).unlink()
+    kubeconfig = (kubeconfig or state_dir / "kubeconfig").expanduser().resolve()
+    try:
+        kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        kubeconfig.unlink(missing_ok=True)  # LocalKube writes it once it answers: its existence means "ready"
+    except OSError as err:
+        raise LocalKubeError(f"cannot write the kubeconfig {kubeconfig}: {err.strerror}") from None
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+    kube_log, operator_log = state_dir / "localkube.log", state_dir / "operator.log"
+    args = [sys.executable, "-m", "dask_kube.localkube", "--kubeconfig", str(kubeconfig)]
+    if simulate_pods:
+        args.append("--simulate-pods")
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        kube = _spawn(args, kube_log, env)
+        started.append(kube)
+        _wait(kubeconfig.exists, kube, "LocalKube", kube_log, within)
+        install_crds(kubeconfig)
+        operator_log.write_bytes(b"")
+        operator = _spawn([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose"],
+                          operator_log, env)
+        started.append(operator)
+        _wait(lambda: b"operator started" in operator_log.read_bytes(), operator, "the operator", operator_log,
+              within)
+    except BaseException:
+        for proc in reversed(started):
+            _stop_pid(proc.pid, STOP_TIMEOUT)
+        raise
+    state = LocalProcesses(state_dir, kubeconfig, kube.pid, operator.pid)
+    pidfile(state_dir).write_text(json.dumps({"kubeconfig": str(kubeconfig), "localkube_pid": kube.pid,
+                                              "operator_pid": operator.pid}, indent=2) + "\n")
+    return state
+
+
+def _stop_pid(pid: int, within: float) -> bool:
+    """SIGTERM, then SIGKILL after `within` seconds. True if it was running."""
+    if not alive(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + within
+    while alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+        time.sleep(0.05)
+    return True
+
+
+def down(state_dir: Path, within: float = STOP_TIMEOUT) -> list[str]:
+    """Stop what `up` started from `state_dir` (operator first); returns what was running."""
+    state_dir = state_dir.expanduser().resolve()
+    state = read_state(state_dir)
+    if state is None:
+        raise LocalKubeError(f"no local Kubernetes was started from {state_dir} (no {pidfile(state_dir).name}); "
+                             "start one with `dask kube local up`.")
+    stopped = [what for what, pid in state.pids.items() if _stop_pid(pid, within)]
+    pidfile(state_dir).unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,45 @@
+"""The documentation site builds with Sphinx, warnings as errors, and holds what it promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+DOCS = Path(__file__).parents[2] / "docs"
+
+
+def test_docs_build_without_warnings(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS),
+                           str(tmp_path / "html"), "-d", str(tmp_path / "doctrees")],
+                          capture_output=True, text=True, timeout=180)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert took < 120, f"the docs build took {took:.0f}s"
+    html = tmp_path / "html"
+
+    # every Markdown page of docs/ is part of the site (in a toctree, or the build would have warned)
+    for page in DOCS.glob("*.md"):
+        assert (html / f"{page.stem}.html").exists(), page.name
+
+    # the resource reference is generated from the CRDs: every spec field of every kind, with its description
+    reference = (html / "resources.html").read_text()
+    for name in ("daskcluster", "daskworkergroup", "daskjob", "daskautoscaler"):
+        crd = yaml.safe_load((DOCS.parent / "dask_kube" / "operator" / "crds" / f"{name}.yaml").read_text())
+        assert crd["spec"]["names"]["kind"] in reference
+        spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        for field in spec["properties"]:
+            assert f"spec.{field}" in reference, (name, field)
+    assert "Delete the cluster once its scheduler has been idle" in reference  # a description
+    assert "minimum 0" in reference  # a constraint
+
+    # the API reference comes from docstrings
+    api = (html / "api.html").read_text()
+    for name in ("KubeCluster", "make_cluster_spec", "SchedulerStartTimeoutError", "CRDsNotInstalledError"):
+        assert f'id="dask_kube.{name}"' in api, name
+    assert 'id="dask_kube.KubeCluster.from_name"' in api and 'id="dask_kube.discovery.discover"' in api
+    assert "reach a scheduler from your machine" in (html / "cli.html").read_text()
