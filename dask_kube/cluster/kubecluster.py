@@ -127,7 +127,13 @@ class KubeCluster(Cluster):
 
     @classmethod
     def from_name(cls, name: str, **kwargs: Any) -> KubeCluster:
-        """Connect to an existing cluster; closing this object leaves the cluster running unless asked."""
+        """Connect to an existing cluster; closing this object leaves the cluster running unless asked.
+
+        `name` may be `namespace/name`, as dask-ctl's discovery gives it; an explicit `namespace=` wins.
+        """
+        if "/" in name:
+            namespace, name = name.split("/", 1)
+            kwargs.setdefault("namespace", namespace)
         return cls(**({"create_mode": CreateMode.CONNECT_ONLY, "shutdown_on_close": False} | kwargs | {"name": name}))
 
     @classmethod

@@ -104,6 +104,10 @@ def test_from_name_sees_the_cluster_and_closing_it_keeps_it(operator, namespace,
         again = KubeCluster(name="shared", namespace=namespace, quiet=True)
         assert not again.shutdown_on_close
         again.close()
+        # dask-ctl's discovery names clusters namespace/name.
+        by_path = KubeCluster.from_name(f"{namespace}/shared", quiet=True)
+        assert by_path.namespace == namespace and by_path.name == "shared"
+        by_path.close()
         with Client(owner) as client:
             assert client.submit(sum, [1, 2]).result() == 3
     assert _names(kubectl, "daskclusters") == []
