@@ -105,9 +105,12 @@ async def daskautoscaler_loop(name: str, namespace: str, memo: kopf.Memo, **_: A
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY)
-def daskcluster_event(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+def daskcluster_event(name: str, namespace: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     memo.ctx.loops.wake((CLUSTERS, namespace, name))
     memo.ctx.loops.wake((GROUPS, namespace, naming.default_worker_group_name(name)))
+    for owner in meta.get("ownerReferences") or ():  # a DaskJob waits on its cluster's phase
+        if owner.get("kind") == naming.DASKJOB and owner.get("controller"):
+            memo.ctx.loops.wake((JOBS, namespace, owner["name"]))
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY)

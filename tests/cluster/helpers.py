@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tests.waiting import async_until, until
+
 
 def wait_until(predicate: Callable[[], Any], within: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not reached within {within}s"
-        time.sleep(0.1)
+    return until(predicate, what, within)
 
 
 async def async_wait_until(predicate: Callable[[], Awaitable[Any]], within: float = 30,
                            what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not reached within {within}s"
-        await asyncio.sleep(0.1)
+    return await async_until(predicate, what, within)

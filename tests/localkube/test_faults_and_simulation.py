@@ -13,6 +13,7 @@ from kr8s.asyncio.objects import ConfigMap
 
 from dask_kube.localkube.cluster import LocalKube
 from dask_kube.localkube.controllers.nodes import NodeConfig
+from tests.waiting import async_until
 
 pytestmark = pytest.mark.localkube_only
 
@@ -22,13 +23,6 @@ def _pod(name: str, annotations: dict[str, str] | None = None, command: list[str
             "metadata": {"name": name, "annotations": annotations or {}},
             "spec": {"containers": [{"name": "c", "image": "busybox",
                                      "command": command or ["python", "-c", "import time; time.sleep(600)"]}]}}
-
-
-async def _until(predicate, limit: float = 20, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def _running(kube: LocalKube, ns: str = "default") -> list[str]:
@@ -43,7 +37,7 @@ async def test_server_wide_simulated_pods_run_without_processes() -> None:
         for i in range(300):
             async with http.post("/api/v1/namespaces/default/pods", json=_pod(f"p{i}")) as resp:
                 assert resp.status == 201
-        await _until(lambda: len(_running(kube)) == 300, what="300 simulated pods Running")
+        await async_until(lambda: len(_running(kube)) == 300, what="300 simulated pods Running")
         elapsed = time.monotonic() - start
         assert kube.kubelet is not None and kube.kubelet.workers == {}  # no pod worker, so no process
         print(f"300 simulated pods Running and Ready in {elapsed:.2f}s")
@@ -63,9 +57,9 @@ async def test_per_pod_and_per_node_simulation_next_to_real_pods() -> None:
         real["spec"]["restartPolicy"] = "Never"
         real["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "real"}
         core.create(pods, "default", real)
-        await _until(lambda: {"by-annotation", "by-node"} <= set(_running(kube)), what="simulated pods")
+        await async_until(lambda: {"by-annotation", "by-node"} <= set(_running(kube)), what="simulated pods")
         phase = lambda: (kube.store.get(("", "pods"), "default", "real") or {}).get("status", {}).get("phase")  # noqa: E731
-        await _until(lambda: phase() == "Succeeded", what="the real pod to run")
+        await async_until(lambda: phase() == "Succeeded", what="the real pod to run")
 
 
 async def test_fail_requests_then_recover_and_close_watches() -> None:
@@ -86,7 +80,7 @@ async def test_fail_requests_then_recover_and_close_watches() -> None:
             return seen  # the stream ended: kr8s does not resume, the caller must re-establish
 
         task = asyncio.create_task(watch())
-        await _until(lambda: len(kube.store._watchers) == 1, what="the watch to be established")
+        await async_until(lambda: len(kube.store._watchers) == 1, what="the watch to be established")
         assert kube.close_watches() == 1
         assert await asyncio.wait_for(task, 10) == ["ADDED"]
 
@@ -117,7 +111,7 @@ async def test_kill_a_pod_process_and_mark_a_node_not_ready() -> None:
         core = kube.core
         pod = _pod("victim", command=["python", "-c", "import time; time.sleep(600)"])
         core.create(core.kind_of(("", "pods")), "default", pod)
-        await _until(lambda: "victim" in _running(kube), what="victim running")
+        await async_until(lambda: "victim" in _running(kube), what="victim running")
         assert kube.kubelet is not None
         kube.kubelet.kill_container("default", "victim")
 
@@ -125,10 +119,10 @@ async def test_kill_a_pod_process_and_mark_a_node_not_ready() -> None:
             status = (kube.store.get(("", "pods"), "default", "victim") or {}).get("status", {})
             return sum(c.get("restartCount", 0) for c in status.get("containerStatuses", []))
 
-        await _until(lambda: restarts() == 1 and "victim" in _running(kube), what="restart after kill")
+        await async_until(lambda: restarts() == 1 and "victim" in _running(kube), what="restart after kill")
         kube.nodes.set_ready("localkube-node", False)
         core.create(core.kind_of(("", "pods")), "default", _pod("late"))
-        await _until(lambda: any(c.get("reason") == "Unschedulable" for c in (kube.store.get(
+        await async_until(lambda: any(c.get("reason") == "Unschedulable" for c in (kube.store.get(
             ("", "pods"), "default", "late") or {}).get("status", {}).get("conditions", [])), what="Unschedulable")
         kube.nodes.set_ready("localkube-node", True)
-        await _until(lambda: "late" in _running(kube), what="scheduled once Ready again")
+        await async_until(lambda: "late" in _running(kube), what="scheduled once Ready again")

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.waiting import until
+
 MANIFESTS = Path(__file__).parent / "manifests"
-
-
-def _wait(predicate, timeout: float = 10, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _cm(name: str, **meta: Any) -> dict[str, Any]:
@@ -76,7 +69,8 @@ def test_namespace_deletion_empties_it_first(kube) -> None:  # type: ignore[no-u
     kube.request("POST", f"/api/v1/namespaces/{name}/configmaps", _cm("free"))
     code, ns = kube.request("DELETE", f"/api/v1/namespaces/{name}")
     assert code == 200
-    _wait(lambda: kube.request("GET", f"/api/v1/namespaces/{name}/configmaps/free")[0] == 404, what="free cm gone")
+    until(lambda: kube.request("GET", f"/api/v1/namespaces/{name}/configmaps/free")[0] == 404, "free cm gone",
+          within=10)
     code, ns = kube.request("GET", f"/api/v1/namespaces/{name}")
     assert code == 200 and ns["status"]["phase"] == "Terminating"
     code, err = kube.request("POST", f"/api/v1/namespaces/{name}/configmaps", _cm("new"))
@@ -84,7 +78,7 @@ def test_namespace_deletion_empties_it_first(kube) -> None:  # type: ignore[no-u
     kube.request("PUT", f"/api/v1/namespaces/{name}/configmaps/held", {
         **kube.request("GET", f"/api/v1/namespaces/{name}/configmaps/held")[1], "metadata": {
             **kube.request("GET", f"/api/v1/namespaces/{name}/configmaps/held")[1]["metadata"], "finalizers": []}})
-    _wait(lambda: kube.request("GET", f"/api/v1/namespaces/{name}")[0] == 404, what="namespace gone")
+    until(lambda: kube.request("GET", f"/api/v1/namespaces/{name}")[0] == 404, "namespace gone", within=10)
 
 
 def test_standard_namespaces_exist(kube) -> None:  # type: ignore[no-untyped-def]
@@ -174,6 +168,6 @@ def test_crd_schema_defaults_pruning_and_errors_over_the_api(kube, namespace) ->
     assert code == 415  # application/json is not a patch type
     code, _ = kube.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com")
     assert code == 200
-    _wait(lambda: kube.request("GET", base)[0] == 404, what="CRD and its objects gone")
+    until(lambda: kube.request("GET", base)[0] == 404, "CRD and its objects gone", within=10)
     code, resources = kube.request("GET", "/apis/example.com/v1")
     assert "gadgets" not in [r["name"] for r in (resources or {}).get("resources", [])]

@@ -17,6 +17,7 @@ from kr8s.objects import Pod
 
 from dask_kube import naming, specs
 from dask_kube.naming import ConditionType, Reason
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -25,16 +26,6 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 def _get(kubectl: Kubectl, kind: str, name: str) -> dict[str, Any]:
     return json.loads(kubectl("get", kind, name, "-o", "json").stdout)
 
-
-def _until(predicate: Callable[[], Any], what: str, timeout: float = 60,
-           explain: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}\n{explain()}"
-        time.sleep(0.2)
 
 
 def _replicas(kubectl: Kubectl, group: str) -> int:
@@ -53,7 +44,7 @@ def test_grows_under_load_and_shrinks_when_idle(kubectl: Kubectl, operator: Any,
     cluster["spec"]["scheduler"]["spec"]["containers"][0]["env"].append(
         {"name": "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION", "value": "2s"})
     kubectl("apply", "-f", "-", input=yaml.safe_dump(cluster))
-    _until(lambda: (_get(kubectl, "daskcluster", "auto").get("status") or {}).get("readyReplicas") == 1,
+    until(lambda: (_get(kubectl, "daskcluster", "auto").get("status") or {}).get("readyReplicas") == 1,
            "the cluster with one worker", 90)
     kubectl("apply", "-f", "-", input=yaml.safe_dump(specs.make_autoscaler("auto", 1, 4)))
 
@@ -61,7 +52,7 @@ def test_grows_under_load_and_shrinks_when_idle(kubectl: Kubectl, operator: Any,
         obj = _get(kubectl, "daskautoscaler", "auto")
         conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or ()}
         return obj if conds.get(ConditionType.READY) == "True" and obj["status"].get("desiredWorkers") == 1 else None
-    scaler = _until(settled, "the autoscaler to run")
+    scaler = until(settled, "the autoscaler to run")
     owner = scaler["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("DaskCluster", "auto", True)  # adopted
     assert _replicas(kubectl, "auto-default") == 1
@@ -69,15 +60,15 @@ def test_grows_under_load_and_shrinks_when_idle(kubectl: Kubectl, operator: Any,
     pod = Pod.get(naming.scheduler_name("auto"), namespace=namespace)
     with pod.portforward(8786, local_port="auto") as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
         futures = client.map(time.sleep, [2] * 40, pure=False)
-        _until(lambda: _replicas(kubectl, "auto-default") == 4, "the group to grow to the maximum", 30)
+        until(lambda: _replicas(kubectl, "auto-default") == 4, "the group to grow to the maximum", 30)
         client.wait_for_workers(3, timeout=60)  # new workers join and take work
         wait(futures, timeout=120)
         assert len({w for ws in client.who_has(futures).values() for w in ws}) >= 3
         del futures
         status = _get(kubectl, "daskautoscaler", "auto")["status"]
         assert status["desiredWorkers"] == 4 and status["lastScaleTime"].endswith("Z")
-        _until(lambda: _replicas(kubectl, "auto-default") == 1, "the idle group to shrink to the minimum", 90)
-        _until(lambda: len(client.scheduler_info()["workers"]) == 1, "the extra workers to be retired", 60)
+        until(lambda: _replicas(kubectl, "auto-default") == 1, "the idle group to shrink to the minimum", 90)
+        until(lambda: len(client.scheduler_info()["workers"]) == 1, "the extra workers to be retired", 60)
 
     moves = [tuple(int(n) for n in re.search(r"from (\d+) to (\d+)", e["message"]).groups())  # type: ignore[union-attr]
              for e in _events(kubectl, "auto", Reason.AUTOSCALED)]
@@ -99,9 +90,9 @@ def test_minimum_above_maximum_is_reported(kubectl: Kubectl, operator: Any, name
     def invalid() -> dict[str, Any] | None:
         conds = (_get(kubectl, "daskautoscaler", "nowhere").get("status") or {}).get("conditions") or ()
         return next((c for c in conds if c["type"] == ConditionType.SPEC_VALID and c["status"] == "False"), None)
-    cond = _until(invalid, "SpecValid False", 30)
+    cond = until(invalid, "SpecValid False", 30)
     assert cond["reason"] == Reason.INVALID_BOUNDS and "minimum (5)" in cond["message"]
-    [event] = _until(lambda: _events(kubectl, "nowhere", Reason.INVALID_BOUNDS), "a Warning Event", 10)
+    [event] = until(lambda: _events(kubectl, "nowhere", Reason.INVALID_BOUNDS), "a Warning Event", 10)
     assert event["type"] == "Warning"
     kubectl("patch", "daskautoscaler", "nowhere", "--type=merge", "-p", '{"spec": {"maximum": 6}}')
 
@@ -110,4 +101,4 @@ def test_minimum_above_maximum_is_reported(kubectl: Kubectl, operator: Any, name
             "conditions") or ()}
         return conds[ConditionType.SPEC_VALID]["status"] == "True" and \
             conds.get(ConditionType.READY, {}).get("reason") == Reason.CLUSTER_MISSING
-    _until(missing_cluster, "the fixed autoscaler to wait for its cluster", 30)
+    until(missing_cluster, "the fixed autoscaler to wait for its cluster", 30)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from distributed import Client
 from kr8s.objects import Pod
 
 from dask_kube import naming
+from tests.waiting import until
 
 SHARED = Path(__file__).parents[3] / "shared" / "examples"
 pytestmark = pytest.mark.e2e
@@ -25,23 +24,13 @@ def _get(kubectl, kind: str, name: str) -> dict[str, Any]:  # type: ignore[no-un
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
-def _until(predicate: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.2)
-
-
 def _running(kubectl, name: str, ready: int, timeout: float = 90) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     def check() -> dict[str, Any] | None:
         obj = _get(kubectl, "daskcluster", name)
         status = obj.get("status") or {}
         ok = status.get("phase") == "Running" and status.get("readyReplicas") == ready
         return obj if ok else None
-    return _until(check, f"{name} Running with {ready} ready workers", timeout)
+    return until(check, f"{name} Running with {ready} ready workers", timeout)
 
 
 def _worker_pods(kubectl, cluster: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -123,7 +112,7 @@ def test_kubectl_scale_up_and_down_and_scale_down_keeps_data(kubectl, operator, 
         held = {w for ws in client.who_has(futures).values() for w in ws}
         assert len(held) > 1  # the data is spread over several workers
         kubectl("scale", "daskworkergroup", "scaled-default", "--replicas=1")
-        _until(lambda: len(_worker_pods(kubectl, "scaled")) == 1, "scale down to one pod")
+        until(lambda: len(_worker_pods(kubectl, "scaled")) == 1, "scale down to one pod")
         _running(kubectl, "scaled", ready=1)
         assert _get(kubectl, "daskcluster", "scaled")["spec"]["worker"]["replicas"] == 1  # mirrored back
         results = client.gather(futures)  # nothing was lost: every result still there, none recomputed
@@ -138,12 +127,12 @@ def test_lost_worker_and_scheduler_pods_are_replaced(kubectl, operator, namespac
     _running(kubectl, "heal", ready=2)
     victim = _worker_pods(kubectl, "heal")[0]["metadata"]["name"]
     kubectl("delete", "pod", victim, "--wait=false")
-    _until(lambda: victim not in [p["metadata"]["name"] for p in _worker_pods(kubectl, "heal")]
+    until(lambda: victim not in [p["metadata"]["name"] for p in _worker_pods(kubectl, "heal")]
            and len(_worker_pods(kubectl, "heal")) == 2, "a replacement worker pod")
     _running(kubectl, "heal", ready=2)
     old_uid = _get(kubectl, "pod", "heal-scheduler")["metadata"]["uid"]
     kubectl("delete", "pod", "heal-scheduler")
-    _until(lambda: _get(kubectl, "pod", "heal-scheduler")["metadata"]["uid"] != old_uid
+    until(lambda: _get(kubectl, "pod", "heal-scheduler")["metadata"]["uid"] != old_uid
            if kubectl("get", "pod", "heal-scheduler", check=False).returncode == 0 else False,
            "a new scheduler pod")
     _running(kubectl, "heal", ready=2, timeout=120)  # workers reconnected to the new scheduler
@@ -155,20 +144,20 @@ def test_lost_worker_and_scheduler_pods_are_replaced(kubectl, operator, namespac
 def test_operator_killed_mid_scale_converges_exactly(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
     # Simulated workers (no processes) keep this test cheap: they never join, so scale-down deletes them outright.
     kubectl("apply", "-f", "-", input=_cluster("crash", 0, {"localkube.dask.org/simulate": "true"}))
-    _until(lambda: (_get(kubectl, "daskcluster", "crash").get("status") or {}).get("phase") == "Running",
+    until(lambda: (_get(kubectl, "daskcluster", "crash").get("status") or {}).get("phase") == "Running",
            "cluster Running")
     try:
         kubectl("scale", "daskcluster", "crash", "--replicas=30")
-        _until(lambda: len(_worker_pods(kubectl, "crash")) > 0, "the first worker pods")
+        until(lambda: len(_worker_pods(kubectl, "crash")) > 0, "the first worker pods")
         operator.kill()
         operator.start()
-        _until(lambda: len(_worker_pods(kubectl, "crash")) == 30, "30 worker pods after the restart")
+        until(lambda: len(_worker_pods(kubectl, "crash")) == 30, "30 worker pods after the restart")
         kubectl("scale", "daskcluster", "crash", "--replicas=5")
-        _until(lambda: len(_worker_pods(kubectl, "crash")) < 30, "scale-down under way")
+        until(lambda: len(_worker_pods(kubectl, "crash")) < 30, "scale-down under way")
         operator.kill()
         operator.start()
-        _until(lambda: len(_worker_pods(kubectl, "crash")) == 5, "5 worker pods after the second restart")
-        status = _until(lambda: (g := _get(kubectl, "daskworkergroup", "crash-default").get("status", {}))
+        until(lambda: len(_worker_pods(kubectl, "crash")) == 5, "5 worker pods after the second restart")
+        status = until(lambda: (g := _get(kubectl, "daskworkergroup", "crash-default").get("status", {}))
                         .get("replicas") == 5 and g, "group status")
         assert status["replicas"] == 5
     finally:
@@ -178,7 +167,7 @@ def test_operator_killed_mid_scale_converges_exactly(kubectl, operator, namespac
 
 def test_idle_cluster_is_deleted_after_idle_timeout(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
     kubectl("apply", "-f", "-", input=_cluster("idle", 0, idle_timeout=3))
-    _until(lambda: kubectl("get", "daskcluster", "idle", check=False).returncode != 0, "idle cluster deleted",
+    until(lambda: kubectl("get", "daskcluster", "idle", check=False).returncode != 0, "idle cluster deleted",
            timeout=90)
     events = json.loads(kubectl("get", "events", "--field-selector", "reason=IdleTimeout", "-o", "json").stdout)
     assert events["items"] and "idle" in events["items"][0]["message"]
@@ -196,7 +185,7 @@ def test_invalid_specs_end_in_error_with_the_reason(kubectl, operator, mutate, f
     mutate(obj)
     name = obj["metadata"]["name"]
     kubectl("apply", "-f", "-", input=yaml.safe_dump(obj))
-    cluster = _until(lambda: (c := _get(kubectl, "daskcluster", name)).get("status", {}).get("phase") == "Error"
+    cluster = until(lambda: (c := _get(kubectl, "daskcluster", name)).get("status", {}).get("phase") == "Error"
                      and c, "phase Error")
     cond = next(c for c in cluster["status"]["conditions"] if c["type"] == "SpecValid")
     assert cond["status"] == "False" and cond["reason"] == "InvalidSpec" and fragment in cond["message"]
@@ -219,13 +208,13 @@ def test_rapids_manifest_unschedulable_without_gpus_then_scheduled_on_a_gpu_node
         ready = conds.get("WorkersReady")
         return ready if ready and ready["reason"] == "WorkersUnschedulable" else None
 
-    cond = _until(unschedulable, "WorkersUnschedulable on the worker group")
+    cond = until(unschedulable, "WorkersUnschedulable on the worker group")
     assert "Insufficient nvidia.com/gpu" in cond["message"] and cond["status"] == "False"
     gpu = NodeConfig(name="gpu-node", capacity={"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "2"},
                      labels={"accelerator": "nvidia"})
     local_kube.call(local_kube.kube.nodes.add_node, gpu)
     try:
-        nodes = _until(lambda: (n := {p["spec"].get("nodeName") for p in _worker_pods(kubectl, "rapids-dask-cluster")})
+        nodes = until(lambda: (n := {p["spec"].get("nodeName") for p in _worker_pods(kubectl, "rapids-dask-cluster")})
                        == {"gpu-node"} and n, "worker pods bound to the GPU node")
         assert nodes == {"gpu-node"}
     finally:

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from dask_kube.localkube.images import ImageMapping
 from dask_kube.localkube.pytest_plugin import run_kubectl
 from dask_kube.naming import JobStatus, Reason
 from tests.conftest import CRDS, OperatorProcess
+from tests.waiting import until
 
 SHARED = Path(__file__).parents[3] / "shared" / "examples"
 pytestmark = pytest.mark.e2e
@@ -38,16 +38,6 @@ def _get(kubectl: Kubectl, kind: str, name: str) -> dict[str, Any] | None:
     proc = kubectl("get", kind, name, "-o", "json", "--ignore-not-found")
     return json.loads(proc.stdout) if proc.stdout.strip() else None
 
-
-def _until(predicate: Callable[[], Any], what: str, timeout: float = 60,
-           explain: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}\n{explain()}"
-        time.sleep(0.2)
 
 
 def _describe(kubectl: Kubectl, job: str) -> str:
@@ -71,7 +61,7 @@ def _ends(kubectl: Kubectl, name: str, outcome: str, timeout: float = 90) -> dic
                                      f"runner log:\n{logs.stdout}{logs.stderr}")
             return status
         return None
-    return _until(check, f"DaskJob {name} to end {outcome}", timeout, explain=lambda: _describe(kubectl, name))
+    return until(check, f"DaskJob {name} to end {outcome}", timeout, explain=lambda: _describe(kubectl, name))
 
 
 def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -133,14 +123,14 @@ def test_sum_example_runs_to_successful(kubectl: Kubectl, operator: Any, namespa
     doc["metadata"]["namespace"] = namespace
     _apply(kubectl, doc)
     status = _ends(kubectl, "sum-job", JobStatus.SUCCESSFUL, timeout=120)
-    _until(lambda: watch.seen[-1:] == [JobStatus.SUCCESSFUL], "the watch to see Successful", 10)
+    until(lambda: watch.seen[-1:] == [JobStatus.SUCCESSFUL], "the watch to see Successful", 10)
     assert watch.seen == [JobStatus.JOB_CREATED, JobStatus.CLUSTER_CREATED, JobStatus.RUNNING, JobStatus.SUCCESSFUL]
     assert status["clusterName"] == "sum-job" and status["jobRunnerPodName"] == "sum-job-runner"
     start, end = status["startTime"], status["endTime"]
     assert start.endswith("Z") and end.endswith("Z") and start <= end
     assert _condition(status, "Complete")["reason"] == Reason.JOB_SUCCEEDED
     assert [e["reason"] for e in _events(kubectl, "sum-job")] == [Reason.JOB_SUCCEEDED]
-    _until(lambda: _get(kubectl, "daskcluster", "sum-job") is None, "the job's cluster to be deleted", 30)
+    until(lambda: _get(kubectl, "daskcluster", "sum-job") is None, "the job's cluster to be deleted", 30)
     runner = _get(kubectl, "pod", "sum-job-runner")
     assert runner is not None and runner["status"]["phase"] == "Succeeded"  # kept: its log is the job's output
     assert "Completed" in kubectl("get", "pod", "sum-job-runner").stdout
@@ -159,7 +149,7 @@ def test_a_failing_script_ends_failed(kubectl: Kubectl, operator: Any, namespace
     assert status["endTime"]
     [event] = _events(kubectl, "fails")
     assert (event["reason"], event["type"]) == (Reason.JOB_FAILED, "Warning")
-    _until(lambda: _get(kubectl, "daskcluster", "fails") is None, "the job's cluster to be deleted", 30)
+    until(lambda: _get(kubectl, "daskcluster", "fails") is None, "the job's cluster to be deleted", 30)
     assert (_get(kubectl, "pod", "fails-runner") or {})["status"]["phase"] == "Failed"
     assert "wrong answer" in kubectl("logs", "fails-runner").stdout + kubectl("logs", "fails-runner").stderr
 
@@ -172,29 +162,29 @@ def test_an_invalid_cluster_fails_the_job_instead_of_hanging(kubectl: Kubectl, o
     status = _ends(kubectl, "invalid", JobStatus.FAILED, timeout=60)
     cond = _condition(status, "Failed")
     assert cond["reason"] == Reason.CLUSTER_FAILED and "'limit'" in cond["message"]
-    _until(lambda: _get(kubectl, "daskcluster", "invalid") is None, "the cluster to be deleted", 30)
-    _until(lambda: _get(kubectl, "pod", "invalid-runner") is None, "the waiting runner to be deleted", 60)
+    until(lambda: _get(kubectl, "daskcluster", "invalid") is None, "the cluster to be deleted", 30)
+    until(lambda: _get(kubectl, "pod", "invalid-runner") is None, "the waiting runner to be deleted", 60)
 
 
 def test_deleting_the_runner_fails_the_job(kubectl: Kubectl, operator: Any, namespace: str) -> None:
     _apply(kubectl, _job("orphan", "import time; time.sleep(600)"))
-    _until(lambda: _status(kubectl, "orphan").get("jobStatus") == JobStatus.RUNNING, "the job to run",
+    until(lambda: _status(kubectl, "orphan").get("jobStatus") == JobStatus.RUNNING, "the job to run",
            explain=lambda: _describe(kubectl, "orphan"))
     kubectl("delete", "pod", "orphan-runner", "--wait=false")
     status = _ends(kubectl, "orphan", JobStatus.FAILED)
     assert _condition(status, "Failed")["reason"] == Reason.RUNNER_DELETED
-    _until(lambda: _get(kubectl, "daskcluster", "orphan") is None, "the cluster to be deleted", 30)
+    until(lambda: _get(kubectl, "daskcluster", "orphan") is None, "the cluster to be deleted", 30)
 
 
 def test_active_deadline_fails_and_deletes_everything(kubectl: Kubectl, operator: Any, namespace: str) -> None:
     _apply(kubectl, _job("late", "import time; time.sleep(600)", activeDeadlineSeconds=20))
-    _until(lambda: _status(kubectl, "late").get("jobStatus") == JobStatus.RUNNING, "the job to run",
+    until(lambda: _status(kubectl, "late").get("jobStatus") == JobStatus.RUNNING, "the job to run",
            explain=lambda: _describe(kubectl, "late"))
     status = _ends(kubectl, "late", JobStatus.FAILED, timeout=30)
     cond = _condition(status, "Failed")
     assert cond["reason"] == Reason.DEADLINE_EXCEEDED and "activeDeadlineSeconds=20" in cond["message"]
     assert [e["reason"] for e in _events(kubectl, "late")] == [Reason.DEADLINE_EXCEEDED]
-    _until(lambda: _get(kubectl, "daskcluster", "late") is None and _get(kubectl, "pod", "late-runner") is None,
+    until(lambda: _get(kubectl, "daskcluster", "late") is None and _get(kubectl, "pod", "late-runner") is None,
            "the cluster and the runner to be deleted", 60)
     assert _get(kubectl, "daskjob", "late") is not None  # no TTL: the job itself stays
 
@@ -203,10 +193,10 @@ def test_ttl_after_finished_deletes_the_job(kubectl: Kubectl, operator: Any, nam
     _apply(kubectl, _job("brief", "print('done')", ttlSecondsAfterFinished=3))
     status = _ends(kubectl, "brief", JobStatus.SUCCESSFUL)
     ended = dt.datetime.fromisoformat(status["endTime"].replace("Z", "+00:00"))
-    _until(lambda: _get(kubectl, "daskjob", "brief") is None, "the job to be deleted after its TTL", 30)
+    until(lambda: _get(kubectl, "daskjob", "brief") is None, "the job to be deleted after its TTL", 30)
     # Not at once: three seconds after endTime at the earliest (LocalKube shares this machine's clock).
     assert (dt.datetime.now(dt.UTC) - ended).total_seconds() >= 3
-    _until(lambda: _get(kubectl, "pod", "brief-runner") is None, "the runner to go with its job", 30)
+    until(lambda: _get(kubectl, "pod", "brief-runner") is None, "the runner to go with its job", 30)
 
 
 # -- Flyte ------------------------------------------------------------------------------------------------------
@@ -295,10 +285,10 @@ def test_a_flyte_generated_daskjob_runs(flyte_kube: tuple[Path, Path]) -> None:
 
     _apply(kubectl, flyte_daskjob("flyte-a1b2"))
     # Flyte polls jobStatus only: it is there at once.
-    _until(lambda: _status(kubectl, "flyte-a1b2").get("jobStatus"), "a jobStatus", 15)
-    _until(lambda: _status(kubectl, "flyte-a1b2").get("jobStatus") == JobStatus.RUNNING, "the job to run", 60)
+    until(lambda: _status(kubectl, "flyte-a1b2").get("jobStatus"), "a jobStatus", 15)
+    until(lambda: _status(kubectl, "flyte-a1b2").get("jobStatus") == JobStatus.RUNNING, "the job to run", 60)
 
-    svc = _until(lambda: _get(kubectl, "service", "flyte-a1b2-scheduler"), "the scheduler service")
+    svc = until(lambda: _get(kubectl, "service", "flyte-a1b2-scheduler"), "the scheduler service")
     assert svc["spec"]["type"] == "NodePort"
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"tcp-comm": 8786, "dashboard": 8787}
     cluster = _get(kubectl, "daskcluster", "flyte-a1b2")
@@ -325,4 +315,4 @@ def test_a_flyte_generated_daskjob_runs(flyte_kube: tuple[Path, Path]) -> None:
     status = _ends(kubectl, "flyte-a1b2", JobStatus.SUCCESSFUL, timeout=60)
     assert status["startTime"] <= status["endTime"]
     assert "flyte task done" in kubectl("logs", "flyte-a1b2-runner").stdout
-    _until(lambda: _get(kubectl, "daskcluster", "flyte-a1b2") is None, "the cluster to be deleted", 30)
+    until(lambda: _get(kubectl, "daskcluster", "flyte-a1b2") is None, "the cluster to be deleted", 30)
