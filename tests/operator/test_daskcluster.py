@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +11,10 @@ from distributed import Client
 from kr8s.objects import Pod
 
 from dask_kube import naming
+from tests.paths import EXAMPLE_MANIFESTS
 from tests.waiting import until
 
-SHARED = Path(__file__).parents[3] / "shared" / "examples"
+SHARED = EXAMPLE_MANIFESTS
 pytestmark = pytest.mark.e2e
 
 
@@ -168,7 +168,7 @@ def test_operator_killed_mid_scale_converges_exactly(kubectl, operator, namespac
 def test_idle_cluster_is_deleted_after_idle_timeout(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
     kubectl("apply", "-f", "-", input=_cluster("idle", 0, idle_timeout=3))
     until(lambda: kubectl("get", "daskcluster", "idle", check=False).returncode != 0, "idle cluster deleted",
-           timeout=90)
+           within=90)
     events = json.loads(kubectl("get", "events", "--field-selector", "reason=IdleTimeout", "-o", "json").stdout)
     assert events["items"] and "idle" in events["items"][0]["message"]
 

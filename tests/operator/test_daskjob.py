@@ -27,9 +27,10 @@ from dask_kube.localkube.images import ImageMapping
 from dask_kube.localkube.pytest_plugin import run_kubectl
 from dask_kube.naming import JobStatus, Reason
 from tests.conftest import CRDS, OperatorProcess
+from tests.paths import EXAMPLE_MANIFESTS
 from tests.waiting import until
 
-SHARED = Path(__file__).parents[3] / "shared" / "examples"
+SHARED = EXAMPLE_MANIFESTS
 pytestmark = pytest.mark.e2e
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 

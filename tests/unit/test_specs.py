@@ -11,8 +11,9 @@ import yaml
 from dask_kube import naming, specs
 from dask_kube.localkube import schema
 from dask_kube.operator import crd_schemas
+from tests.paths import EXAMPLE_MANIFESTS
 
-SHARED = Path(__file__).parents[3] / "shared" / "examples"
+SHARED = EXAMPLE_MANIFESTS
 
 
 def _cluster(**meta: object) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,9 @@ from dask_kube.localkube.validation import (
     validate_object_meta,
     warning_headers,
 )
+from tests.paths import EXAMPLE_MANIFESTS
 
-EXAMPLES = Path("/work/shared/examples")
+EXAMPLES = EXAMPLE_MANIFESTS
 SUBDOMAIN_REGEX = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 
 
