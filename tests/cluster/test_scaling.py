@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import dask.bag as db
@@ -11,7 +10,6 @@ from distributed import Client
 from distributed.utils import CancelledError
 
 from dask_kube import KubeCluster
-from dask_kube.operator.autoscaler import AutoscalerReconciler
 
 from .helpers import wait_until
 
@@ -98,10 +96,6 @@ def _scheduler_id(client: Client) -> str | None:
         return None
 
 
-AUTOSCALER_READY = "NotImplementedError" not in inspect.getsource(AutoscalerReconciler.reconcile)
-
-
-@pytest.mark.skipif(not AUTOSCALER_READY, reason="the operator's DaskAutoscaler reconciler is not implemented yet")
 def test_adapt_grows_under_load_and_shrinks_after(operator, namespace, kubectl) -> None:  # type: ignore[no-untyped-def]
     with KubeCluster(name="adapt", namespace=namespace, n_workers=0, quiet=True) as cluster, \
             Client(cluster) as client:
