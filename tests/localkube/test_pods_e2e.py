@@ -18,6 +18,8 @@ import pytest
 import yaml
 from kr8s.objects import Pod
 
+from tests.net import free_port
+
 pytestmark = pytest.mark.e2e
 
 
@@ -171,7 +173,7 @@ def test_100mb_through_a_kr8s_port_forward_arrive_intact(kube, kubectl, namespac
     _wait_ready(kubectl, "sink")
     payload = os.urandom(1 << 20) * 100  # 100 MiB
     pod = Pod.get("sink", namespace=namespace)
-    with pod.portforward(9000, local_port="auto") as port, socket.create_connection(("127.0.0.1", port)) as conn:
+    with pod.portforward(9000, local_port=free_port()) as port, socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(len(payload).to_bytes(8, "big") + payload)
         digest = b""
         while chunk := conn.recv(4096):
@@ -219,7 +221,7 @@ def test_dask_scheduler_and_two_workers_compute_through_kr8s_port_forward(kubect
     _apply(kubectl, scheduler, service, *workers)
     _wait_ready(kubectl, "sched")
     pod = Pod.get("sched", namespace=namespace)
-    with pod.portforward(8786, local_port="auto") as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+    with pod.portforward(8786, local_port=free_port()) as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
         client.wait_for_workers(2, timeout=60)
         names = sorted(w["name"] for w in client.scheduler_info()["workers"].values())
         assert names == ["worker-0", "worker-1"]

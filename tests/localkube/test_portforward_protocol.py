@@ -35,6 +35,7 @@ from dask_kube.localkube.portforward import (
     websocket_recv,
     websocket_send,
 )
+from tests.net import free_port
 
 KUBECTL = shutil.which("kubectl")
 POD_UID = "0b6a4f7e-3d2c-4b1a-9e8f-7a6b5c4d3e2f"
@@ -461,7 +462,7 @@ async def kr8s_api(tmp_path: Path) -> AsyncIterator[Callable[[int], Awaitable[An
 async def test_kr8s_port_forward(echo: EchoServer, kr8s_api: Callable[[int], Awaitable[Any]]) -> None:
     api, client = await kr8s_api(echo.port)
     pod = await kr8s.asyncio.objects.Pod.get("web", namespace="default", api=client)
-    async with pod.portforward(echo.port, local_port="auto") as local_port:
+    async with pod.portforward(echo.port, local_port=free_port()) as local_port:
         await assert_transfers(local_port)
         assert await echo_round_trip(local_port, b"ping") == b"ping"
         await wait_for(lambda: echo.open_connections == 0, what="targets closed after each connection")
@@ -474,7 +475,7 @@ async def test_kr8s_connect_failure(echo: EchoServer, kr8s_api: Callable[[int], 
     refused = closed_port()
     api, client = await kr8s_api(refused)
     pod = await kr8s.asyncio.objects.Pod.get("web", namespace="default", api=client)
-    async with pod.portforward(refused, local_port="auto") as local_port:
+    async with pod.portforward(refused, local_port=free_port()) as local_port:
         reader, writer = await asyncio.open_connection("127.0.0.1", local_port)
         try:
             writer.write(b"hello")

@@ -17,6 +17,7 @@ from kr8s.objects import Pod
 
 from dask_kube import naming, specs
 from dask_kube.naming import ConditionType, Reason
+from tests.net import free_port
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +59,7 @@ def test_grows_under_load_and_shrinks_when_idle(kubectl: Kubectl, operator: Any,
     assert _replicas(kubectl, "auto-default") == 1
 
     pod = Pod.get(naming.scheduler_name("auto"), namespace=namespace)
-    with pod.portforward(8786, local_port="auto") as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+    with pod.portforward(8786, local_port=free_port()) as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
         futures = client.map(time.sleep, [2] * 40, pure=False)
         until(lambda: _replicas(kubectl, "auto-default") == 4, "the group to grow to the maximum", 30)
         client.wait_for_workers(3, timeout=60)  # new workers join and take work

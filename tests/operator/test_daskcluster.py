@@ -11,6 +11,7 @@ from distributed import Client
 from kr8s.objects import Pod
 
 from dask_kube import naming
+from tests.net import free_port
 from tests.paths import EXAMPLE_MANIFESTS
 from tests.waiting import until
 
@@ -92,7 +93,7 @@ def test_cpu_example_objects_labels_env_and_a_client_computes(kubectl, operator,
         assert env["DASK_SCHEDULER_ADDRESS"] == f"tcp://cpu-dask-cluster-scheduler.{namespace}.svc.cluster.local:8786"
 
     pod = Pod.get("cpu-dask-cluster-scheduler", namespace=namespace)
-    with pod.portforward(8786, local_port="auto") as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+    with pod.portforward(8786, local_port=free_port()) as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
         names = sorted(w["name"] for w in client.scheduler_info()["workers"].values())
         assert names == sorted(p["metadata"]["name"] for p in pods)
         assert client.submit(sum, client.map(lambda x: x * x, range(100))).result(timeout=60) == 328350
@@ -105,7 +106,7 @@ def test_kubectl_scale_up_and_down_and_scale_down_keeps_data(kubectl, operator, 
     _running(kubectl, "scaled", ready=3)
     assert _get(kubectl, "daskworkergroup", "scaled-default")["spec"]["worker"]["replicas"] == 3
     pod = Pod.get("scaled-scheduler", namespace=namespace)
-    with pod.portforward(8786, local_port="auto") as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+    with pod.portforward(8786, local_port=free_port()) as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
         futures = client.map(lambda i: bytes(100_000) + str(i).encode(), range(60))
         client.wait_for_workers(3, timeout=30)
         client.gather(futures)
