@@ -175,3 +175,4 @@ class Reason(StrEnum):
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
     INVALID_BOUNDS = "InvalidBounds"
     WORKER_GROUP_MISSING = "WorkerGroupMissing"
+    CONFLICTING_AUTOSCALER = "ConflictingAutoscaler"

@@ -111,6 +111,12 @@ class AutoscalerReconciler:
             await self._problem(scaler, ConditionType.READY, Reason.WORKER_GROUP_MISSING,
                                 f"DaskWorkerGroup {group_name} of cluster {cluster_name} does not exist")
             return ctx.settings.resync_seconds
+        rival = await self._senior_rival(scaler, cluster_name, group_name)
+        if rival is not None:
+            await self._problem(scaler, ConditionType.READY, Reason.CONFLICTING_AUTOSCALER,
+                                f"DaskAutoscaler {rival} already scales {group_name}; only the oldest autoscaler "
+                                "of a worker group acts (delete one of them)")
+            return ctx.settings.resync_seconds
         try:
             target = await ctx.scheduler.adaptive_target(namespace, cluster_name)
             workers = await ctx.scheduler.workers(namespace, cluster_name)
@@ -136,6 +142,22 @@ class AutoscalerReconciler:
         await self._status(scaler, replicas, [ready], scaled)
         self._reported.pop(uid, None)
         return self.interval
+
+    async def _senior_rival(self, scaler: DaskAutoscaler, cluster: str, group: str) -> str | None:
+        """The name of an older autoscaler of the same worker group, if any: two would fight (like HPA's
+        AmbiguousSelector), so the oldest acts and the others say why they do not."""
+        meta = scaler.raw["metadata"]
+        mine = (meta.get("creationTimestamp", ""), meta["name"])
+        default = naming.default_worker_group_name(cluster)
+        rivals = []
+        for other in await self.ctx.kube.list(DaskAutoscaler, meta["namespace"], naming.cluster_selector(cluster)):
+            ospec, ometa = other.raw["spec"], other.raw["metadata"]
+            if (ometa["uid"] == meta["uid"] or ometa.get("deletionTimestamp") or ospec.get("cluster") != cluster
+                    or (ospec.get("workerGroup") or default) != group):
+                continue
+            if (ometa.get("creationTimestamp", ""), ometa["name"]) < mine:
+                rivals.append(ometa["name"])
+        return min(rivals) if rivals else None
 
     async def _status(self, scaler: DaskAutoscaler, desired: int | None, wanted: list[dict[str, Any]],
                       scaled: str | None = None) -> None:

@@ -9,6 +9,7 @@ both work; `status.appliedWorkerReplicas` remembers which side changed last.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kr8s
@@ -21,9 +22,11 @@ from ..resources import DaskCluster, DaskWorkerGroup
 from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
+from .kube import DryRunUnavailable, fingerprint
 
 log = logging.getLogger(__name__)
 PLURAL = naming.PLURALS[naming.DASKCLUSTER]
+UNREACHABLE_FAST_POLL_SECONDS = 30.0
 
 
 def spec_problems(cluster: dict[str, Any]) -> list[SpecError]:
@@ -63,7 +66,8 @@ def scheduler_diagnosis(pod: dict[str, Any] | None) -> tuple[str, str]:
 class ClusterReconciler:
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
-        self._validated: dict[tuple[str, str], tuple[str, int]] = {}  # (ns, name) -> (uid, generation)
+        self._validated: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) -> (uid, spec fingerprint)
+        self._unreachable_since: dict[tuple[str, str], float] = {}
         self._reported: dict[tuple[str, str], str] = {}  # (ns, name) -> last error reported as an Event
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
@@ -72,6 +76,7 @@ class ClusterReconciler:
         if cluster is None or cluster.raw["metadata"].get("deletionTimestamp"):
             await ctx.scheduler.forget(namespace, name)
             self._validated.pop((namespace, name), None)
+            self._unreachable_since.pop((namespace, name), None)
             return None
         raw = cluster.raw
         generation = raw["metadata"].get("generation", 1)
@@ -94,7 +99,10 @@ class ClusterReconciler:
         raw = cluster.raw
         meta = raw["metadata"]
         key = (meta["namespace"], meta["name"])
-        if self._validated.get(key) == (meta["uid"], meta.get("generation", 1)):
+        spec = dict(raw.get("spec") or {})
+        spec["worker"] = {k: v for k, v in (spec.get("worker") or {}).items() if k != "replicas"}
+        checked = (meta["uid"], fingerprint({"name": meta["name"], "spec": spec}))
+        if self._validated.get(key) == checked:
             return None
         problems = spec_problems(raw)
         if problems:
@@ -106,10 +114,14 @@ class ClusterReconciler:
                                 (specs.scheduler_service(raw), "spec.scheduler.service"),
                                 (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain),
                                  "spec.worker.spec")):
-                message = await self.ctx.kube.dry_run(body)
+                try:
+                    message = await self.ctx.kube.dry_run(body)
+                except DryRunUnavailable as err:  # unknown, not invalid: go on, check again next pass
+                    log.debug("dry run for %s/%s unavailable: %s", *key, err)
+                    return None
                 if message:
                     return f"{field}: the API server would reject it: {message}"
-        self._validated[key] = (meta["uid"], meta.get("generation", 1))
+        self._validated[key] = checked
         return None
 
     async def _report_error(self, cluster: DaskCluster, message: str) -> None:
@@ -228,7 +240,11 @@ class ClusterReconciler:
             await ctx.kube.delete(cluster)
             return None
         if not reachable:
-            return 1.0
+            # Poll a starting scheduler every second, but one that has not answered for a while only as often
+            # as the resync period: pod events still wake the loop the moment anything changes.
+            since = self._unreachable_since.setdefault((ns, name), time.monotonic())
+            return 1.0 if time.monotonic() - since < UNREACHABLE_FAST_POLL_SECONDS else ctx.settings.resync_seconds
+        self._unreachable_since.pop((ns, name), None)
         if timeout:
             return min(ctx.settings.resync_seconds, max(1.0, timeout - idle_for))
         return None

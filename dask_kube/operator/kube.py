@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import httpx
 import kr8s
 import kr8s.asyncio
 from kr8s.asyncio.objects import APIObject, Pod, object_from_spec
@@ -25,6 +27,15 @@ Obj = dict[str, Any]
 
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class DryRunUnavailable(Exception):
+    """The API server did not answer the dry run (overload, restart): the spec is neither valid nor invalid."""
+
+
+def fingerprint(value: Any) -> str:
+    """A stable digest of a JSON-able value: what was validated, so a scale (replicas only) needs no re-check."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Kube:
@@ -122,7 +133,9 @@ class Kube:
         except kr8s.ServerError as err:
             if err.response is not None and err.response.status_code in (400, 422):
                 return str(err)
-            raise
+            raise DryRunUnavailable(str(err)) from err
+        except httpx.HTTPError as err:
+            raise DryRunUnavailable(str(err)) from err
 
     async def pod_logs(self, pod: Pod, tail: int = 20) -> str:
         """The last lines of the pod's container; of its previous instance if the current one has none

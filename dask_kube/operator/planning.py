@@ -109,3 +109,21 @@ def plan_worker_group(desired: int, pods: Sequence[PodView], workers: Sequence[W
 def _newest_first(pod: PodView) -> tuple[int, ...]:
     # RFC 3339 timestamps of one format sort as strings; negate characters to sort newest first.
     return tuple(-ord(c) for c in pod.created)
+
+
+def capped_replicas(group: str, desired: dict[str, int], live: dict[str, int], cap: int) -> int:
+    """How many workers `group` may run under a per-cluster cap shared by all its groups.
+
+    The cap is handed out in name order (so two greedy groups settle instead of taking turns), and a group
+    never grows into room other groups still occupy (so the total never exceeds the cap, even mid-change).
+    `desired` and `live` are by group name, for every group of the cluster.
+    """
+    allocated = 0
+    share = 0
+    for name in sorted(desired):
+        share = min(desired[name], max(0, cap - allocated))
+        if name == group:
+            break
+        allocated += share
+    others_live = sum(n for name, n in live.items() if name != group)
+    return max(0, min(share, cap - others_live))

@@ -19,7 +19,8 @@ from ..resources import DaskCluster, DaskWorkerGroup
 from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
-from .planning import PodView, WorkerView, joined, plan_worker_group
+from .kube import DryRunUnavailable, fingerprint
+from .planning import TERMINAL_PHASES, PodView, WorkerView, capped_replicas, joined, plan_worker_group
 
 log = logging.getLogger(__name__)
 PLURAL = naming.PLURALS[naming.DASKWORKERGROUP]
@@ -32,7 +33,7 @@ def _owned_by(pod: dict[str, Any], uid: str) -> bool:
 class WorkerGroupReconciler:
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
-        self._validated: dict[tuple[str, str], tuple[str, int]] = {}
+        self._validated: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) -> (uid, spec fingerprint)
         self._reported: dict[tuple[str, str], str] = {}
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
@@ -54,12 +55,10 @@ class WorkerGroupReconciler:
         if error:
             await self._report_error(group, cluster_name, error)
             return None
-        desired = int(raw["spec"]["worker"].get("replicas", 1))
-        if desired > ctx.settings.max_workers_per_cluster:
-            desired = ctx.settings.max_workers_per_cluster
-        pods = [p for p in await kube.list_pods(namespace, naming.worker_selector(cluster_name, name))
-                if _owned_by(p.raw, meta["uid"])]
+        all_pods = await kube.list_pods(namespace, naming.worker_selector(cluster_name))
+        pods = [p for p in all_pods if _owned_by(p.raw, meta["uid"])]
         views = [PodView.from_pod(p.raw) for p in pods]
+        desired = await self._capped(group, cluster_name, all_pods)
         # Scaling up and clearing finished pods needs no scheduler: decide without it first, and ask it only
         # when connected workers must go. (It is asked anyway below, after acting, for the status.)
         plan = plan_worker_group(desired, views, None)
@@ -99,6 +98,24 @@ class WorkerGroupReconciler:
         if not plan.empty or plan.waiting or ready != desired:
             return 1.0
         return None
+
+    async def _capped(self, group: DaskWorkerGroup, cluster: str, cluster_pods: list[Pod]) -> int:
+        """This group's replicas under `max-workers-per-cluster`, shared by all the cluster's groups."""
+        wanted = int(group.raw["spec"]["worker"].get("replicas", 1))
+        cap = self.ctx.settings.max_workers_per_cluster
+        live: dict[str, int] = {}
+        for pod in cluster_pods:
+            view = PodView.from_pod(pod.raw)
+            if not view.deleting and view.phase not in TERMINAL_PHASES:
+                owner = pod.raw["metadata"].get("labels", {}).get(naming.WORKERGROUP_LABEL, "")
+                live[owner] = live.get(owner, 0) + 1
+        if wanted + sum(n for g, n in live.items() if g != group.name) <= cap:
+            return wanted  # the common case: no need to look at the other groups' specs
+        groups = await self.ctx.kube.list(DaskWorkerGroup, group.namespace, naming.cluster_selector(cluster))
+        desired = {g.name: int(g.raw["spec"]["worker"].get("replicas", 1)) for g in groups
+                   if g.raw["spec"].get("cluster") == cluster}
+        desired[group.name] = wanted
+        return capped_replicas(group.name, desired, live, cap)
 
     async def _workers(self, namespace: str, cluster: str) -> list[WorkerView] | None:
         """Connected workers, or None when the scheduler does not answer (then nothing connected is touched)."""
@@ -155,15 +172,22 @@ class WorkerGroupReconciler:
     async def _validate(self, group: DaskWorkerGroup, cluster: str) -> str | None:
         meta = group.raw["metadata"]
         key = (meta["namespace"], meta["name"])
-        if self._validated.get(key) == (meta["uid"], meta.get("generation", 1)):
+        worker = {k: v for k, v in group.raw["spec"]["worker"].items() if k != "replicas"}
+        checked = (meta["uid"], fingerprint(worker))
+        if self._validated.get(key) == checked:
             return None
-        problems = validation.pod_spec_problems(group.raw["spec"]["worker"].get("spec"), "spec.worker.spec")
+        problems = validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec")
         if problems:
             return "; ".join(str(p) for p in problems)
-        message = await self.ctx.kube.dry_run(specs.worker_pod(group.raw, cluster, self.ctx.settings.cluster_domain))
+        try:
+            message = await self.ctx.kube.dry_run(specs.worker_pod(group.raw, cluster,
+                                                                   self.ctx.settings.cluster_domain))
+        except DryRunUnavailable as err:  # unknown, not invalid: act now, check again next pass
+            log.debug("dry run of %s/%s unavailable: %s", *key, err)
+            return None
         if message:
             return f"spec.worker.spec: the API server would reject a worker pod: {message}"
-        self._validated[key] = (meta["uid"], meta.get("generation", 1))
+        self._validated[key] = checked
         return None
 
     async def _report_error(self, group: DaskWorkerGroup, cluster: str, message: str) -> None:

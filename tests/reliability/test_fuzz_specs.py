@@ -259,7 +259,7 @@ def _over_cap(capped: Capped, namespace: str) -> dict[str, int]:
             if p["metadata"]["labels"].get(naming.COMPONENT_LABEL) == "worker"
             and not p["metadata"].get("deletionTimestamp")]
     over = {f"group {k}": n for k, n in Counter(lb.get(naming.WORKERGROUP_LABEL) for lb in live).items() if n > CAP}
-    if namespace in ("fz-clusters", "fz-jobs"):  # one group per cluster there (see the xfail test below)
+    if namespace in ("fz-clusters", "fz-jobs"):  # one group per cluster there (multi-group caps are tested below)
         over |= {f"cluster {k}": n for k, n in Counter(lb.get(naming.CLUSTER_LABEL) for lb in live).items()
                  if n > CAP}
     return over
@@ -501,8 +501,6 @@ def test_fuzz_daskautoscalers(capped: Capped, base: str) -> None:
     until(lambda: not capped.list("daskautoscalers", base), "the autoscalers to go", 15)
 
 
-@pytest.mark.xfail(strict=True, reason="two DaskAutoscalers of one worker group fight: each pass of each sets its "
-                                       "own replicas, so the group flaps and pods churn (autoscaler.py, reconcile)")
 def test_two_autoscalers_of_one_group_do_not_fight(capped: Capped, base: str) -> None:
     for name, bound in (("fight-low", 0), ("fight-high", 3)):
         body = {"apiVersion": naming.API_VERSION, "kind": naming.DASKAUTOSCALER, "metadata": {"name": name},
@@ -571,8 +569,6 @@ def test_fuzz_daskjobs(capped: Capped) -> None:
 # -- the cap is per cluster --------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the operator caps each worker group, not each cluster: two groups of one "
-                                       "cluster get 2 x max-workers-per-cluster pods (workergroup.py, reconcile)")
 def test_worker_cap_holds_per_cluster_across_groups(capped: Capped) -> None:
     ns = capped.namespace("fz-multi")
     _submit(capped, naming.DASKCLUSTER, ns, _cluster("fz-multi", 10**9), Tally())

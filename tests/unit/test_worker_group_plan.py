@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dask_kube.operator.planning import PodView, WorkerView, joined, plan_worker_group
+from dask_kube.operator.planning import PodView, WorkerView, capped_replicas, joined, plan_worker_group
 
 
 def pod(name: str, phase: str = "Running", ip: str | None = "x", created: str = "2026-01-01T00:00:00Z",
@@ -68,3 +68,25 @@ def test_identity_metrics() -> None:
     info = {"name": "w", "host": "127.1.1.1", "metrics": {"executing": 1, "ready": 2, "managed_bytes": 5,
                                                            "memory": 10**9}}
     assert WorkerView.from_identity(info) == WorkerView("w", "127.1.1.1", busy=3, stored=5)
+
+
+@pytest.mark.parametrize("group,desired,live,cap,expected", [
+    pytest.param("a", {"a": 3}, {"a": 1}, 5, 3, id="under-cap"),
+    pytest.param("a", {"a": 10**9}, {}, 5, 5, id="one-greedy-group"),
+    pytest.param("a", {"a": 10**9, "b": 10**9}, {"a": 0, "b": 0}, 5, 5, id="first-by-name-takes-it"),
+    pytest.param("b", {"a": 10**9, "b": 10**9}, {"a": 5, "b": 0}, 5, 0, id="second-gets-the-rest"),
+    pytest.param("a", {"a": 10**9, "b": 2}, {"a": 0, "b": 5}, 5, 0, id="never-into-occupied-room"),
+    pytest.param("b", {"a": 2, "b": 10**9}, {"a": 2, "b": 0}, 5, 3, id="rest-after-a-small-group"),
+])
+def test_capped_replicas(group: str, desired: dict[str, int], live: dict[str, int], cap: int,
+                         expected: int) -> None:
+    assert capped_replicas(group, desired, live, cap) == expected
+
+
+def test_capped_replicas_settles_two_greedy_groups_within_the_cap() -> None:
+    desired, live, cap = {"a": 10**9, "b": 10**9}, {"a": 0, "b": 0}, 5
+    for _ in range(4):  # alternate passes: counts converge and the total never exceeds the cap
+        for group in ("a", "b"):
+            live[group] = capped_replicas(group, desired, live, cap)
+            assert sum(live.values()) <= cap
+    assert live == {"a": 5, "b": 0}
