@@ -32,7 +32,10 @@ class SchedulerRPC(Protocol):
     async def adaptive_target(self, namespace: str, cluster: str) -> int: ...
 
     async def idle_since(self, namespace: str, cluster: str) -> float | None:
-        """When the scheduler became idle (its own clock), or None while it has work or clients."""
+        """When the scheduler became idle (its own clock), or None while it has work."""
+
+    async def clients(self, namespace: str, cluster: str) -> int:
+        """How many Dask clients are connected to the scheduler."""
 
     async def forget(self, namespace: str, cluster: str) -> None:
         """Drop any connection state for a cluster that went away."""
@@ -94,6 +97,21 @@ class DistributedSchedulerRPC:
         async with self._rpc(namespace, cluster) as r:
             value = await asyncio.wait_for(r.check_idle(), self.settings.rpc_timeout)
         return float(value) if value is not None else None
+
+    async def clients(self, namespace: str, cluster: str) -> int:
+        """Replay the scheduler's `add-client`/`remove-client` events (its "all" topic): no pickled code needed.
+
+        The event log is bounded (distributed.admin.low-level-log-length); a client whose connection event
+        scrolled out of it on a very busy scheduler is not counted, which only matters once it is idle."""
+        async with self._rpc(namespace, cluster) as r:
+            events = await asyncio.wait_for(r.events(topic="all"), self.settings.rpc_timeout)
+        connected: set[str] = set()
+        for _stamp, msg in events:
+            if isinstance(msg, dict) and msg.get("action") == "add-client":
+                connected.add(str(msg.get("client")))
+            elif isinstance(msg, dict) and msg.get("action") == "remove-client":
+                connected.discard(str(msg.get("client")))
+        return len(connected)
 
     async def forget(self, namespace: str, cluster: str) -> None:
         forward = self._forwards.pop((namespace, cluster), None)

@@ -192,6 +192,9 @@ class ClusterReconciler:
             try:
                 idle_since = await ctx.scheduler.idle_since(ns, name)
                 reachable = True
+                if idle_since is not None and cluster.raw["spec"].get("idleTimeout") and await ctx.scheduler.clients(
+                        ns, name):
+                    idle_since = None  # no tasks, but a connected client: not idle
                 idle_for = ctx.idle.idle_for((ns, name), idle_since)
             except (SchedulerUnreachable, kr8s.ServerError) as err:
                 log.debug("scheduler of %s/%s not answering: %s", ns, name, err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -221,3 +222,22 @@ def test_rapids_manifest_unschedulable_without_gpus_then_scheduled_on_a_gpu_node
     finally:
         kubectl("delete", "daskcluster", "rapids-dask-cluster", "--wait=false")
         local_kube.call(local_kube.kube.nodes.remove_node, "gpu-node")
+
+
+def test_a_connected_client_keeps_an_idle_cluster_until_it_leaves(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
+    kubectl("apply", "-f", "-", input=_cluster("held", 0, idle_timeout=2))
+    until(lambda: (_get(kubectl, "daskcluster", "held").get("status") or {}).get("phase") == "Running",
+          "cluster Running", within=60)
+    pod = Pod.get("held-scheduler", namespace=namespace)
+    with pod.portforward(8786, local_port=free_port()) as port:
+        client = Client(f"tcp://127.0.0.1:{port}", timeout=30)
+        try:
+            # A negative can only be observed over a window: four idle timeouts plus two resync periods.
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline:
+                assert _get(kubectl, "daskcluster", "held"), "deleted although a client is connected"
+                time.sleep(0.5)
+        finally:
+            client.close()
+    until(lambda: not _get(kubectl, "daskcluster", "held"), "the idle cluster deleted once the client left",
+          within=60)
