@@ -26,7 +26,7 @@ from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.objects import SchedulerInfo
 from distributed.utils import Log, Logs, NoOpAwaitable, format_dashboard_link
-from kr8s.asyncio.objects import Pod, Service
+from kr8s.asyncio.objects import Endpoints, Pod, Service
 
 from .. import naming, specs, validation
 from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledError, SpecError
@@ -290,6 +290,12 @@ class KubeCluster(Cluster):
                 with contextlib.suppress(TimeoutError):
                     await waiting.wait_for(service, _has_ingress, self._resource_timeout)
             endpoint = await networking.direct_endpoint(self.api, service.raw)
+            if endpoint is not None:
+                # kube-proxy refuses connections to a Service (ClusterIP, NodePort or LoadBalancer) until it has a
+                # ready endpoint: wait for one (bounded), or the probe below would take "not yet" for "never".
+                endpoints = Endpoints({"metadata": {"name": service.name}}, namespace=self.namespace, api=self.api)
+                with contextlib.suppress(TimeoutError):
+                    await waiting.wait_for(endpoints, _has_ready_address, self._resource_timeout)
             if endpoint is None and choice is False:  # the user said never forward: trust the Service name
                 endpoint = networking.Endpoint(f"{service.name}.{self.namespace}.svc", naming.SCHEDULER_PORT,
                                                naming.DASHBOARD_PORT)
@@ -651,6 +657,10 @@ class KubeCluster(Cluster):
 
         await waiting.wait_for(self._cluster, lambda raw: raw is None, limit, explain=explain)
         _OWNED.pop((self.namespace, self.name), None)  # type: ignore[arg-type]
+
+
+def _has_ready_address(raw: dict[str, Any] | None) -> bool:
+    return any(subset.get("addresses") for subset in (raw or {}).get("subsets") or ())
 
 
 def _has_ingress(raw: dict[str, Any] | None) -> bool:

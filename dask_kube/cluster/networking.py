@@ -49,14 +49,22 @@ def _service_port(service: Mapping[str, Any], name: str, node_port: bool = False
 
 
 async def can_connect(host: str, port: int, within: float = CONNECT_CHECK_TIMEOUT) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
+    """Whether a TCP connection succeeds within `within` seconds, retrying refusals meanwhile: a proxy
+    (kube-proxy, a load balancer) starts routing a moment after the Service's endpoints become ready."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), max(0.1, deadline - loop.time()))
+        except (OSError, TimeoutError):
+            if loop.time() + 0.2 >= deadline:
+                return False
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
 
 async def _resolves(host: str) -> bool:
