@@ -7,6 +7,7 @@ methods. Its log is printed when a test fails.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -63,6 +64,15 @@ class OperatorProcess:
     def tail(self, lines: int = 60) -> str:
         text = self.log_path.read_bytes().decode(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_kr8s_clients() -> Iterator[None]:
+    """kr8s caches one client per thread and event loop, holding the kubeconfig it was built from: a test that
+    points KUBECONFIG at a LocalKube of its own must not leave that client to the next test."""
+    # kr8s's package namespace shadows its `_api` module with a function of that name: import the module itself.
+    importlib.import_module("kr8s._api").Api._instances.clear()
+    yield
 
 
 @pytest.fixture(scope="session")
