@@ -1,0 +1,101 @@
+"""Scenario 5: bytes/s through each client's scheduler port-forward, against direct loopback TCP to the pod.
+
+A sink pod stands in for a scheduler (named and labelled as one, behind a `<cluster>-scheduler` Service), so
+that each tool's own forward reaches it exactly as it reaches a scheduler: dask-kubernetes's
+`port_forward_service` (a kr8s Service forward on a thread) and dask_kube's `SchedulerForward`. The payload is
+sent from the harness process in both cases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from common import Sample, runner, until
+from report import Row
+
+NS = "fwd"
+CLUSTER = "bw"
+PORT = 9000
+SINK = (
+    "import socket\n"
+    "srv = socket.create_server(('0.0.0.0', 9000))\n"
+    "while True:\n"
+    "    conn, _ = srv.accept()\n"
+    "    f = conn.makefile('rb')\n"
+    "    left = int.from_bytes(f.read(8) or bytes(8), 'big')\n"
+    "    while left:\n"
+    "        chunk = f.read(min(left, 1 << 20))\n"
+    "        if not chunk:\n"
+    "            break\n"
+    "        left -= len(chunk)\n"
+    "    try:\n"
+    "        conn.sendall(b'ok')\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "    conn.close()\n"
+)
+LABELS = {"dask.org/cluster-name": CLUSTER, "dask.org/component": "scheduler"}
+
+
+async def _send(host: str, port: int, payload: bytes) -> float:
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(len(payload).to_bytes(8, "big"))
+    for i in range(0, len(payload), 1 << 20):
+        writer.write(payload[i:i + (1 << 20)])
+        await writer.drain()
+    assert await asyncio.wait_for(reader.read(2), 120) == b"ok"
+    writer.close()
+    return len(payload) / (time.perf_counter() - start) / 1e6
+
+
+async def _sink(kube) -> str:  # type: ignore[no-untyped-def]
+    await kube.ensure_namespace(NS)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{CLUSTER}-scheduler", "labels": LABELS},
+           "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+               "name": "sink", "image": "python", "command": ["python", "-c", SINK],
+               "ports": [{"name": "tcp-comm", "containerPort": PORT}],
+               "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 1}}]}}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{CLUSTER}-scheduler", "labels": LABELS},
+           "spec": {"selector": LABELS, "ports": [{"name": "tcp-comm", "port": PORT, "targetPort": PORT}]}}
+    await kube.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)
+    await kube.request("POST", f"/api/v1/namespaces/{NS}/services", svc)
+    path = f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-scheduler"
+
+    async def ready() -> bool:
+        status = (await kube.get(path)).get("status") or {}
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+
+    await until(ready, 60, "sink pod Ready")
+    return (await kube.get(path))["status"]["podIP"]
+
+
+async def run(ctx) -> list[Row]:  # type: ignore[no-untyped-def]
+    kube = ctx.kube
+    ip = await _sink(kube)
+    payload = os.urandom(1 << 20) * ctx.args.megabytes
+    direct = Sample()
+    for _ in range(ctx.rounds):
+        direct.values.append(await _send(ip, PORT, payload))
+    row = Row("5 port-forward", f"client's scheduler forward, {ctx.args.megabytes} MB per transfer", "MB/s",
+              baseline=f"direct loopback TCP to the pod: {direct.median:,.0f} MB/s")
+    ratio = Row("5 port-forward", "ratio forward / direct TCP", "")
+    for key in ("ours", "dk"):
+        tool = ctx.tools.get(key)
+        sample = getattr(row, key)
+        if tool is None:
+            sample.note = getattr(ratio, key).note = ctx.missing.get(key, "not run")
+            continue
+        try:
+            async with runner(tool, kube, "forward", {"namespace": NS, "cluster": CLUSTER, "port": PORT},
+                              "forward") as run:
+                port = (await run.event(timeout=120))["port"]
+                for _ in range(ctx.rounds):
+                    sample.values.append(await _send("127.0.0.1", port, payload))
+        except Exception as err:
+            sample.note = ctx.failure(key, "port-forward", err)
+            continue
+        getattr(ratio, key).values.extend(v / direct.median for v in sample.values)  # type: ignore[operator]
+    await kube.delete_namespace(NS)
+    return [row, ratio]
