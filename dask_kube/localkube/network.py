@@ -525,7 +525,30 @@ class Network:
                     names[fqdn] = sorted(members, key=_ip_key)
             elif spec.get("clusterIP"):
                 names[fqdn] = [spec["clusterIP"]]
-        return {"domain": self.cluster_domain, "names": names, "aliases": aliases}
+        return {"domain": self.cluster_domain, "names": names, "aliases": aliases, "services": self.service_routes()}
+
+    def service_routes(self) -> dict[str, list[list[Any]]]:
+        """`clusterIP:port` -> ready endpoints `[ip, targetPort]`, for the shim's connect-time rewrite (kube-proxy's
+        DNAT): a pod connecting to a Service reaches an endpoint directly, or is refused when none is ready."""
+        routes: dict[str, list[list[Any]]] = {}
+        for svc in self.core.store.list(SERVICE_KEY):
+            meta, spec = svc["metadata"], svc.get("spec") or {}
+            ip = spec.get("clusterIP")
+            if not ip or ip == "None" or spec.get("type") == "ExternalName":
+                continue
+            eps = self.core.store.get(ENDPOINTS_KEY, meta["namespace"], meta["name"]) or {}
+            ports = [p for p in spec.get("ports") or () if (p.get("protocol") or "TCP") == "TCP"]
+            for port in ports:
+                targets: list[list[Any]] = []
+                for subset in eps.get("subsets") or ():
+                    by_name = {sp.get("name"): sp.get("port") for sp in subset.get("ports") or ()}
+                    target = by_name.get(port.get("name")) if len(by_name) > 1 or port.get("name") in by_name \
+                        else next(iter(by_name.values()), None)
+                    if target is None:
+                        continue
+                    targets += [[addr["ip"], target] for addr in subset.get("addresses") or ()]
+                routes[f"{ip}:{port['port']}"] = sorted(targets)
+        return routes
 
     def _write_hosts(self) -> None:
         """Replace the table atomically (readers see the old or the new file, never half of one)."""

@@ -19,6 +19,7 @@ import yaml
 from kr8s.objects import Pod
 
 from tests.net import free_port
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -249,3 +250,29 @@ def test_kubectl_port_forward_pod_and_exec(kube, kubectl, namespace) -> None:  #
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_service_connect_is_refused_like_kube_proxy_when_nothing_listens(kubectl, namespace) -> None:  # type: ignore[no-untyped-def]
+    # Ready (no probe) but not listening, as a scheduler is for a moment after it starts.
+    quiet = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "quiet", "labels": {"app": "quiet"}},
+             "spec": {"containers": [{"name": "c", "image": "python:3.11",
+                                      "command": ["python", "-c", "import time; time.sleep(600)"]}]}}
+    script = (
+        "import socket\n"
+        "for name in ('quiet', 'empty'):\n"
+        "    try:\n"
+        "        socket.create_connection((name, 80), timeout=5).close()\n"
+        "        print(name, 'connected', flush=True)\n"
+        "    except ConnectionRefusedError:\n"
+        "        print(name, 'refused', flush=True)\n"
+    )
+    _apply(kubectl, quiet, _service("quiet", {"app": "quiet"}, target=8080),
+           _service("empty", {"app": "nobody"}, target=8080))
+    _wait_ready(kubectl, "quiet")
+    until(lambda: json.loads(kubectl("get", "endpoints", "quiet", "-o", "json").stdout).get("subsets"),
+          "the quiet pod to be an endpoint")
+    _apply(kubectl, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "prober"}, "spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "python:3.11",
+                                                  "command": ["python", "-c", script]}]}})
+    kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/prober", "--timeout=60s", timeout=70)
+    assert kubectl("logs", "prober").stdout.split("\n")[:2] == ["quiet refused", "empty refused"]

@@ -18,7 +18,9 @@ Only the standard library is imported here, and little of it, since every pod pr
 
 from __future__ import annotations
 
+import errno
 import os
+import random
 import socket
 import sys
 
@@ -44,6 +46,7 @@ class _Table:
         self._stamp: tuple[int, int, int] | None = None
         self.names: dict[str, list[str]] = {}
         self.aliases: dict[str, str] = {}
+        self.services: dict[str, list[list[object]]] = {}  # "clusterIP:port" -> [[endpoint IP, port], ...]
 
     def refresh(self) -> None:
         try:
@@ -62,6 +65,7 @@ class _Table:
             return
         self.names = data.get("names") or {}
         self.aliases = data.get("aliases") or {}
+        self.services = data.get("services") or {}
         self._stamp = stamp
 
 
@@ -233,6 +237,17 @@ def _patch_socket(pod_ip: str, resolver: _Resolver) -> None:
             if found is not None:
                 host = found[1][0]
                 address = (host, *address[1:])
+            if self.type == socket.SOCK_STREAM and resolver.table is not None:
+                # What kube-proxy does with DNAT: a Service's address becomes a ready endpoint's, chosen per
+                # connection; with none ready, the connection is refused (as iptables REJECT makes it).
+                resolver.table.refresh()
+                endpoints = resolver.table.services.get(f"{host}:{address[1]}")
+                if endpoints is not None:
+                    if not endpoints:
+                        raise ConnectionRefusedError(errno.ECONNREFUSED, "no ready endpoint behind this Service")
+                    target = random.choice(endpoints)
+                    host = str(target[0])
+                    address = (host, int(target[1]))
         if self.family == socket.AF_INET:
             loopback = host.startswith("127.") or host == "localhost"
         elif host in ("::1", "localhost"):
@@ -265,7 +280,11 @@ def _patch_socket(pod_ip: str, resolver: _Resolver) -> None:
         return _real_connect(self, prepare(self, address))
 
     def connect_ex(self, address):
-        return _real_connect_ex(self, prepare(self, address))
+        try:
+            address = prepare(self, address)
+        except ConnectionRefusedError:
+            return errno.ECONNREFUSED
+        return _real_connect_ex(self, address)
 
     socket.socket.bind = bind
     socket.socket.connect = connect
