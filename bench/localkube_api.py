@@ -22,20 +22,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
+from _localkube import start_localkube
 
 CONCURRENCY = 16
-
-
-def _start_localkube(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    kubeconfig = tmp / "k.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "dask_kube.localkube", "--kubeconfig", str(kubeconfig)])
-    deadline = time.monotonic() + 30
-    while not kubeconfig.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("LocalKube did not start")
-        time.sleep(0.05)
-    return proc, yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
 
 
 _FLOOR = """
@@ -134,7 +123,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = _start_localkube(Path(tmp))
+        proc, _, url = start_localkube(Path(tmp))
         floor_proc, floor_url = _floor_server()
         try:
             floor = await _writes(floor_url, args.writes, "default")

@@ -14,7 +14,6 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import kr8s.asyncio
-import yaml
+from _localkube import start_localkube
 from kr8s.asyncio.objects import Pod
 
 SLEEPER = ["python", "-c", "print('up', flush=True); import time; time.sleep(600)"]
@@ -38,18 +37,6 @@ SINK = (
     "    conn.sendall(b'ok')\n"
     "    conn.close()\n"
 )
-
-
-def _start_localkube(tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    kubeconfig = tmp / "k.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "dask_kube.localkube", "--kubeconfig", str(kubeconfig)],
-                            stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not kubeconfig.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("LocalKube did not start")
-        time.sleep(0.05)
-    return proc, kubeconfig
 
 
 def _pod(name: str, command: list[str], simulate: bool = False) -> dict:
@@ -144,8 +131,7 @@ async def main() -> None:
     parser.add_argument("--simulated", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, kubeconfig = _start_localkube(Path(tmp))
-        url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        proc, kubeconfig, url = start_localkube(Path(tmp))
         try:
             api = await kr8s.asyncio.api(kubeconfig=str(kubeconfig))
             floor = [await _spawn_floor() for _ in range(args.rounds)]
