@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,24 +25,12 @@ from dask_kube.localkube.api import ApiCore
 from dask_kube.localkube.errors import ApiError
 from dask_kube.localkube.network import NODE_PORT_RANGE, Network
 from dask_kube.localkube.store import Event
+from tests.waiting import async_until
 
 pytestmark = pytest.mark.localkube_only
 
 PODS, SERVICES, ENDPOINTS, NAMESPACES = ("", "pods"), ("", "services"), ("", "endpoints"), ("", "namespaces")
 Obj = dict[str, Any]
-
-
-async def wait_for(check: Callable[[], Any], within: float = 15.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy, failing after `within` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -205,11 +193,11 @@ async def test_services_get_cluster_ips_node_ports_and_load_balancers(cluster: C
 
     lb = cluster.service("lb", {"type": "LoadBalancer", "ports": [{"port": 80}]})
     assert lb["spec"]["ports"][0]["nodePort"] in NODE_PORT_RANGE
-    ingress = await wait_for(lambda: ((cluster.get(SERVICES, "lb") or {}).get("status") or {}).get(
+    ingress = await async_until(lambda: ((cluster.get(SERVICES, "lb") or {}).get("status") or {}).get(
         "loadBalancer", {}).get("ingress"), what="load balancer ingress")
     assert ingress[0]["ip"].startswith(f"{prefix}.192.")
     cluster.core.mutate(kind, "default", "lb", lambda o: o["spec"].update(type="NodePort"))
-    await wait_for(lambda: not (cluster.get(SERVICES, "lb") or {})["status"]["loadBalancer"],
+    await async_until(lambda: not (cluster.get(SERVICES, "lb") or {})["status"]["loadBalancer"],
                    what="ingress removed")
 
 
@@ -268,7 +256,7 @@ async def test_endpoints_follow_pods(cluster: Cluster) -> None:
     def by_port() -> dict[int, Obj]:
         return {next(p["port"] for p in s["ports"] if p["name"] == "http"): s for s in subsets()}
 
-    await wait_for(lambda: len(subsets()) == 2, what="two subsets")
+    await async_until(lambda: len(subsets()) == 2, what="two subsets")
     eps = by_port()
     assert eps[8080]["notReadyAddresses"][0]["ip"] == ip_a and "addresses" not in eps[8080]
     assert eps[9090]["addresses"] == [{"ip": ip_b, "nodeName": "localkube", "targetRef": {
@@ -277,7 +265,7 @@ async def test_endpoints_follow_pods(cluster: Cluster) -> None:
         {"name": "http", "port": 9090, "protocol": "TCP"}, {"name": "metrics", "port": 9100, "protocol": "TCP"}]
 
     cluster.set_ready("a", True)
-    await wait_for(lambda: by_port().get(8080, {}).get("addresses"), what="a ready")
+    await async_until(lambda: by_port().get(8080, {}).get("addresses"), what="a ready")
     assert "notReadyAddresses" not in by_port()[8080]
 
     # A pod update that changes nothing Endpoints show is not written; a deletion is, once.
@@ -286,15 +274,15 @@ async def test_endpoints_follow_pods(cluster: Cluster) -> None:
     cluster.core.mutate(cluster.core.kind_of(PODS), "default", "a",
                         lambda o: o["metadata"].setdefault("annotations", {}).update(touched="yes"))
     cluster.core.delete(cluster.core.kind_of(PODS), "default", "b", grace_period=0)
-    await wait_for(lambda: len(subsets()) == 1, what="b gone")
+    await async_until(lambda: len(subsets()) == 1, what="b gone")
     cluster.set_ready("a", True)  # no change either
     cluster.service("marker", {"selector": {"app": "none"}, "ports": [{"port": 1}]})
-    await wait_for(lambda: cluster.get(ENDPOINTS, "marker"), what="later work done")
+    await async_until(lambda: cluster.get(ENDPOINTS, "marker"), what="later work done")
     assert [(e.type, e.obj["metadata"]["name"]) for e in writes] == [("MODIFIED", "web"), ("ADDED", "marker")]
 
     assert cluster.get(ENDPOINTS, "manual") is None  # no selector: the user's to manage
     cluster.core.delete(cluster.core.kind_of(SERVICES), "default", "web")
-    await wait_for(lambda: cluster.get(ENDPOINTS, "web") is None, what="endpoints deleted with the service")
+    await async_until(lambda: cluster.get(ENDPOINTS, "web") is None, what="endpoints deleted with the service")
 
 
 async def test_dns_table_follows_services_and_endpoints(cluster: Cluster) -> None:
@@ -317,12 +305,12 @@ async def test_dns_table_follows_services_and_endpoints(cluster: Cluster) -> Non
         "peers.default.svc.cluster.local": sorted([ip_a, ip_b], key=lambda ip: [int(x) for x in ip.split(".")]),
         "b0.peers.default.svc.cluster.local": [ip_b],
     }
-    await wait_for(lambda: table().get("names") == expected, what=f"dns table {expected}")
+    await async_until(lambda: table().get("names") == expected, what=f"dns table {expected}")
     assert table()["aliases"] == {"ext.default.svc.cluster.local": "example.com"}
     assert cluster.net.pod_environment(pod_b, ip_b)["LOCALKUBE_FQDN"] == "b0.peers.default.svc.cluster.local"
 
     cluster.core.delete(cluster.core.kind_of(SERVICES), "default", "web")
-    await wait_for(lambda: "web.default.svc.cluster.local" not in table()["names"], what="web removed")
+    await async_until(lambda: "web.default.svc.cluster.local" not in table()["names"], what="web removed")
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -343,7 +331,7 @@ async def test_pods_reach_services_by_name_and_the_host_through_node_ports(clust
         backends[name] = ip
         await cluster.run(pod, ip, *SERVE, str(root))
     for name, ip in backends.items():  # both bind port 8080 (on 0.0.0.0, as they think) without a clash
-        await wait_for(lambda ip=ip: connectable((ip, 8080)), within=30, what=f"{name} listening\n{cluster.logs()}")
+        await async_until(lambda ip=ip: connectable((ip, 8080)), within=30, what=f"{name} listening\n{cluster.logs()}")
     web = cluster.service("web", {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]})
     lb = cluster.service("web-lb", {"type": "LoadBalancer", "selector": {"app": "web"},
                                     "ports": [{"port": 8000, "targetPort": "http"}]})
@@ -352,7 +340,7 @@ async def test_pods_reach_services_by_name_and_the_host_through_node_ports(clust
 
     for name in backends:
         cluster.set_ready(name, True)
-    await wait_for(lambda: connectable((cluster_ip, 80)), what="proxy listening")
+    await async_until(lambda: connectable((cluster_ip, 80)), what="proxy listening")
 
     client, client_ip = cluster.pod("client", {"app": "client"}, ready=True)
     got = await cluster.output(client, client_ip, """if True:
@@ -381,20 +369,20 @@ async def test_pods_reach_services_by_name_and_the_host_through_node_ports(clust
     with pytest.raises(socket.gaierror):  # the test process is outside the cluster
         await asyncio.to_thread(socket.getaddrinfo, "web.default.svc.cluster.local", 80)
 
-    lb_svc = await wait_for(lambda: (cluster.get(SERVICES, "web-lb") or {})["status"]["loadBalancer"].get(
+    lb_svc = await async_until(lambda: (cluster.get(SERVICES, "web-lb") or {})["status"]["loadBalancer"].get(
         "ingress"), what="ingress")
     node_port = lb["spec"]["ports"][0]["nodePort"]
-    await wait_for(lambda: connectable((lb_svc[0]["ip"], 8000)) and connectable(("127.0.0.1", node_port)),
+    await async_until(lambda: connectable((lb_svc[0]["ip"], 8000)) and connectable(("127.0.0.1", node_port)),
                    what="load balancer and node port listening")
     assert await asyncio.to_thread(fetch, f"http://{lb_svc[0]['ip']}:8000/whoami") in backends
     assert await asyncio.to_thread(fetch, f"http://127.0.0.1:{node_port}/whoami") in backends
 
     for name in backends:
         cluster.set_ready(name, False)
-    await wait_for(lambda: (cluster.get(ENDPOINTS, "web") or {})["subsets"][0].get("notReadyAddresses"),
+    await async_until(lambda: (cluster.get(ENDPOINTS, "web") or {})["subsets"][0].get("notReadyAddresses"),
                    what="endpoints not ready")
     assert len(cluster.get(ENDPOINTS, "web")["subsets"][0]["notReadyAddresses"]) == 2  # type: ignore[index]
-    await wait_for(lambda: refused((cluster_ip, 80)) and refused(("127.0.0.1", node_port)),
+    await async_until(lambda: refused((cluster_ip, 80)) and refused(("127.0.0.1", node_port)),
                    what="refused without ready endpoints")
 
 
@@ -407,16 +395,16 @@ async def test_dask_scheduler_and_worker_form_a_cluster(cluster: Cluster) -> Non
         {"name": "tcp-comm", "port": 8786, "targetPort": "tcp-comm"},
         {"name": "http-dashboard", "port": 8787, "targetPort": "http-dashboard"}]})
     await cluster.run(sched, sched_ip, sys.executable, "-m", "dask", "scheduler")
-    await wait_for(lambda: connectable((sched_ip, 8786)), within=60, what=f"scheduler up\n{cluster.logs()}")
+    await async_until(lambda: connectable((sched_ip, 8786)), within=60, what=f"scheduler up\n{cluster.logs()}")
     cluster.set_ready("demo-scheduler", True)
 
     worker, worker_ip = cluster.pod("demo-worker", {"app": "worker"})
     await cluster.run(worker, worker_ip, sys.executable, "-m", "dask", "worker",
                       "tcp://demo-scheduler.default.svc.cluster.local:8786", "--nthreads", "1")
-    ingress = await wait_for(lambda: (cluster.get(SERVICES, "demo-scheduler") or {})["status"]["loadBalancer"].get(
+    ingress = await async_until(lambda: (cluster.get(SERVICES, "demo-scheduler") or {})["status"]["loadBalancer"].get(
         "ingress"), what="ingress")
     lb_ip = ingress[0]["ip"]
-    await wait_for(lambda: connectable((lb_ip, 8786)), what="load balancer listening")
+    await async_until(lambda: connectable((lb_ip, 8786)), what="load balancer listening")
     assert svc["spec"]["ports"][0]["nodePort"] in NODE_PORT_RANGE
 
     async with distributed.Client(f"tcp://{lb_ip}:8786", asynchronous=True, timeout=30) as client:

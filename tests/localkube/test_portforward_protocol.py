@@ -36,6 +36,7 @@ from dask_kube.localkube.portforward import (
     websocket_send,
 )
 from tests.net import free_port
+from tests.waiting import async_until
 
 KUBECTL = shutil.which("kubectl")
 POD_UID = "0b6a4f7e-3d2c-4b1a-9e8f-7a6b5c4d3e2f"
@@ -45,16 +46,6 @@ pytestmark = pytest.mark.timeout(180)
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-async def wait_for(condition: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
-    """Poll a cheap in-process condition until it holds, yielding to the loop between checks."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def closed_port() -> int:
@@ -417,8 +408,8 @@ async def test_kubectl_port_forward(tmp_path: Path, echo: EchoServer, websockets
                 assert await echo_round_trip(fwd.local_port, b"again %d" % i) == b"again %d" % i
             assert fwd.proc.returncode is None, fwd.stderr.decode()
             # Every finished local connection releases its target, while the session lives on.
-            await wait_for(lambda: echo.open_connections == 0, what="targets closed after each connection")
-        await wait_for(lambda: api.sessions == 0, what="port-forward handler to return")
+            await async_until(lambda: echo.open_connections == 0, what="targets closed after each connection")
+        await async_until(lambda: api.sessions == 0, what="port-forward handler to return")
         assert echo.open_connections == 0
         expected = "spdy-websocket" if websockets else "spdy-raw"
         assert set(api.transports) == {expected}, api.transports
@@ -437,12 +428,12 @@ async def test_kubectl_connect_failure(tmp_path: Path, echo: EchoServer, websock
             finally:
                 writer.close()
             text = f"error forwarding port {refused} to pod web, uid {POD_UID}"
-            await wait_for(
+            await async_until(
                 lambda: b"an error occurred forwarding" in fwd.stderr and text.encode() in fwd.stderr,
                 within=TIMEOUT,
                 what=f"kubectl to report the error; stderr={fwd.stderr!r}",
             )
-        await wait_for(lambda: api.sessions == 0, what="port-forward handler to return")
+        await async_until(lambda: api.sessions == 0, what="port-forward handler to return")
 
 
 @pytest.fixture
@@ -465,8 +456,8 @@ async def test_kr8s_port_forward(echo: EchoServer, kr8s_api: Callable[[int], Awa
     async with pod.portforward(echo.port, local_port=free_port()) as local_port:
         await assert_transfers(local_port)
         assert await echo_round_trip(local_port, b"ping") == b"ping"
-        await wait_for(lambda: echo.open_connections == 0, what="targets closed after each connection")
-        await wait_for(lambda: api.sessions == 0, what="every per-connection websocket to end")
+        await async_until(lambda: echo.open_connections == 0, what="targets closed after each connection")
+        await async_until(lambda: api.sessions == 0, what="every per-connection websocket to end")
     assert set(api.transports) == {"channel"}
     assert echo.accepted == 6
 
@@ -484,7 +475,7 @@ async def test_kr8s_connect_failure(echo: EchoServer, kr8s_api: Callable[[int], 
                 assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
         finally:
             writer.close()
-        await wait_for(lambda: api.sessions == 0, what="the websocket handler to return")
+        await async_until(lambda: api.sessions == 0, what="the websocket handler to return")
     assert api.transports == ["channel"]
 
 
@@ -534,29 +525,29 @@ async def test_spdy_driver_streams_ping_reset_and_fin(echo: EchoServer) -> None:
     error_a, data_a = peer.open_pair(0, echo.port)
     wire = spdy.build_data(data_a, b"hello") + spdy.build_ping(1)
     peer.push(*(wire[i : i + 3] for i in range(0, len(wire), 3)))  # arbitrary message boundaries
-    await wait_for(lambda: peer.received(data_a) == b"hello", what="echo on the data stream")
+    await async_until(lambda: peer.received(data_a) == b"hello", what="echo on the data stream")
     replies = [f.stream_id for f in peer.frames if isinstance(f, spdy.SynReply)]
     assert replies == [error_a, data_a]
     assert spdy.Ping(1) in peer.frames
 
     peer.push(spdy.build_rst_stream(data_a))  # kubectl cancels a finished connection
-    await wait_for(lambda: echo.open_connections == 0, what="RST_STREAM to close the target")
+    await async_until(lambda: echo.open_connections == 0, what="RST_STREAM to close the target")
 
     error_b, data_b = peer.open_pair(1, echo.port)
     peer.push(spdy.build_data(data_b, b"bye", fin=True))  # client FIN half-closes the target
-    await wait_for(lambda: error_b in peer.fins(), what="FIN on the error stream")
+    await async_until(lambda: error_b in peer.fins(), what="FIN on the error stream")
     assert peer.received(data_b) == b"bye"
     assert peer.fins()[-2:] == [data_b, error_b]  # data stream first, as kubectl expects
 
     refused = closed_port()
     error_c, data_c = peer.open_pair(2, refused)
-    await wait_for(lambda: error_c in peer.fins(), what="the failure to be reported")
+    await async_until(lambda: error_c in peer.fins(), what="the failure to be reported")
     assert peer.received(error_c).decode().startswith(f"error forwarding port {refused} to pod web, uid {POD_UID}: ")
     assert peer.fins()[-2:] == [data_c, error_c]
 
     peer.push(None)  # the client hangs up
     await asyncio.wait_for(task, TIMEOUT)
-    await wait_for(lambda: echo.open_connections == 0, what="all targets closed")
+    await async_until(lambda: echo.open_connections == 0, what="all targets closed")
 
 
 async def test_spdy_driver_is_cancel_safe(echo: EchoServer) -> None:
@@ -564,21 +555,21 @@ async def test_spdy_driver_is_cancel_safe(echo: EchoServer) -> None:
     task = peer.serve()
     for request_id in range(3):
         peer.open_pair(request_id, echo.port)
-    await wait_for(lambda: echo.open_connections == 3, what="three targets connected")
+    await async_until(lambda: echo.open_connections == 3, what="three targets connected")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await wait_for(lambda: echo.open_connections == 0, what="cancellation to close every target")
+    await async_until(lambda: echo.open_connections == 0, what="cancellation to close every target")
 
 
 async def test_spdy_driver_closes_on_protocol_error(echo: EchoServer) -> None:
     peer = SpdyPeer()
     task = peer.serve()
     peer.open_pair(0, echo.port)
-    await wait_for(lambda: echo.open_connections == 1, what="target connected")
+    await async_until(lambda: echo.open_connections == 1, what="target connected")
     peer.push(b"\x80\x02\x00\x01\x00\x00\x00\x00")  # a SPDY/2 frame: not ours
     await asyncio.wait_for(task, TIMEOUT)
-    await wait_for(lambda: echo.open_connections == 0, what="target closed with the session")
+    await async_until(lambda: echo.open_connections == 0, what="target closed with the session")
 
 
 async def test_channel_driver_is_cancel_safe(echo: EchoServer) -> None:
@@ -592,5 +583,5 @@ async def test_channel_driver_is_cancel_safe(echo: EchoServer) -> None:
             assert await ws.receive_bytes(timeout=TIMEOUT) == b"\x00abc"
             assert echo.open_connections == 1
             await api.cancel_handlers()
-            await wait_for(lambda: echo.open_connections == 0, what="the target to close")
-            await wait_for(lambda: api.sessions == 0, what="the handler to finish")
+            await async_until(lambda: echo.open_connections == 0, what="the target to close")
+            await async_until(lambda: api.sessions == 0, what="the handler to finish")

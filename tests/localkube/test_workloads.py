@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,23 +23,12 @@ from dask_kube.localkube.controllers.workloads import (
     plan_rollout,
     template_hash,
 )
+from tests.waiting import async_until
 
 pytestmark = pytest.mark.localkube_only
 
 PODS, RS, DEPLOY = ("", "pods"), ("apps", "replicasets"), ("apps", "deployments")
 KUBECTL = shutil.which("kubectl")
-
-
-async def wait_for(check: Callable[[], Any], within: float = 15.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy, failing after `within` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def _ready_status(pod: dict[str, Any], now: str) -> None:
@@ -118,7 +107,7 @@ async def cluster() -> AsyncIterator[Cluster]:
 async def test_deployment_creates_one_replicaset_and_its_pods() -> None:
     async with cluster() as c:
         deploy = c.deploy("web")
-        [rs] = await wait_for(lambda: c.replicasets("web"), what="the ReplicaSet")
+        [rs] = await async_until(lambda: c.replicasets("web"), what="the ReplicaSet")
         pod_hash = rs["metadata"]["labels"]["pod-template-hash"]
         assert rs["metadata"]["name"] == f"web-{pod_hash}"
         assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", "pod-template-hash": pod_hash}
@@ -127,7 +116,7 @@ async def test_deployment_creates_one_replicaset_and_its_pods() -> None:
         [ref] = rs["metadata"]["ownerReferences"]
         assert ref == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
                        "uid": deploy["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        pods = await wait_for(lambda: len(c.pods("web")) == 3 and c.pods("web"), what="3 pods")
+        pods = await async_until(lambda: len(c.pods("web")) == 3 and c.pods("web"), what="3 pods")
         for pod in pods:
             assert pod["metadata"]["name"].startswith(f"web-{pod_hash}-")
             assert pod["metadata"]["labels"] == {"app": "web", "hold": "web", "pod-template-hash": pod_hash}
@@ -140,7 +129,7 @@ async def test_status_fields_and_conditions() -> None:
     async with cluster() as c:
         c.hold.add("web")
         c.deploy("web")
-        await wait_for(lambda: c.status("web").get("replicas") == 3, what="3 replicas counted")
+        await async_until(lambda: c.status("web").get("replicas") == 3, what="3 replicas counted")
         status = c.status("web")
         assert status["observedGeneration"] == 1
         assert (status["updatedReplicas"], status["unavailableReplicas"]) == (3, 3)
@@ -151,7 +140,7 @@ async def test_status_fields_and_conditions() -> None:
         assert conditions["Progressing"]["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated")
 
         c.hold.clear()
-        await wait_for(lambda: c.rolled_out("web", 3), what="rollout")
+        await async_until(lambda: c.rolled_out("web", 3), what="rollout")
         status = c.status("web")
         assert "unavailableReplicas" not in status  # omitempty, as on a real cluster
         conditions = {x["type"]: x for x in status["conditions"]}
@@ -169,34 +158,34 @@ async def test_status_fields_and_conditions() -> None:
 async def test_scale_subresource_and_pod_replacement() -> None:
     async with cluster() as c:
         c.deploy("web")
-        await wait_for(lambda: c.rolled_out("web", 3), what="rollout")
+        await async_until(lambda: c.rolled_out("web", 3), what="rollout")
         kind = c.core.kind_of(DEPLOY)
         scale = c.core.patch_scale(kind, "default", "web", MERGE_PATCH, {"spec": {"replicas": 5}})
         assert scale["spec"]["replicas"] == 5
-        await wait_for(lambda: c.rolled_out("web", 5), what="scale up to 5")
+        await async_until(lambda: c.rolled_out("web", 5), what="scale up to 5")
         c.core.patch_scale(kind, "default", "web", MERGE_PATCH, {"spec": {"replicas": 2}})
-        await wait_for(lambda: c.rolled_out("web", 2), what="scale down to 2")
+        await async_until(lambda: c.rolled_out("web", 2), what="scale down to 2")
         assert len(c.replicasets("web")) == 1
 
         victim = c.pods("web")[0]["metadata"]["name"]
         c.core.delete(c.core.kind_of(PODS), "default", victim)
-        await wait_for(lambda: victim not in {p["metadata"]["name"] for p in c.pods("web", active_only=False)},
+        await async_until(lambda: victim not in {p["metadata"]["name"] for p in c.pods("web", active_only=False)},
                        what="the deleted pod to go")
-        await wait_for(lambda: c.rolled_out("web", 2), what="a replacement pod")
+        await async_until(lambda: c.rolled_out("web", 2), what="a replacement pod")
 
 
 async def test_template_change_rolls_to_a_new_replicaset() -> None:
     async with cluster() as c:
         c.deploy("web", replicas=4)
-        await wait_for(lambda: c.rolled_out("web", 4), what="first rollout")
+        await async_until(lambda: c.rolled_out("web", 4), what="first rollout")
         [old] = c.replicasets("web")
         c.core.patch(c.core.kind_of(DEPLOY), "default", "web", STRATEGIC_PATCH,
                      {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}}})
-        await wait_for(lambda: c.rolled_out("web", 4) and len(c.replicasets("web")) == 2, what="second rollout")
+        await async_until(lambda: c.rolled_out("web", 4) and len(c.replicasets("web")) == 2, what="second rollout")
         new = next(rs for rs in c.replicasets("web") if rs["metadata"]["uid"] != old["metadata"]["uid"])
         old = c.get(RS, old["metadata"]["name"])
         assert old["spec"]["replicas"] == 0
-        await wait_for(lambda: not (c.get(RS, old["metadata"]["name"])["status"].get("replicas")),
+        await async_until(lambda: not (c.get(RS, old["metadata"]["name"])["status"].get("replicas")),
                        what="old ReplicaSet status at 0")
         assert new["spec"]["replicas"] == 4
         assert new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
@@ -210,19 +199,19 @@ async def test_template_change_rolls_to_a_new_replicaset() -> None:
 async def test_recreate_strategy_replaces_all_at_once() -> None:
     async with cluster() as c:
         c.deploy("batch", replicas=2, strategy={"type": "Recreate"})
-        await wait_for(lambda: c.rolled_out("batch", 2), what="first rollout")
+        await async_until(lambda: c.rolled_out("batch", 2), what="first rollout")
         c.core.patch(c.core.kind_of(DEPLOY), "default", "batch", MERGE_PATCH,
                      {"spec": {"template": {"metadata": {"labels": {"app": "batch", "hold": "batch", "v": "2"}}}}})
-        await wait_for(lambda: c.rolled_out("batch", 2) and len(c.replicasets("batch")) == 2, what="recreate")
+        await async_until(lambda: c.rolled_out("batch", 2) and len(c.replicasets("batch")) == 2, what="recreate")
         assert {p["metadata"]["labels"].get("v") for p in c.pods("batch")} == {"2"}
 
 
 async def test_deleting_the_deployment_collects_replicasets_and_pods() -> None:
     async with cluster() as c:
         c.deploy("web")
-        await wait_for(lambda: c.rolled_out("web", 3), what="rollout")
+        await async_until(lambda: c.rolled_out("web", 3), what="rollout")
         c.core.delete(c.core.kind_of(DEPLOY), "default", "web")
-        await wait_for(lambda: not c.replicasets("web") and not c.pods("web", active_only=False),
+        await async_until(lambda: not c.replicasets("web") and not c.pods("web", active_only=False),
                        what="garbage collection")
 
 
