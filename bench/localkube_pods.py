@@ -22,21 +22,10 @@ from pathlib import Path
 import aiohttp
 import kr8s.asyncio
 from _localkube import start_localkube
+from _transfer import SINK, SINK_PORT, send
 from kr8s.asyncio.objects import Pod
 
 SLEEPER = ["python", "-c", "print('up', flush=True); import time; time.sleep(600)"]
-SINK = (
-    "import socket\n"
-    "srv = socket.create_server(('0.0.0.0', 9000))\n"
-    "while True:\n"
-    "    conn, _ = srv.accept()\n"
-    "    f = conn.makefile('rb')\n"
-    "    left = int.from_bytes(f.read(8), 'big')\n"
-    "    while left:\n"
-    "        left -= len(f.read(min(left, 1 << 20)))\n"
-    "    conn.sendall(b'ok')\n"
-    "    conn.close()\n"
-)
 
 
 def _pod(name: str, command: list[str], simulate: bool = False) -> dict:
@@ -70,17 +59,6 @@ async def _create_to_ready(api: kr8s.asyncio.Api, name: str) -> float:
     return elapsed
 
 
-async def _send(port: int, host: str, payload: bytes) -> float:
-    start = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(len(payload).to_bytes(8, "big"))
-    for i in range(0, len(payload), 1 << 20):
-        writer.write(payload[i:i + (1 << 20)])
-        await writer.drain()
-    assert await reader.read(2) == b"ok"
-    writer.close()
-    return len(payload) / (time.perf_counter() - start) / 1e6
-
 
 async def _port_forward(api: kr8s.asyncio.Api, megabytes: int) -> tuple[float, float]:
     pod = await Pod(_pod("sink", ["python", "-c", SINK]), api=api)
@@ -91,14 +69,14 @@ async def _port_forward(api: kr8s.asyncio.Api, megabytes: int) -> tuple[float, f
     deadline = time.monotonic() + 10
     while True:  # Ready means running; the socket may open a moment later
         try:
-            direct = await _send(9000, ip, payload)
+            direct = await send(ip, SINK_PORT, payload)
             break
         except ConnectionRefusedError:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
-    async with pod.portforward(9000, local_port="auto") as port:
-        forwarded = await _send(port, "127.0.0.1", payload)
+    async with pod.portforward(SINK_PORT, local_port="auto") as port:
+        forwarded = await send("127.0.0.1", port, payload)
     return direct, forwarded
 
 

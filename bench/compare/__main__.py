@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # bench/: the helpers shared with the other benches
 
 import cold_start
 import daskjob

@@ -7,47 +7,17 @@ sent from the harness process in both cases."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
+from _transfer import SINK, SINK_PORT, send
 from common import Sample, runner, until
 from report import Row
 
 NS = "fwd"
 CLUSTER = "bw"
-PORT = 9000
-SINK = (
-    "import socket\n"
-    "srv = socket.create_server(('0.0.0.0', 9000))\n"
-    "while True:\n"
-    "    conn, _ = srv.accept()\n"
-    "    f = conn.makefile('rb')\n"
-    "    left = int.from_bytes(f.read(8) or bytes(8), 'big')\n"
-    "    while left:\n"
-    "        chunk = f.read(min(left, 1 << 20))\n"
-    "        if not chunk:\n"
-    "            break\n"
-    "        left -= len(chunk)\n"
-    "    try:\n"
-    "        conn.sendall(b'ok')\n"
-    "    except OSError:\n"
-    "        pass\n"
-    "    conn.close()\n"
-)
+PORT = SINK_PORT
 LABELS = {"dask.org/cluster-name": CLUSTER, "dask.org/component": "scheduler"}
 
-
-async def _send(host: str, port: int, payload: bytes) -> float:
-    start = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(len(payload).to_bytes(8, "big"))
-    for i in range(0, len(payload), 1 << 20):
-        writer.write(payload[i:i + (1 << 20)])
-        await writer.drain()
-    assert await asyncio.wait_for(reader.read(2), 120) == b"ok"
-    writer.close()
-    return len(payload) / (time.perf_counter() - start) / 1e6
 
 
 async def _sink(kube) -> str:  # type: ignore[no-untyped-def]
@@ -77,7 +47,7 @@ async def run(ctx) -> list[Row]:  # type: ignore[no-untyped-def]
     payload = os.urandom(1 << 20) * ctx.args.megabytes
     direct = Sample()
     for _ in range(ctx.rounds):
-        direct.values.append(await _send(ip, PORT, payload))
+        direct.values.append(await send(ip, PORT, payload))
     row = Row("5 port-forward", f"client's scheduler forward, {ctx.args.megabytes} MB per transfer", "MB/s",
               baseline=f"direct loopback TCP to the pod: {direct.median:,.0f} MB/s")
     ratio = Row("5 port-forward", "ratio forward / direct TCP", "")
@@ -92,7 +62,7 @@ async def run(ctx) -> list[Row]:  # type: ignore[no-untyped-def]
                               "forward") as run:
                 port = (await run.event(timeout=120))["port"]
                 for _ in range(ctx.rounds):
-                    sample.values.append(await _send("127.0.0.1", port, payload))
+                    sample.values.append(await send("127.0.0.1", port, payload))
         except Exception as err:
             sample.note = ctx.failure(key, "port-forward", err)
             continue
