@@ -43,7 +43,7 @@ class OperatorContext:
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
         api = await kr8s.asyncio.api()
         return cls(settings=settings, kube=Kube(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
-                   loops=Loops(settings.resync_seconds))
+                   loops=Loops(settings.resync_seconds, settings.resync_max_seconds))
 
     async def close(self) -> None:
         close = getattr(self.scheduler, "close", None)

@@ -4,6 +4,11 @@ Each custom resource gets a kopf daemon running `Loops.run`: it reconciles, then
 it (its own changes, its children's pod events) or the resync period passes. Level-triggered: every pass
 computes what should exist from what does exist, so missed events, restarts and partial work all converge.
 kopf cancels the task when the object is deleted.
+
+The resync is only a safety net for missed events, so it backs off while an object is quiet: each resync in a
+row that nothing woke doubles the next one, up to `resync_max` (an idle cluster then costs a few requests a
+minute, not a few every ten seconds). Any event, and any pass that asks for a time of its own (work in flight, an
+idle-timeout deadline), resets it.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ class Retry(Exception):
 
 
 class Loops:
-    def __init__(self, resync_seconds: float) -> None:
+    def __init__(self, resync_seconds: float, resync_max_seconds: float | None = None) -> None:
         self.resync = resync_seconds
+        self.resync_max = max(resync_seconds, resync_max_seconds or resync_seconds)
         self._wake: dict[Key, asyncio.Event] = {}
+        self.waits: dict[Key, float] = {}  # how long each loop sleeps now unless woken (for probes and tests)
 
     def wake(self, key: Key) -> None:
         event = self._wake.get(key)
@@ -41,6 +48,7 @@ class Loops:
         """Reconcile until cancelled. `reconcile` returns how soon it wants to run again (None: resync)."""
         event = self._wake.setdefault(key, asyncio.Event())
         failures = 0
+        quiet = 0  # resyncs in a row that no event woke and that found nothing in flight
         try:
             while True:
                 event.clear()
@@ -57,11 +65,18 @@ class Loops:
                     delay = min(0.5 * 2 ** failures, self.resync)
                     log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key, failures,
                                   delay)
-                timeout = self.resync if delay is None else delay
+                if delay is None:
+                    timeout = min(self.resync * 2 ** quiet, self.resync_max)
+                else:
+                    timeout, quiet = delay, 0
+                self.waits[key] = timeout
                 try:
                     await asyncio.wait_for(event.wait(), timeout)
+                    quiet = 0
                 except TimeoutError:
-                    pass
+                    if delay is None:
+                        quiet = min(quiet + 1, 16)
         finally:
             if self._wake.get(key) is event:
                 del self._wake[key]
+                self.waits.pop(key, None)

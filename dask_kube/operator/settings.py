@@ -15,6 +15,7 @@ class OperatorSettings:
     # development and tests), or "auto" (dns when KUBERNETES_SERVICE_HOST says we are in a pod).
     scheduler_access: str = "auto"
     resync_seconds: float = 10.0
+    resync_max_seconds: float = 80.0
     create_concurrency: int = 50
     max_workers_per_cluster: int = 5000
     events: bool = True
@@ -33,6 +34,7 @@ class OperatorSettings:
             cluster_domain=str(get("operator.cluster-domain")),
             scheduler_access=str(get("operator.scheduler-access")),
             resync_seconds=float(get("operator.resync-seconds")),  # type: ignore[arg-type]
+            resync_max_seconds=float(get("operator.resync-max-seconds")),  # type: ignore[arg-type]
             create_concurrency=int(get("operator.create-concurrency")),  # type: ignore[call-overload]
             max_workers_per_cluster=int(get("operator.max-workers-per-cluster")),  # type: ignore[call-overload]
             events=bool(get("operator.events")),

@@ -1,0 +1,55 @@
+"""The reconcile loop's timing: quiet resyncs back off to the cap, events and work in flight reset them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from dask_kube.operator.loops import Loops
+from tests.waiting import async_until
+
+KEY = ("daskclusters", "ns", "c")
+
+
+async def test_quiet_resyncs_double_up_to_the_cap_and_an_event_resets_them() -> None:
+    loops = Loops(resync_seconds=0.01, resync_max_seconds=0.08)
+    passes: list[float] = []
+    answer: list[float | None] = [None]
+
+    async def reconcile() -> float | None:
+        passes.append(asyncio.get_running_loop().time())
+        return answer[0]
+
+    task = asyncio.create_task(loops.run(KEY, reconcile))
+    try:
+        seen: list[float] = []
+
+        def capped() -> bool:
+            wait = loops.waits.get(KEY)
+            if wait is not None and (not seen or seen[-1] != wait):
+                seen.append(wait)
+            return wait == 0.08
+
+        await async_until(capped, "the resync to reach its cap", within=10, interval=0.001)
+        # Polling may miss a step, never reorder them: only doublings of the base, rising to the cap.
+        assert seen == sorted(seen) and set(seen) <= {0.01, 0.02, 0.04, 0.08}, seen
+        # Timeouts never fire early: each quiet gap is at least the wait chosen before it.
+        gaps = [b - a for a, b in itertools.pairwise(passes)]
+        assert all(gap >= 0.009 for gap in gaps), gaps
+
+        loops.wake(KEY)  # an event: back to the base period
+        await async_until(lambda: loops.waits.get(KEY) == 0.01, "the resync to reset after an event", within=10,
+                          interval=0.001)
+
+        answer[0] = 0.5  # work in flight asks for its own time: used as is, never stretched
+        loops.wake(KEY)
+        await async_until(lambda: loops.waits.get(KEY) == 0.5, "the pass's own delay", within=10, interval=0.001)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert KEY not in loops.waits and loops.running() == 0
+
+
+def test_the_cap_is_never_below_the_base_period() -> None:
+    assert Loops(resync_seconds=10, resync_max_seconds=5).resync_max == 10
+    assert Loops(resync_seconds=10).resync_max == 10
