@@ -56,6 +56,23 @@ WORKER_DASHBOARD_PORT = 8788
 SCHEDULER_ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
 WORKER_NAME_ENV = "DASK_WORKER_NAME"
 
+# TLS (docs/security.md). A TLS cluster's certificates live in one Secret with the layout of a `kubernetes.io/tls`
+# Secret (cert-manager writes the same three keys); containers read them through env `secretKeyRef`s, which dask
+# config turns into `distributed.comm.tls.*` (a PEM value stays a string; distributed accepts PEM contents).
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+TLS_CA_KEY = "ca.crt"
+TLS_CERT_KEY = "tls.crt"
+TLS_PRIVATE_KEY_KEY = "tls.key"
+TLS_CA_ENV = "DASK_DISTRIBUTED__COMM__TLS__CA_FILE"
+TLS_REQUIRE_ENCRYPTION_ENV = "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"
+# role -> (certificate variable, private key variable); every role presents the cluster's one certificate.
+TLS_ROLE_ENV = {
+    role: (f"DASK_DISTRIBUTED__COMM__TLS__{role.upper()}__CERT", f"DASK_DISTRIBUTED__COMM__TLS__{role.upper()}__KEY")
+    for role in ("scheduler", "worker", "client")
+}
+TCP_SCHEME = "tcp"
+TLS_SCHEME = "tls"
+
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_WORKER_GROUP = "default"
 
@@ -90,9 +107,21 @@ def autoscaler_name(cluster: str) -> str:
     return cluster
 
 
-def scheduler_address(cluster: str, namespace: str, domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+def tls_secret_name(cluster: str) -> str:
+    """The Secret the operator generates for a TLS cluster that names no Secret of its own."""
+    return f"{cluster}-tls"
+
+
+def scheduler_dns_names(cluster: str, namespace: str, domain: str = DEFAULT_CLUSTER_DOMAIN) -> list[str]:
+    """Every in-cluster DNS name of the scheduler Service, shortest first (the certificate's SANs)."""
+    service = scheduler_name(cluster)
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{domain}"]
+
+
+def scheduler_address(cluster: str, namespace: str, domain: str = DEFAULT_CLUSTER_DOMAIN, tls: bool = False) -> str:
     """What workers and job runners are told: the scheduler Service's in-cluster DNS name."""
-    return f"tcp://{scheduler_name(cluster)}.{namespace}.svc.{domain}:{SCHEDULER_PORT}"
+    scheme = TLS_SCHEME if tls else TCP_SCHEME
+    return f"{scheme}://{scheduler_dns_names(cluster, namespace, domain)[-1]}:{SCHEDULER_PORT}"
 
 
 def cluster_selector(cluster: str) -> dict[str, str]:
@@ -176,3 +205,5 @@ class Reason(StrEnum):
     INVALID_BOUNDS = "InvalidBounds"
     WORKER_GROUP_MISSING = "WorkerGroupMissing"
     CONFLICTING_AUTOSCALER = "ConflictingAutoscaler"
+    TLS_SECRET_CREATED = "TLSSecretCreated"
+    TLS_SECRET_INVALID = "TLSSecretInvalid"

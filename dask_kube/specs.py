@@ -35,6 +35,37 @@ def command_list(command: str | Sequence[str]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
+def tls_spec(enabled: bool = True, secret_name: str | None = None) -> Obj:
+    """A DaskCluster's `spec.tls`: TLS on, with the operator's generated Secret or the named one."""
+    spec: Obj = {"enabled": bool(enabled)}
+    if secret_name:
+        spec["secretName"] = secret_name
+    return spec
+
+
+def tls_secret_of(cluster: Mapping[str, Any]) -> str | None:
+    """The Secret holding a TLS cluster's certificates (its `secretName`, else `{name}-tls`); None without TLS."""
+    tls = (cluster.get("spec") or {}).get("tls") or {}
+    if not tls.get("enabled"):
+        return None
+    return str(tls.get("secretName") or naming.tls_secret_name(cluster["metadata"]["name"]))
+
+
+def tls_env(secret: str) -> list[Obj]:
+    """The variables that make a Dask process speak mutual TLS with the certificates of `secret`.
+
+    PEMs come through `secretKeyRef` (no volume, so the pod spec stays a plain list of containers), and
+    `require-encryption` makes every listener `tls://` without touching the container's arguments."""
+    def ref(variable: str, key: str) -> Obj:
+        return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    env = [ref(naming.TLS_CA_ENV, naming.TLS_CA_KEY)]
+    for cert_variable, key_variable in naming.TLS_ROLE_ENV.values():
+        env += [ref(cert_variable, naming.TLS_CERT_KEY), ref(key_variable, naming.TLS_PRIVATE_KEY_KEY)]
+    env.append({"name": naming.TLS_REQUIRE_ENCRYPTION_ENV, "value": "True"})
+    return env
+
+
 # -- the public helpers of the client API --------------------------------------------------------------------
 
 
@@ -118,20 +149,21 @@ def make_cluster_spec(
     scheduler_service_type: str = "ClusterIP",
     idle_timeout: int | None = 0,
     jupyter: bool = False,
+    tls: Mapping[str, Any] | None = None,
 ) -> Obj:
-    """A whole DaskCluster manifest, as `KubeCluster` creates it and `dask kube gen cluster` prints it."""
-    return {
-        "apiVersion": naming.API_VERSION,
-        "kind": naming.DASKCLUSTER,
-        "metadata": {"name": name},
-        "spec": {
-            "idleTimeout": int(idle_timeout or 0),
-            "worker": make_worker_spec(image=image, n_workers=n_workers, resources=resources, env=env,
-                                       worker_command=worker_command),
-            "scheduler": make_scheduler_spec(cluster_name=name, env=env, resources=resources, image=image,
-                                             scheduler_service_type=scheduler_service_type, jupyter=jupyter),
-        },
+    """A whole DaskCluster manifest, as `KubeCluster` creates it and `dask kube gen cluster` prints it.
+
+    `tls` is a `spec.tls` (see `tls_spec`); without it the manifest has no `tls` field at all."""
+    spec: Obj = {
+        "idleTimeout": int(idle_timeout or 0),
+        "worker": make_worker_spec(image=image, n_workers=n_workers, resources=resources, env=env,
+                                   worker_command=worker_command),
+        "scheduler": make_scheduler_spec(cluster_name=name, env=env, resources=resources, image=image,
+                                         scheduler_service_type=scheduler_service_type, jupyter=jupyter),
     }
+    if tls:
+        spec["tls"] = dict(tls)
+    return {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER, "metadata": {"name": name}, "spec": spec}
 
 
 def make_worker_group(cluster: str, group: str, worker: Mapping[str, Any], namespace: str | None = None) -> Obj:
@@ -187,21 +219,35 @@ def child_metadata(parent: Mapping[str, Any], sub_metadata: Mapping[str, Any] | 
     return meta
 
 
-def _inject_env(pod_spec: Obj, values: Mapping[str, str]) -> None:
-    """Add each variable to every container that does not set it already (the user's value wins)."""
+def _inject_env(pod_spec: Obj, values: Mapping[str, str], entries: Sequence[Obj] = ()) -> None:
+    """Add each variable (`values`, or whole EnvVar `entries`) to every container that does not set it already
+    (the user's value wins)."""
+    wanted = [{"name": k, "value": v} for k, v in values.items()] + list(entries)
     for container in pod_spec.get("containers") or ():
         env = container.setdefault("env", [])
         present = {e.get("name") for e in env if isinstance(e, Mapping)}
-        env.extend({"name": k, "value": v} for k, v in values.items() if k not in present)
+        env.extend(copy.deepcopy(e) for e in wanted if e["name"] not in present)
 
 
 def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
     scheduler = cluster["spec"]["scheduler"]
     fixed = {**naming.scheduler_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
+    spec = copy.deepcopy(scheduler["spec"])
+    secret = tls_secret_of(cluster)
+    if secret:
+        _inject_env(spec, {}, tls_env(secret))
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name), fixed),
-            "spec": copy.deepcopy(scheduler["spec"])}
+            "spec": spec}
+
+
+def tls_secret(cluster: Mapping[str, Any], data: Mapping[str, str]) -> Obj:
+    """The generated `{name}-tls` Secret (`data`: base64 values), owned by the cluster so it goes with it."""
+    name = cluster["metadata"]["name"]
+    return {"apiVersion": "v1", "kind": "Secret", "type": naming.TLS_SECRET_TYPE, "immutable": True,
+            "metadata": child_metadata(cluster, None, naming.tls_secret_name(name), naming.cluster_selector(name)),
+            "data": dict(data)}
 
 
 def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
@@ -227,15 +273,17 @@ def default_worker_group(cluster: Mapping[str, Any]) -> Obj:
 
 
 def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming.DEFAULT_CLUSTER_DOMAIN,
-               pod_name: str | None = None) -> Obj:
+               pod_name: str | None = None, tls_secret: str | None = None) -> Obj:
+    """A worker of `group`; `tls_secret` (the cluster's, see `tls_secret_of`) makes it speak TLS."""
     group_name = group["metadata"]["name"]
     namespace = group["metadata"].get("namespace", "default")
     worker = group["spec"]["worker"]
     name = pod_name or naming.worker_pod_name(group_name)
     fixed = {**naming.worker_selector(cluster_name, group_name), naming.ISTIO_INJECT_LABEL: "false"}
     spec = copy.deepcopy(worker["spec"])
-    _inject_env(spec, {naming.WORKER_NAME_ENV: name,
-                       naming.SCHEDULER_ADDRESS_ENV: naming.scheduler_address(cluster_name, namespace, domain)})
+    address = naming.scheduler_address(cluster_name, namespace, domain, tls=tls_secret is not None)
+    _inject_env(spec, {naming.WORKER_NAME_ENV: name, naming.SCHEDULER_ADDRESS_ENV: address},
+                tls_env(tls_secret) if tls_secret else ())
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": child_metadata(group, worker.get("metadata"), name, fixed), "spec": spec}
 
@@ -256,7 +304,10 @@ def job_runner_pod(job: Mapping[str, Any], domain: str = naming.DEFAULT_CLUSTER_
     fixed = {**naming.job_runner_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
     spec = copy.deepcopy(runner["spec"])
     spec.setdefault("restartPolicy", "OnFailure")
-    _inject_env(spec, {naming.SCHEDULER_ADDRESS_ENV: naming.scheduler_address(name, namespace, domain)})
+    secret = tls_secret_of({"metadata": {"name": name}, "spec": job["spec"]["cluster"].get("spec")})
+    _inject_env(spec, {naming.SCHEDULER_ADDRESS_ENV: naming.scheduler_address(name, namespace, domain,
+                                                                              tls=secret is not None)},
+                tls_env(secret) if secret else ())
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": child_metadata(job, runner.get("metadata"), naming.job_runner_name(name), fixed),
             "spec": spec}

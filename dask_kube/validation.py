@@ -14,6 +14,7 @@ from . import naming
 from .errors import SpecError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
 RESOURCE_KEYS = ("limits", "requests", "claims")
@@ -37,6 +38,14 @@ def validate_worker_group_name(name: Any) -> str:
     if not isinstance(name, str) or not _DNS_LABEL.match(name or ""):
         raise SpecError(f"{name!r} is not a valid worker group name: use lower case letters, digits and '-'",
                         "worker_group")
+    return name
+
+
+def validate_secret_name(name: Any, field: str) -> str:
+    """A Secret's name is a DNS-1123 subdomain (lower case, digits, '-' and '.'), at most 253 characters."""
+    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise SpecError(f"{name!r} is not a valid Secret name: use at most 253 lower case letters, digits, '-' and "
+                        "'.', starting and ending with a letter or digit", field)
     return name
 
 

@@ -3,6 +3,8 @@
 `SchedulerRPC` names the few scheduler calls the operator makes, so that planners are tested against an
 in-memory fake and the operator against real schedulers. A cluster's forward (dask_kube.forwarding) follows
 its scheduler pod across replacements, and is closed when the cluster goes or the operator stops: none leak.
+A TLS cluster is reached over `tls://` with its own certificates (the port-forward carries TCP, so TLS passes
+through it end to end), read once from its Secret and read again after the scheduler failed to answer.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import kr8s
 from distributed.core import rpc
+from kr8s.asyncio.objects import Secret
 
-from .. import naming
+from .. import naming, specs, tls
 from ..forwarding import SchedulerForward
+from ..resources import DaskCluster
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -52,11 +57,33 @@ class DistributedSchedulerRPC:
         self.settings = settings
         self.api = api
         self._forwards: dict[tuple[str, str], SchedulerForward] = {}
+        # (ns, cluster) -> distributed connection_args: {} for a plain cluster, its TLS context for a TLS one.
+        self._connection_args: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = asyncio.Lock()
 
-    async def _address(self, namespace: str, cluster: str) -> str:
+    async def _connection_args_for(self, namespace: str, cluster: str) -> dict[str, Any]:
+        """How to connect to this cluster's scheduler: plain, or with the certificates of its TLS Secret."""
+        key = (namespace, cluster)
+        if key in self._connection_args:
+            return self._connection_args[key]
+        try:
+            obj = DaskCluster({"metadata": {"name": cluster}}, namespace=namespace, api=self.api)
+            await obj.refresh()
+            secret_name = specs.tls_secret_of(obj.raw)
+            args: dict[str, Any] = {}
+            if secret_name is not None:
+                secret = Secret({"metadata": {"name": secret_name}}, namespace=namespace, api=self.api)
+                await secret.refresh()
+                certs = tls.from_secret_data(secret.raw.get("data"), secret_name)
+                args = certs.security().get_connection_args("client")
+        except (kr8s.ServerError, tls.TLSSecretError) as err:  # ServerError's text is the API's, never the data
+            raise SchedulerUnreachable(f"cannot read how to reach {namespace}/{cluster}: {err}") from err
+        self._connection_args[key] = args
+        return args
+
+    async def _address(self, namespace: str, cluster: str, use_tls: bool = False) -> str:
         if not self.settings.use_port_forward:
-            return naming.scheduler_address(cluster, namespace, self.settings.cluster_domain)
+            return naming.scheduler_address(cluster, namespace, self.settings.cluster_domain, tls=use_tls)
         async with self._lock:
             forward = self._forwards.get((namespace, cluster))
             if forward is None or not forward.running:
@@ -64,15 +91,18 @@ class DistributedSchedulerRPC:
                                            connect_timeout=self.settings.rpc_timeout / 2)
                 await forward.start()
                 self._forwards[(namespace, cluster)] = forward
-            return f"tcp://{forward.address}"
+            scheme = naming.TLS_SCHEME if use_tls else naming.TCP_SCHEME
+            return f"{scheme}://{forward.address}"
 
     @contextlib.asynccontextmanager
     async def _rpc(self, namespace: str, cluster: str) -> AsyncIterator[Any]:
-        address = await self._address(namespace, cluster)
-        r = rpc(address, timeout=self.settings.rpc_timeout)
+        args = await self._connection_args_for(namespace, cluster)
+        address = await self._address(namespace, cluster, use_tls=bool(args))
+        r = rpc(address, timeout=self.settings.rpc_timeout, connection_args=args)
         try:
             yield r
         except (OSError, TimeoutError) as err:
+            self._connection_args.pop((namespace, cluster), None)  # re-read: the cluster or its Secret may differ
             raise SchedulerUnreachable(f"{address}: {err}") from err
         finally:
             await r.close_rpc()
@@ -114,6 +144,7 @@ class DistributedSchedulerRPC:
         return len(connected)
 
     async def forget(self, namespace: str, cluster: str) -> None:
+        self._connection_args.pop((namespace, cluster), None)
         forward = self._forwards.pop((namespace, cluster), None)
         if forward is not None:
             await forward.stop()

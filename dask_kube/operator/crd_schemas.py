@@ -54,6 +54,20 @@ _SCHEDULER = {
     "required": ["spec", "service"],
     "properties": {"metadata": _METADATA, "spec": _POD_SPEC, "service": _SERVICE_SPEC},
 }
+# A Secret name is a DNS-1123 subdomain.
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_TLS = {
+    "type": "object",
+    "description": "Mutual TLS between the scheduler, workers, job runner and clients (docs/security.md).",
+    "properties": {
+        "enabled": {"type": "boolean", "default": False,
+                    "description": "Speak tls:// only; plain connections are refused."},
+        "secretName": {"type": "string", "maxLength": 253, "pattern": _DNS_SUBDOMAIN,
+                       "description": "A Secret of this namespace with keys ca.crt, tls.crt and tls.key to use; "
+                                      "unset: the operator generates a CA and a certificate in Secret "
+                                      "{name}-tls."},
+    },
+}
 _CLUSTER_SPEC = {
     "type": "object",
     "required": ["scheduler", "worker"],
@@ -61,6 +75,7 @@ _CLUSTER_SPEC = {
         "idleTimeout": {"type": "integer", "default": 0, "minimum": 0,
                         "description": "Delete the cluster once its scheduler has been idle this many seconds; "
                                        "0 never."},
+        "tls": _TLS,
         "scheduler": _SCHEDULER,
         "worker": _WORKER,
     },
@@ -154,7 +169,9 @@ def crds() -> dict[str, dict[str, Any]]:
         _status(phase={"type": "string", "enum": [p.value for p in naming.ClusterPhase]}, **_WORKER_STATUS,
                 appliedWorkerReplicas={"type": "integer", "description": "The replicas last given to the default "
                                                                         "worker group (which side changed last)."},
-                schedulerPodUID={"type": "string", "description": "The scheduler pod the operator created last."}),
+                schedulerPodUID={"type": "string", "description": "The scheduler pod the operator created last."},
+                tlsSecretName={"type": "string", "description": "The Secret holding the cluster's certificates "
+                                                                "(TLS clusters only)."}),
         [*worker_columns, _column("Status", "string", ".status.phase"), _AGE], scale=True)
     group = _crd(
         naming.DASKWORKERGROUP, "daskworkergroup", ["daskworkers"],

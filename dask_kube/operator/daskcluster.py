@@ -1,9 +1,11 @@
-"""DaskCluster: validate, then scheduler Service, scheduler Pod, default DaskWorkerGroup; status; idle timeout.
+"""DaskCluster: validate, then TLS Secret, scheduler Service, scheduler Pod, default DaskWorkerGroup; status; idle
+timeout.
 
 The status is computed from what exists: `Running` means the scheduler answers RPC, not merely that its
 Service exists. A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
 cluster and its default worker group, so that `kubectl scale daskcluster` and `kubectl scale daskworkergroup`
-both work; `status.appliedWorkerReplicas` remembers which side changed last.
+both work; `status.appliedWorkerReplicas` remembers which side changed last. A TLS cluster's Secret is generated
+(or, when the spec names one, checked) before its scheduler pod is created, since the pod reads it at start.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import time
 from typing import Any
 
 import kr8s
-from kr8s.asyncio.objects import Pod, Service
+from kr8s.asyncio.objects import Pod, Secret, Service
 
-from .. import naming, specs, validation
+from .. import naming, specs, tls, validation
 from ..errors import SpecError
 from ..naming import ClusterPhase, ConditionType, Reason
 from ..resources import DaskCluster, DaskWorkerGroup
@@ -91,6 +93,11 @@ class ClusterReconciler:
         if service is None:
             await kube.create(specs.scheduler_service(raw))
         pod = await kube.get(Pod, naming.scheduler_name(name), namespace)
+        if pod is None:
+            problem = await self._ensure_tls_secret(cluster)
+            if problem:
+                await self._report_tls_problem(cluster, problem)
+                return ctx.settings.resync_seconds  # Secrets are not watched: look again
         pod = await self._ensure_scheduler_pod(cluster, pod)
         group = await self._ensure_default_group(cluster)
         return await self._update_status(cluster, pod, group, generation)
@@ -139,6 +146,51 @@ class ClusterReconciler:
             self._reported[key] = message
             log.warning("DaskCluster %s/%s is invalid: %s", *key, message)
             await self.ctx.kube.event(cluster, Reason.INVALID_SPEC, message, warning=True)
+
+    async def _ensure_tls_secret(self, cluster: DaskCluster) -> str | None:
+        """Generate the cluster's CA and certificate unless they exist, or check the Secret the spec names; why
+        the scheduler cannot start yet, or None. Only the Secret's name is ever reported, never its content."""
+        raw = cluster.raw
+        secret_name = specs.tls_secret_of(raw)
+        if secret_name is None:
+            return None
+        meta = raw["metadata"]
+        generated = not raw["spec"]["tls"].get("secretName")
+        secret = await self.ctx.kube.get(Secret, secret_name, meta["namespace"])
+        if secret is None and not generated:
+            return f"Secret {secret_name} (spec.tls.secretName) does not exist"
+        if secret is None:
+            certs = tls.generate(meta["name"], meta["namespace"], self.ctx.settings.cluster_domain)
+            secret = await self.ctx.kube.create(specs.tls_secret(raw, certs.secret_data()))
+            log.info("DaskCluster %s/%s: generated a CA and a certificate in Secret %s", meta["namespace"],
+                     meta["name"], secret_name)
+            await self.ctx.kube.event(cluster, Reason.TLS_SECRET_CREATED,
+                                      f"generated a CA and a certificate in Secret {secret_name}")
+        owners = [r.get("uid") for r in secret.raw["metadata"].get("ownerReferences") or () if r.get("controller")]
+        if generated and owners and meta["uid"] not in owners:
+            # The Secret of an earlier cluster of this name, not yet garbage-collected: never reuse its CA.
+            return f"Secret {secret_name} belongs to another object (an earlier cluster of this name?); waiting " \
+                   "for it to be deleted"
+        try:
+            tls.from_secret_data(secret.raw.get("data"), secret_name)
+        except tls.TLSSecretError as err:
+            return str(err)
+        return None
+
+    async def _report_tls_problem(self, cluster: DaskCluster, message: str) -> None:
+        meta = cluster.raw["metadata"]
+        key = (meta["namespace"], meta["name"])
+        current = cluster.raw.get("status") or {}
+        wanted = [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", meta.get("generation")),
+                  conditions.condition(ConditionType.SCHEDULER_READY, False, Reason.TLS_SECRET_INVALID, message),
+                  conditions.condition(ConditionType.READY, False, Reason.TLS_SECRET_INVALID, message)]
+        if current.get("phase") != ClusterPhase.PENDING or not conditions.same(current.get("conditions"), wanted):
+            await self.ctx.kube.patch_status(cluster, {
+                "phase": ClusterPhase.PENDING, "conditions": conditions.merge(current.get("conditions"), wanted)})
+        if self._reported.get(key) != message:
+            self._reported[key] = message
+            log.warning("DaskCluster %s/%s cannot start its scheduler: %s", *key, message)
+            await self.ctx.kube.event(cluster, Reason.TLS_SECRET_INVALID, message, warning=True)
 
     async def _ensure_scheduler_pod(self, cluster: DaskCluster, pod: Pod | None) -> Pod | None:
         raw = cluster.raw
@@ -221,10 +273,13 @@ class ClusterReconciler:
         ]
         current = cluster.raw.get("status") or {}
         phase = ClusterPhase.RUNNING if reachable else ClusterPhase.PENDING
-        new = {"phase": phase, "observedGeneration": generation,
+        new: dict[str, Any] = {"phase": phase, "observedGeneration": generation,
                "replicas": group_status.get("replicas", 0), "readyReplicas": ready,
                "selector": group_status.get("selector", naming.selector_string(
                    naming.worker_selector(name, naming.default_worker_group_name(name))))}
+        secret = specs.tls_secret_of(cluster.raw)
+        if secret:
+            new["tlsSecretName"] = secret
         if any(current.get(k) != v for k, v in new.items()) or not conditions.same(current.get("conditions"),
                                                                                      wanted):
             new["conditions"] = conditions.merge(current.get("conditions"), wanted)

@@ -102,6 +102,11 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# TLS clusters: generate a cluster's certificate Secret (garbage-collected with it), read it or the user's to
+# reach the scheduler over TLS. No list or watch: the operator reads Secrets of TLS clusters by name only.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
 # Events on the custom resources (kopf posts core/v1 Events).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]

@@ -1,0 +1,131 @@
+"""TLS clusters on the session LocalKube: the operator's certificates, real dask processes speaking tls://."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import yaml
+from distributed import Client
+from distributed.security import Security
+from kr8s.objects import Pod
+
+from dask_kube import naming, specs, tls
+from tests.net import free_port
+from tests.tlsprobe import refusal_without_client_cert
+from tests.waiting import until
+
+pytestmark = pytest.mark.e2e
+
+
+def _get(kubectl, kind: str, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    out = kubectl("get", kind, name, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def _worker_pods(kubectl, cluster: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    items = json.loads(kubectl("get", "pods", "-l", naming.selector_string(naming.worker_selector(cluster)),
+                               "-o", "json").stdout)["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def _running(kubectl, name: str, ready: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def check() -> dict[str, Any] | None:
+        obj = _get(kubectl, "daskcluster", name)
+        status = obj.get("status") or {}
+        return obj if status.get("phase") == "Running" and status.get("readyReplicas") == ready else None
+    return until(check, f"{name} Running with {ready} workers", 90,
+                 explain=lambda: json.dumps(_get(kubectl, "daskcluster", name).get("status"), indent=1))
+
+
+def _pem_fragments(certs: tls.ClusterCertificates) -> list[str]:
+    """Lines that would betray a PEM: its armour and a body line of each part."""
+    return ["-----BEGIN", *(text.splitlines()[1] for text in (certs.ca, certs.cert, certs.key))]
+
+
+def test_a_tls_cluster_refuses_plain_connections_and_the_operator_still_scales_it(kubectl, operator,  # type: ignore[no-untyped-def]
+                                                                                   namespace) -> None:
+    body = specs.make_cluster_spec("secure", n_workers=2, worker_command="dask worker --nthreads 1 --no-dashboard",
+                                   tls=specs.tls_spec())
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+    cluster = _running(kubectl, "secure", ready=2)  # the workers joined over TLS, counted by the operator over TLS
+    assert cluster["status"]["tlsSecretName"] == "secure-tls"
+
+    secret = _get(kubectl, "secret", "secure-tls")
+    assert secret["type"] == "kubernetes.io/tls" and sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == cluster["metadata"]["uid"]
+    assert secret["metadata"]["labels"][naming.CLUSTER_LABEL] == "secure"
+    certs = tls.from_secret_data(secret["data"], "secure-tls")
+
+    for pod in [_get(kubectl, "pod", "secure-scheduler"), *_worker_pods(kubectl, "secure")]:
+        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert env[naming.TLS_CA_ENV]["valueFrom"]["secretKeyRef"]["name"] == "secure-tls"
+        assert not any("BEGIN" in json.dumps(e) for e in env.values())
+    worker_env = {e["name"]: e.get("value") for e in _worker_pods(kubectl, "secure")[0]["spec"]["containers"][0]["env"]}
+    assert worker_env[naming.SCHEDULER_ADDRESS_ENV].startswith("tls://secure-scheduler.")
+
+    pod = Pod.get("secure-scheduler", namespace=namespace)
+    with pod.portforward(naming.SCHEDULER_PORT, local_port=free_port()) as port:
+        with Client(f"tls://127.0.0.1:{port}", security=certs.security(), timeout=30) as client:
+            info = client.scheduler_info()
+            assert info["address"].startswith("tls://")
+            assert all(addr.startswith("tls://") for addr in info["workers"])
+            futures = client.map(lambda i: bytes(50_000) + str(i).encode(), range(20))
+            client.gather(futures)
+            assert len({w for ws in client.who_has(futures).values() for w in ws}) == 2
+
+            # Scale down: the operator retires a worker through the scheduler's TLS RPC, and no data is lost.
+            kubectl("scale", "daskcluster", "secure", "--replicas=1")
+            until(lambda: len(_worker_pods(kubectl, "secure")) == 1, "scale down to one worker pod", 60)
+            _running(kubectl, "secure", ready=1)
+            assert [r[50_000:] for r in client.gather(futures)] == [str(i).encode() for i in range(20)]
+
+        with pytest.raises(OSError):
+            Client(f"tcp://127.0.0.1:{port}", timeout=3)  # plain TCP: the scheduler drops it at its handshake
+        with pytest.raises(OSError):
+            Client(f"tls://127.0.0.1:{port}", security=Security.temporary(), timeout=3)  # another CA's certificate
+        assert refusal_without_client_cert("127.0.0.1", port, certs.ca)  # the right CA, but no certificate
+
+    events = json.loads(kubectl("get", "events", "-o", "json").stdout)["items"]
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"].startswith("secure")}
+    assert {"TLSSecretCreated", "WorkersRetired"} <= reasons
+    logs = [kubectl("logs", "secure-scheduler").stdout]
+    logs += [kubectl("logs", p["metadata"]["name"]).stdout for p in _worker_pods(kubectl, "secure")]
+    assert "tls://" in logs[0]
+    said = {"operator log": operator.log_path.read_text(errors="replace"), "events": json.dumps(events),
+            "status": json.dumps(_get(kubectl, "daskcluster", "secure")["status"]), "pod logs": "\n".join(logs)}
+    for where, text in said.items():
+        for fragment in _pem_fragments(certs):
+            assert fragment not in text, f"a PEM fragment in the {where}"
+        assert base64.b64encode(certs.key.encode()).decode()[:40] not in text, f"the key's base64 in the {where}"
+
+    kubectl("delete", "daskcluster", "secure", "--wait=false")
+    until(lambda: kubectl("get", "secret", "secure-tls", check=False).returncode != 0,
+          "the Secret garbage-collected with its cluster", 60)
+
+
+def test_a_cluster_naming_a_missing_secret_waits_and_says_why(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
+    body = specs.make_cluster_spec("byo", n_workers=0, tls=specs.tls_spec(secret_name="byo-certs"))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def waiting() -> dict[str, Any] | None:
+        status = _get(kubectl, "daskcluster", "byo").get("status") or {}
+        cond = next((c for c in status.get("conditions") or () if c["type"] == "SchedulerReady"), {})
+        return cond if cond.get("reason") == "TLSSecretInvalid" else None
+    cond = until(waiting, "a TLSSecretInvalid condition")
+    assert "byo-certs" in cond["message"] and _get(kubectl, "daskcluster", "byo")["status"]["phase"] == "Pending"
+    assert _get(kubectl, "pod", "byo-scheduler") == {}  # nothing starts without its certificates
+
+    # The Secret appears (as cert-manager would write it): the cluster starts with it, and does not own it.
+    certs = tls.generate("byo", namespace)
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+              "metadata": {"name": "byo-certs"}, "data": certs.secret_data()}
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(secret))
+    _running(kubectl, "byo", ready=0)
+    assert _get(kubectl, "secret", "byo-tls") == {}  # nothing generated
+    pod = Pod.get("byo-scheduler", namespace=namespace)
+    with pod.portforward(naming.SCHEDULER_PORT, local_port=free_port()) as port, \
+            Client(f"tls://127.0.0.1:{port}", security=certs.security(), timeout=30) as client:
+        assert client.scheduler_info()["address"].startswith("tls://")
