@@ -3,7 +3,9 @@
 The client never runs a scheduler itself: it creates (or finds) the DaskCluster, waits with a watch until the
 operator reports it Running (and explains why when it does not), reaches the scheduler directly or through a
 self-healing port-forward, and then speaks to it like any other Dask cluster manager. Scaling is declarative:
-`scale` and `adapt` patch resources and return; `wait_for_workers` waits, with a deadline and a reason.
+`scale` and `adapt` patch resources and return; `wait_for_workers` waits, with a deadline and a reason. A TLS
+cluster (`security=True`, or one found with `spec.tls`) is reached over `tls://` with the certificates of its
+Secret, kept in `self.security` where distributed's `Client(cluster)` looks for them.
 
 Every public method is a one-line `self.sync(self._x, ...)`, so one body serves sync and async callers.
 """
@@ -25,10 +27,11 @@ from dask.utils import parse_timedelta
 from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.objects import SchedulerInfo
+from distributed.security import Security
 from distributed.utils import Log, Logs, NoOpAwaitable, format_dashboard_link
-from kr8s.asyncio.objects import Endpoints, Pod, Service
+from kr8s.asyncio.objects import Endpoints, Pod, Secret, Service
 
-from .. import naming, specs, validation
+from .. import naming, specs, tls, validation
 from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledError, SpecError
 from ..naming import Component
 from ..resources import DaskAutoscaler, DaskCluster, DaskWorkerGroup
@@ -53,6 +56,8 @@ class KubeCluster(Cluster):
     """A Dask cluster on Kubernetes, run by the dask_kube operator from a `DaskCluster` resource.
 
     Every argument left as None comes from the dask config key `kubernetes.<name>` (docs/kubecluster.md).
+    `security=True` asks for mutual TLS with certificates the operator generates, `security="secret-name"` for
+    TLS with the certificates of that Secret (docs/security.md).
 
     >>> cluster = KubeCluster(name="demo", n_workers=2)      # doctest: +SKIP
     >>> client = Client(cluster)                              # doctest: +SKIP
@@ -77,6 +82,7 @@ class KubeCluster(Cluster):
         custom_cluster_spec: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         scheduler_forward_port: int | None = None,
         jupyter: bool | None = None,
+        security: bool | str | None = None,
         loop: Any = None,
         asynchronous: bool = False,
         quiet: bool = False,
@@ -88,7 +94,7 @@ class KubeCluster(Cluster):
             worker_command=worker_command, port_forward_cluster_ip=port_forward_cluster_ip, create_mode=create_mode,
             shutdown_on_close=shutdown_on_close, idle_timeout=idle_timeout, resource_timeout=resource_timeout,
             scheduler_service_type=scheduler_service_type, custom_cluster_spec=custom_cluster_spec,
-            scheduler_forward_port=scheduler_forward_port, jupyter=jupyter)
+            scheduler_forward_port=scheduler_forward_port, jupyter=jupyter, security=security)
         opts = self._options
         self.namespace = opts.namespace
         self.image = opts.image
@@ -104,6 +110,7 @@ class KubeCluster(Cluster):
         self.jupyter = opts.jupyter
         self.shutdown_on_close = bool(opts.shutdown_on_close)  # settled in _start, once we know who created it
         self.phase: str | None = None
+        self.security: Security | None = None  # a TLS cluster's client certificates, once connected
         self._resource_timeout = opts.resource_timeout
         self._kubeconfig = os.environ.get("KUBECONFIG")
         self._api: kr8s.asyncio.Api | None = None
@@ -175,6 +182,7 @@ class KubeCluster(Cluster):
                 self.namespace = self.namespace or self._api.namespace
                 await self._create_or_connect()
                 await self._wait_running()
+                await self._load_security()
                 await self._connect_scheduler()
                 self._spinner.update("Connecting", "subscribing to worker status")
                 await super()._start()
@@ -238,6 +246,9 @@ class KubeCluster(Cluster):
     def _adopt_existing(self, cluster: DaskCluster) -> None:
         """Connect to a cluster someone else made: learn its defaults, never delete it unless asked."""
         self._log("Connecting to existing cluster")
+        if self._options.tls and specs.tls_secret_of(cluster.raw) is None:
+            raise SpecError(f"DaskCluster {self.namespace}/{self.name} exists without TLS, and TLS cannot be added to "
+                            "a running cluster: delete it or connect without security=", "security")
         self._cluster = cluster
         self.shutdown_on_close = self._options.deletes_on_close(created=False)
         worker = cluster.raw.get("spec", {}).get("worker") or {}
@@ -277,6 +288,24 @@ class KubeCluster(Cluster):
         if failure is not None:
             raise failure
 
+    async def _load_security(self) -> None:
+        """A TLS cluster's certificates, from its Secret (which the operator creates before the scheduler)."""
+        assert self._cluster is not None
+        await self._cluster.refresh()
+        secret_name = specs.tls_secret_of(self._cluster.raw)
+        if secret_name is None:
+            return
+        secret = Secret({"metadata": {"name": secret_name}}, namespace=self.namespace, api=self.api)
+        try:
+            await secret.refresh()
+        except kr8s.ServerError as err:
+            message = f"cannot read Secret {self.namespace}/{secret_name} of TLS cluster {self.name}: {err}"
+            if _status_code(err) == 403:
+                raise PermissionError(f"{message} (a TLS client needs `get` on secrets: docs/rbac.md)") from None
+            raise RuntimeError(message) from None
+        self.security = tls.from_secret_data(secret.raw.get("data"), secret_name).security()
+        self._log(f"Using TLS with the certificates of Secret {secret_name}")
+
     async def _connect_scheduler(self) -> None:
         """The scheduler's address: the Service when reachable from here, else a port-forward."""
         self._log("Connecting to the scheduler")
@@ -303,8 +332,9 @@ class KubeCluster(Cluster):
                     endpoint.host, endpoint.comm_port):
                 self._log(f"{endpoint.host}:{endpoint.comm_port} is not reachable from here; port-forwarding")
                 endpoint = None
+        scheme = naming.TLS_SCHEME if self.security is not None else naming.TCP_SCHEME
         if endpoint is not None:
-            address = f"tcp://{endpoint.host}:{endpoint.comm_port}"
+            address = f"{scheme}://{endpoint.host}:{endpoint.comm_port}"
             if endpoint.dashboard_port:
                 self._dashboard = (endpoint.host, endpoint.dashboard_port)
         else:
@@ -316,9 +346,10 @@ class KubeCluster(Cluster):
                                                     dashboard_port, local_port=self.scheduler_forward_port)
             self._forwards.append(dashboard)
             await dashboard.start()
-            address = f"tcp://{comm.address}"
+            address = f"{scheme}://{comm.address}"
             self._dashboard = ("127.0.0.1", dashboard.local_port)
-        self.scheduler_comm = rpc(address)
+        args = self.security.get_connection_args("client") if self.security is not None else None
+        self.scheduler_comm = rpc(address, connection_args=args)
         await self._wait_for_comm()
 
     async def _scheduler_ports(self) -> tuple[int, int]:

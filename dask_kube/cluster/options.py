@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from distributed.security import Security
 
 from .. import config, naming, specs, validation
 from ..errors import SpecError
@@ -49,15 +50,20 @@ class ClusterOptions:
     custom_cluster_spec: dict[str, Any] | None
     scheduler_forward_port: int | None
     jupyter: bool
+    tls: dict[str, Any] | None = None  # the `spec.tls` that `security=` asks for; None: the spec's own (or none)
 
     def manifest(self) -> dict[str, Any]:
-        """The DaskCluster to create: the custom spec as given, or one built from the arguments."""
+        """The DaskCluster to create: the custom spec as given, or one built from the arguments; `security=`
+        applies to both."""
         if self.custom_cluster_spec is not None:
-            return copy.deepcopy(self.custom_cluster_spec)
+            manifest = copy.deepcopy(self.custom_cluster_spec)
+            if self.tls:
+                manifest["spec"]["tls"] = dict(self.tls)
+            return manifest
         return specs.make_cluster_spec(
             name=self.name, image=self.image, n_workers=self.n_workers, resources=self.resources, env=self.env,
             worker_command=self.worker_command, scheduler_service_type=self.scheduler_service_type,
-            idle_timeout=self.idle_timeout, jupyter=self.jupyter)
+            idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls)
 
     def deletes_on_close(self, created: bool) -> bool:
         """Delete on close? An explicit argument wins; otherwise only a cluster this client created, unless config
@@ -85,6 +91,25 @@ def _as_int(value: Any, field: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or number < minimum or (isinstance(value, float) and value != number):
         raise SpecError(f"must be an integer >= {minimum}, not {value!r}", field)
     return number
+
+
+def resolve_security(value: Any) -> dict[str, Any] | None:
+    """`security=`: True (the operator generates a CA and certificate), the name of a Secret holding `ca.crt`,
+    `tls.crt` and `tls.key`, or False/None (plain TCP). A `distributed.security.Security` cannot be used: the
+    scheduler and workers read their certificates from a Secret, which a client-side object cannot provide."""
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        value = _as_bool(value, "security")
+    if value is None or value is False:
+        return None
+    if value is True:
+        return specs.tls_spec()
+    if isinstance(value, str):
+        return specs.tls_spec(secret_name=validation.validate_secret_name(value, "security"))
+    if isinstance(value, Security):
+        raise SpecError("a distributed Security object cannot be used: the scheduler and workers read their "
+                        "certificates from a Kubernetes Secret. Pass security=True to have the operator generate "
+                        "them, or the name of a Secret with keys ca.crt, tls.crt and tls.key", "security")
+    raise SpecError(f"must be True, False or the name of a Secret, not {value!r}", "security")
 
 
 def load_custom_spec(value: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
@@ -130,6 +155,7 @@ def resolve(
     custom_cluster_spec: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     scheduler_forward_port: int | None = None,
     jupyter: bool | None = None,
+    security: bool | str | None = None,
 ) -> ClusterOptions:
     """Every argument from its `kubernetes.*` config key unless given, then validated."""
     mode_value = config.get("create-mode", create_mode)
@@ -168,6 +194,8 @@ def resolve(
     if timeout <= 0:
         raise SpecError(f"must be a positive number of seconds, not {timeout}", "resource_timeout")
 
+    tls = resolve_security(config.get("security", security))
+
     return ClusterOptions(
         name=cluster_name,
         namespace=resolved_namespace or None,
@@ -187,4 +215,5 @@ def resolve(
         custom_cluster_spec=custom,
         scheduler_forward_port=None if forward_port is None else _as_int(forward_port, "scheduler_forward_port", 1),
         jupyter=bool(_as_bool(config.get("scheduler-jupyter", jupyter), "jupyter")),
+        tls=tls,
     )
