@@ -14,6 +14,7 @@ from kr8s.objects import Pod
 
 from dask_kube import naming, specs, tls
 from tests.net import free_port
+from tests.paths import EXAMPLE_MANIFESTS
 from tests.tlsprobe import refusal_without_client_cert
 from tests.waiting import until
 
@@ -129,3 +130,25 @@ def test_a_cluster_naming_a_missing_secret_waits_and_says_why(kubectl, operator,
     with pod.portforward(naming.SCHEDULER_PORT, local_port=free_port()) as port, \
             Client(f"tls://127.0.0.1:{port}", security=certs.security(), timeout=30) as client:
         assert client.scheduler_info()["address"].startswith("tls://")
+
+
+def test_a_tls_daskjob_runner_computes_over_tls(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
+    job = yaml.safe_load((EXAMPLE_MANIFESTS / "sum-daskjob.yaml").read_text())
+    job["metadata"] = {"name": "tls-job"}
+    job["spec"]["cluster"]["spec"]["tls"] = specs.tls_spec()
+    job["spec"]["cluster"]["spec"]["worker"]["replicas"] = 1
+    job["spec"]["job"]["spec"]["containers"][0]["args"] = ["python", "-c", (
+        "from dask.distributed import Client\n"
+        "client = Client()\n"  # address and certificates both come from the injected environment
+        "client.wait_for_workers(1, timeout=120)\n"
+        "print('scheduler', client.scheduler.address, 'total', client.submit(sum, [1, 2, 3]).result())\n")]
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(job))
+
+    def finished() -> str | None:
+        return (_get(kubectl, "daskjob", "tls-job").get("status") or {}).get("jobStatus") in (
+            "Successful", "Failed") and _get(kubectl, "daskjob", "tls-job")["status"]["jobStatus"]
+    outcome = until(finished, "the TLS job to finish", 120,
+                    explain=lambda: kubectl("logs", naming.job_runner_name("tls-job"), check=False).stdout)
+    log = kubectl("logs", naming.job_runner_name("tls-job")).stdout
+    assert outcome == "Successful", log
+    assert "scheduler tls://tls-job-scheduler." in log and "total 6" in log
