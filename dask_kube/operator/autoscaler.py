@@ -3,8 +3,9 @@
 Once per interval (however often events wake the loop): ask the scheduler how many workers it wants
 (`adaptive_target`, which weighs queued work against `distributed.adaptive.target-duration`), subtract the
 workers of the cluster's other groups, and let `recommend` turn that into a replica count: up at once, down
-only after the target stayed lower for `WAIT_COUNT` consecutive samples (hysteresis, as distributed's
-`Adaptive.wait_count`) and by at most a quarter of the group per sample (as the reference), so that a pause
+only after the target stayed lower for a few consecutive samples (hysteresis, as distributed's
+`Adaptive.wait_count`) and by at most a quarter of the group per sample (as the reference; both are
+`AutoscalerSettings`, `kubernetes.operator.autoscaler.*`), so that a pause
 between two batches of tasks does not cost the workers and their data. The result is one patch of the group's
 `spec.worker.replicas`; the group's own reconciler retires workers through the scheduler before deleting their
 pods. Deleting the autoscaler leaves the group at its current size.
@@ -25,35 +26,32 @@ from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
 from .kube import now_rfc3339
+from .settings import AutoscalerSettings
 
 log = logging.getLogger(__name__)
 
-# Module constants (settings.py is not this module's to change): the pass interval (capped by the resync
-# period), the passes a lower target must persist before scaling down, and the largest step down.
-INTERVAL_SECONDS = 5.0
-WAIT_COUNT = 3
-MAX_SCALE_DOWN_FRACTION = 0.25
-
+DEFAULT_POLICY = AutoscalerSettings()
 History = tuple[int, ...]  # the clamped targets of the latest consecutive passes that wanted fewer workers
 
 
-def recommend(current: int, target: int, minimum: int, maximum: int, history: History = ()
-              ) -> tuple[int, History]:
+def recommend(current: int, target: int, minimum: int, maximum: int, history: History = (),
+              policy: AutoscalerSettings = DEFAULT_POLICY) -> tuple[int, History]:
     """The group's next replica count and the history to pass next time. Pure.
 
     Bounds win at once (a group above `maximum` shrinks to it now); scale-up is immediate; scale-down waits
-    until the target has been lower for `WAIT_COUNT` passes, then goes to the highest of those targets, by at
-    most `MAX_SCALE_DOWN_FRACTION` of the group (at least one worker) per pass.
+    until the target has been lower for `policy.scale_down_wait` passes, then goes to the highest of those
+    targets, by at most `policy.max_scale_down_fraction` of the group (at least one worker) per pass.
     """
     wanted = min(maximum, max(minimum, target))
     if current > maximum:
         return maximum, ()
     if wanted >= current:  # also a group below minimum: wanted >= minimum
         return wanted, ()
-    history = (*history, wanted)[-WAIT_COUNT:]
-    if len(history) < WAIT_COUNT:
+    wait = max(1, policy.scale_down_wait)
+    history = (*history, wanted)[-wait:]
+    if len(history) < wait:
         return current, history
-    step = max(1, int(current * MAX_SCALE_DOWN_FRACTION))
+    step = max(1, int(current * policy.max_scale_down_fraction))
     return max(current - step, max(history)), history
 
 
@@ -77,7 +75,7 @@ class AutoscalerReconciler:
 
     @property
     def interval(self) -> float:
-        return min(INTERVAL_SECONDS, self.ctx.settings.resync_seconds)
+        return min(self.ctx.settings.autoscaler.interval_seconds, self.ctx.settings.resync_seconds)
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         ctx, kube = self.ctx, self.ctx.kube
@@ -128,7 +126,8 @@ class AutoscalerReconciler:
             return self.interval
         wanted = group_target(target, (w.get("name", "") for w in workers.values()), group_name)
         current = int(group.raw["spec"]["worker"].get("replicas", 1))
-        replicas, self._history[uid] = recommend(current, wanted, minimum, maximum, self._history.get(uid, ()))
+        replicas, self._history[uid] = recommend(current, wanted, minimum, maximum, self._history.get(uid, ()),
+                                                 ctx.settings.autoscaler)
         scaled = None
         if replicas != current:
             await group.patch({"spec": {"worker": {"replicas": replicas}}})

@@ -9,6 +9,16 @@ from .. import config
 
 
 @dataclass(frozen=True)
+class AutoscalerSettings:
+    """How a DaskAutoscaler moves: one sample per interval, down only after `scale_down_wait` lower samples in a
+    row and by at most `max_scale_down_fraction` of the group (at least one worker) per sample."""
+
+    interval_seconds: float = 5.0
+    scale_down_wait: int = 3
+    max_scale_down_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     cluster_domain: str = "cluster.local"
     # How the operator reaches schedulers: "dns" (it runs in the cluster), "port-forward" (it runs outside, as in
@@ -20,6 +30,7 @@ class OperatorSettings:
     max_workers_per_cluster: int = 5000
     events: bool = True
     rpc_timeout: float = 10.0
+    autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @property
     def use_port_forward(self) -> bool:
@@ -38,4 +49,10 @@ class OperatorSettings:
             create_concurrency=int(get("operator.create-concurrency")),  # type: ignore[call-overload]
             max_workers_per_cluster=int(get("operator.max-workers-per-cluster")),  # type: ignore[call-overload]
             events=bool(get("operator.events")),
+            autoscaler=AutoscalerSettings(
+                interval_seconds=float(get("operator.autoscaler.interval-seconds")),  # type: ignore[arg-type]
+                scale_down_wait=int(get("operator.autoscaler.scale-down-wait")),  # type: ignore[call-overload]
+                max_scale_down_fraction=float(
+                    get("operator.autoscaler.max-scale-down-fraction")),  # type: ignore[arg-type]
+            ),
         )

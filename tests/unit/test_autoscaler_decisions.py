@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dask
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dask_kube.operator.autoscaler import WAIT_COUNT, group_target, recommend
+from dask_kube.operator.autoscaler import group_target, recommend
+from dask_kube.operator.settings import AutoscalerSettings, OperatorSettings
+
+WAIT_COUNT = AutoscalerSettings().scale_down_wait
 
 
 @pytest.mark.parametrize(("current", "target", "minimum", "maximum", "history", "expected"), [
@@ -71,6 +75,21 @@ def test_a_steady_target_is_reached(bounds: list[int], start: int, target: int) 
     for _ in range(WAIT_COUNT + 40):
         current, history = recommend(current, target, minimum, maximum, history)
     assert current == min(maximum, max(minimum, target))
+
+
+def test_the_policy_comes_from_settings() -> None:
+    """A longer wait and a larger step, as `kubernetes.operator.autoscaler.*` would set them."""
+    policy = AutoscalerSettings(scale_down_wait=1, max_scale_down_fraction=0.5)
+    assert recommend(20, 0, 0, 100, (), policy) == (10, (0,))
+    policy = AutoscalerSettings(scale_down_wait=5)
+    assert recommend(4, 1, 1, 10, (1, 1, 1), policy) == (4, (1, 1, 1, 1))
+
+
+def test_settings_read_the_config() -> None:
+    with dask.config.set({"kubernetes.operator.autoscaler.scale-down-wait": 7,
+                          "kubernetes.operator.autoscaler.interval-seconds": 1.5}):
+        settings = OperatorSettings.from_config()
+    assert settings.autoscaler == AutoscalerSettings(interval_seconds=1.5, scale_down_wait=7)
 
 
 @pytest.mark.parametrize(("target", "workers", "group", "expected"), [
