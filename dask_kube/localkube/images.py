@@ -36,11 +36,18 @@ PATH_LISTS = ("PATH", "PYTHONPATH")
 
 @dataclass(frozen=True)
 class ImageMapping:
-    """Images matching `pattern` (fnmatch) run with `path` prepended to PATH and `env` added."""
+    """Images matching `pattern` (fnmatch) run with `path` prepended to PATH and `env` added.
+
+    `entrypoint` and `cmd` stand for the image's ENTRYPOINT and CMD, with the container runtime's rules: a
+    container's `command` replaces the entrypoint (and drops the CMD), its `args` replace the CMD. So a manifest
+    written for a real image (the operator's Deployment gives only `args`) runs unchanged.
+    """
 
     pattern: str
     path: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
 
     def matches(self, image: str) -> bool:
         return fnmatch.fnmatchcase(image, self.pattern)
@@ -250,9 +257,16 @@ def container_env(pod: Obj, container: Obj, lookup: Lookup, pod_ip: str, host_ip
     return env
 
 
-def container_argv(container: Obj, env: Mapping[str, str]) -> list[str]:
-    """`command` + `args`, expanded; with no command `args[0]` is the program (image entrypoints are unknown)."""
-    argv = [str(a) for a in (container.get("command") or [])] + [str(a) for a in (container.get("args") or [])]
+def container_argv(container: Obj, env: Mapping[str, str], image: ImageMapping | None = None) -> list[str]:
+    """`command` + `args`, expanded. An image mapping supplies the image's entrypoint and CMD where the container
+    leaves them out; an unknown image has neither, so with no command `args[0]` is the program."""
+    command = [str(a) for a in (container.get("command") or [])]
+    args = [str(a) for a in (container.get("args") or [])]
+    if image is not None and not command:
+        command = list(image.entrypoint)
+        if not args:
+            args = list(image.cmd)
+    argv = command + args
     if not argv:
         raise ConfigError("CreateContainerError",
                           "LocalKube runs no images: the container needs a command (or args whose first element is "

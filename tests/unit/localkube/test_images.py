@@ -123,6 +123,16 @@ def test_argv_without_command_runs_args() -> None:
     assert info.value.reason == "CreateContainerError"
 
 
+def test_an_image_mapping_supplies_entrypoint_and_cmd_like_a_runtime() -> None:
+    image = ImageMapping("op:*", entrypoint=("dask-kube-operator",), cmd=("--verbose",))
+    assert container_argv({"args": ["-A"]}, {}, image) == ["dask-kube-operator", "-A"]  # args replace CMD
+    assert container_argv({}, {}, image) == ["dask-kube-operator", "--verbose"]
+    assert container_argv({"command": ["sh"]}, {}, image) == ["sh"]  # command replaces both
+    assert container_argv({"command": ["sh"], "args": ["-c", "x"]}, {}, image) == ["sh", "-c", "x"]
+    plain = ImageMapping("x:*", path=("/opt/bin",))  # no entrypoint known: args[0] is still the program
+    assert container_argv({"args": ["dask", "worker"]}, {}, plain) == ["dask", "worker"]
+
+
 def test_base_environment_and_image_mapping() -> None:
     mapping = ImageMapping("ghcr.io/dask/dask:2023.*", path=("/opt/old/bin",), env={"EXTRA": "1"})
     assert find_mapping("ghcr.io/dask/dask:2023.1.0", [mapping]) is mapping
