@@ -2,14 +2,21 @@
 
 Use it in-process as an async context manager, or on a background thread (`LocalKube.in_thread()`) so that
 blocking client code in the same process (a sync `KubeCluster`, a `KopfRunner`) never stalls the server.
+
+It listens twice on 127.0.0.1: plain HTTP (`url`, in the admin kubeconfig; requests without credentials are the
+admin) and HTTPS (`tls_url`), where kubectl sends bearer tokens, so that ServiceAccount kubeconfigs
+(`service_account_kubeconfig`, and the one the kubelet gives each pod) are subject to RBAC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import logging
+import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -19,7 +26,9 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from . import certs, rbac, serviceaccounts
 from .api import ApiCore
+from .auth import ADMIN_TOKEN, DEFAULT_EXPIRATION, SERVICE_ACCOUNT_KEY, Authenticator
 from .controllers.base import Controller
 from .controllers.garbage import GarbageCollector
 from .controllers.namespaces import NamespaceController
@@ -29,21 +38,28 @@ from .controllers.workloads import DeploymentController, ReplicaSetController
 from .images import ImageMapping
 from .kubelet import Kubelet
 from .network import Network
-from .server import ApiServer, FaultRule
+from .server import ApiServer, Denial, FaultRule
 from .store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATE_FILE = "state.json"
+POD_KUBECONFIG = "kubeconfig"
+# The kubelet does not rotate pod tokens; kube-apiserver likewise extends kubelet-requested tokens to a year.
+POD_TOKEN_SECONDS = 365 * 24 * 3600
 
 
-def kubeconfig_document(url: str, namespace: str = "default") -> dict[str, Any]:
+def kubeconfig_document(url: str, namespace: str = "default", *, token: str = ADMIN_TOKEN,
+                        ca_pem: bytes | None = None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "localkube", "cluster": {"server": url}}],
-        "users": [{"name": "localkube", "user": {"token": "localkube"}}],
+        "clusters": [{"name": "localkube", "cluster": cluster}],
+        "users": [{"name": "localkube", "user": {"token": token}}],
         "contexts": [{"name": "localkube", "context": {"cluster": "localkube", "user": "localkube",
                                                        "namespace": namespace}}],
         "current-context": "localkube",
@@ -54,7 +70,8 @@ def kubeconfig_document(url: str, namespace: str = "default") -> dict[str, Any]:
 class LocalKube:
     """A Kubernetes API server on 127.0.0.1 whose pods run as local processes.
 
-    `kubeconfig` is written once the server answers. `state_dir` keeps the objects across restarts.
+    `kubeconfig` is written once the server answers. `state_dir` keeps the objects, the token signing key and the
+    HTTPS certificates across restarts.
     """
 
     def __init__(
@@ -62,6 +79,7 @@ class LocalKube:
         kubeconfig: str | Path | None = None,
         *,
         port: int = 0,
+        tls_port: int = 0,
         state_dir: str | Path | None = None,
         run_pods: bool = True,
         simulate_pods: bool = False,
@@ -77,6 +95,10 @@ class LocalKube:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = Path(kubeconfig) if kubeconfig else self.state_dir / "kubeconfig"
         self.port = port
+        self.tls_port = tls_port
+        self.tls = certs.ensure(self.state_dir)
+        self._tls_sock: socket.socket | None = None
+        self._ssl: ssl.SSLContext | None = None
         self.run_pods = run_pods
         self.simulate_pods = simulate_pods
         self.node_configs = list(nodes) if nodes else [NodeConfig(simulate=simulate_pods)]
@@ -86,6 +108,9 @@ class LocalKube:
             self.store.load(state)
         self.core = ApiCore(self.store)
         self.server = ApiServer(self.core)
+        self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
+        self.server.authenticator = self.authenticator
+        serviceaccounts.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
@@ -97,6 +122,7 @@ class LocalKube:
                                    work_dir=self.state_dir / "kubelet", network=self.network,
                                    simulate=simulate_pods, image_map=image_map)
             self.server.runtime = self.kubelet
+            self.kubelet.credentials = self._pod_kubeconfig
         # Started in order, stopped in reverse: objects with async start()/stop().
         self.extensions: list[Any] = [self.network, *([self.kubelet] if self.kubelet else [])]
 
@@ -104,10 +130,17 @@ class LocalKube:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     async def start(self) -> LocalKube:
         self.core.bootstrap()
+        self._bootstrap_access()
+        # Bound before pods start, so that the kubeconfig each pod gets names the right port.
+        self._tls_sock = self._bind_tls()
         self.nodes.start()
         self.controllers = [
             GarbageCollector(self.core),
@@ -126,6 +159,22 @@ class LocalKube:
         log.info("LocalKube serving %s (kubeconfig %s)", self.url, self.kubeconfig)
         return self
 
+    def _bootstrap_access(self) -> None:
+        """Default ServiceAccounts for namespaces restored from state, and the default cluster roles."""
+        serviceaccounts.ensure_all_defaults(self.core)
+        for key, obj in rbac.bootstrap_objects():
+            if self.store.get(key, "", obj["metadata"]["name"]) is None:
+                self.core.create(self.core.kind_of(key), "", obj)
+
+    def _bind_tls(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.tls_port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.tls_port = sock.getsockname()[1]
+        return sock
+
     async def _start_http(self) -> None:
         self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=1.0)
@@ -134,6 +183,10 @@ class LocalKube:
         await site.start()
         if self.port == 0:
             self.port = self._runner.addresses[0][1]
+        if self._ssl is None:
+            self._ssl = self.tls.server_context()
+        sock, self._tls_sock = self._tls_sock or self._bind_tls(), None
+        await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()
 
     async def _stop_http(self) -> None:
         self.store.close_all_watches()
@@ -179,6 +232,46 @@ class LocalKube:
         """Restart the HTTP server on the same port with the same objects; clients must re-establish watches."""
         await self._stop_http()
         await self._start_http()
+
+    # -- identities ----------------------------------------------------------------------------------------
+
+    def tls_kubeconfig(self, path: str | Path | None = None) -> Path:
+        """The admin kubeconfig over HTTPS, where kubectl sends credentials (`kubectl --as=...` needs it)."""
+        target = Path(path) if path else self.state_dir / "kubeconfig-tls"
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, ca_pem=self.tls.ca_pem())))
+        return target
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: str | Path | None = None, *,
+                                   expiration_seconds: int = DEFAULT_EXPIRATION) -> Path:
+        """A kubeconfig (HTTPS, a fresh token) acting as ServiceAccount `namespace/name`, which must exist."""
+        sa = self.store.get(SERVICE_ACCOUNT_KEY, namespace, name)
+        if sa is None:
+            raise LookupError(f"serviceaccount {namespace}/{name} does not exist")
+        token, _expires = self.authenticator.issue(sa, expiration_seconds)
+        target = Path(path) if path else self.state_dir / "serviceaccounts" / f"{namespace}_{name}.kubeconfig"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, namespace, token=token,
+                                                             ca_pem=self.tls.ca_pem())))
+        return target
+
+    def _pod_kubeconfig(self, pod: dict[str, Any], directory: Path) -> Path | None:
+        """The kubeconfig a pod's containers get: its ServiceAccount's token, bound to the pod (kubelet hook)."""
+        sa = serviceaccounts.automounts(self.core, pod)
+        if sa is None:
+            return None
+        token, _expires = self.authenticator.issue(sa, POD_TOKEN_SECONDS, pod=pod)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / POD_KUBECONFIG
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, pod["metadata"]["namespace"],
+                                                             token=token, ca_pem=self.tls.ca_pem())))
+        return target
+
+    def forbidden(self, reset: bool = False) -> list[Denial]:
+        """Requests refused by RBAC so far (user, verb, resource, namespace); `reset` empties the record."""
+        out = list(self.server.denials)
+        if reset:
+            self.server.denials.clear()
+        return out
 
     def request_counts(self) -> dict[str, int]:
         """API requests served so far, by client (User-Agent product: kopf, kr8s, kubectl, ...)."""
@@ -236,6 +329,21 @@ class ThreadedLocalKube:
             return fn(*args, **kwargs)
 
         return self.run(wrapper())
+
+    @property
+    def tls_url(self) -> str:
+        return self.kube.tls_url
+
+    def tls_kubeconfig(self, path: str | Path | None = None) -> Path:
+        return self.call(self.kube.tls_kubeconfig, path)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: str | Path | None = None, *,
+                                   expiration_seconds: int = DEFAULT_EXPIRATION) -> Path:
+        return self.call(self.kube.service_account_kubeconfig, namespace, name, path,
+                         expiration_seconds=expiration_seconds)
+
+    def forbidden(self, reset: bool = False) -> list[Denial]:
+        return self.call(self.kube.forbidden, reset)
 
     def stop(self) -> None:
         try:

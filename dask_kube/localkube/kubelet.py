@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -367,6 +367,11 @@ class PodWorker:
         env = images.base_environment(images.find_mapping(c.image, kubelet.image_map))
         env["HOSTNAME"] = self.name
         env.update(defined)
+        # The ServiceAccount token comes as a kubeconfig (not /var/run/secrets/...), unless the container has its own.
+        if "KUBECONFIG" not in env and kubelet.credentials is not None:
+            kubeconfig = kubelet.credentials(self.pod, self.dir)
+            if kubeconfig is not None:
+                env["KUBECONFIG"] = str(kubeconfig)
         images.overlay(env, kubelet.network.pod_environment(self.pod, ip))
         c.env = env
         c.cwd = str(self._working_dir(c.spec.get("workingDir")))
@@ -739,6 +744,8 @@ class Kubelet:
         self.stopping = False
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._simulated: dict[str, Obj] = {}  # uid -> pod, for pods running without processes
+        # (pod, pod directory) -> a kubeconfig acting as the pod's ServiceAccount, or None (set by LocalKube).
+        self.credentials: Callable[[Obj, Path], Path | None] | None = None
         self._events = _PodEvents(self)
         self._cleanups: set[asyncio.Task[None]] = set()
 

@@ -552,6 +552,17 @@ MESSAGES: dict[str, str] = {
     ),
     "authorization.NonResourceAttributes": "1 path str; 2 verb str",
     "authorization.SubjectAccessReviewStatus": "1 allowed bool!; 4 denied bool; 2 reason str; 3 evaluationError str",
+    "authorization.SelfSubjectRulesReview": (
+        "1 metadata meta.ObjectMeta; 2 spec authorization.SelfSubjectRulesReviewSpec; "
+        "3 status authorization.SubjectRulesReviewStatus"
+    ),
+    "authorization.SelfSubjectRulesReviewSpec": "1 namespace str",
+    "authorization.SubjectRulesReviewStatus": (
+        "1 resourceRules authorization.ResourceRule*; 2 nonResourceRules authorization.NonResourceRule*; "
+        "3 incomplete bool; 4 evaluationError str"
+    ),
+    "authorization.ResourceRule": "1 verbs str*; 2 apiGroups str*; 3 resources str*; 4 resourceNames str*",
+    "authorization.NonResourceRule": "1 verbs str*; 2 nonResourceURLs str*",
     "authentication.SelfSubjectReview": "1 metadata meta.ObjectMeta; 2 status authentication.SelfSubjectReviewStatus",
     "authentication.SelfSubjectReviewStatus": "1 userInfo authentication.UserInfo",
     "authentication.UserInfo": "1 username str; 2 uid str; 3 groups str*",
@@ -592,6 +603,7 @@ _ROOTS = (
     "authentication.TokenRequest",
     "authentication.SelfSubjectReview",
     "authorization.SelfSubjectAccessReview",
+    "authorization.SelfSubjectRulesReview",
 )
 
 # (apiVersion, kind) -> message name of the top-level objects we decode.

@@ -6,6 +6,11 @@ need LocalKube-only hooks (faults, simulated pods) are marked `localkube_only` a
 
 Fixtures: `kube` (the session cluster handle), `kubeconfig` (its path), `namespace` (a fresh namespace per test),
 `kubectl` (runs the real kubectl against the cluster).
+
+To act as a ServiceAccount, `kube.service_account_kubeconfig(namespace, name)` writes a kubeconfig holding a token
+for it (on any cluster: elsewhere it asks `kubectl create token`); `kube.credentialed_kubeconfig()` is the admin
+kubeconfig that carries credentials, which `kubectl --as=...` needs. On LocalKube, `local_kube.forbidden()` lists
+the requests RBAC refused.
 """
 
 from __future__ import annotations
@@ -60,6 +65,31 @@ class KubeHandle:
     def kubectl(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
                 ) -> subprocess.CompletedProcess[str]:
         return run_kubectl(self.kubeconfig, self.cache_dir, *args, check=check, timeout=timeout, input=input)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: Path | None = None, *,
+                                   expiration_seconds: int = 3600) -> Path:
+        """A kubeconfig acting as ServiceAccount `namespace/name` (which must exist), with a fresh token."""
+        if self.local is not None:
+            return self.local.service_account_kubeconfig(namespace, name, path,
+                                                         expiration_seconds=expiration_seconds)
+        token = self.kubectl("create", "token", name, "--namespace", namespace,
+                             f"--duration={expiration_seconds}s").stdout.strip()
+        doc = yaml.safe_load(self.kubeconfig.read_text())
+        context = next(c["context"] for c in doc["contexts"] if c["name"] == doc.get("current-context"))
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
+        target = path or self.cache_dir / f"sa-{namespace}-{name}.kubeconfig"
+        target.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa", "preferences": {},
+            "clusters": [{"name": "sa", "cluster": cluster}],
+            "users": [{"name": "sa", "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "sa", "user": "sa", "namespace": namespace}}]}))
+        return target
+
+    def credentialed_kubeconfig(self) -> Path:
+        """The admin kubeconfig over a transport where kubectl sends credentials (needed by `kubectl --as`)."""
+        if self.local is not None:
+            return self.local.tls_kubeconfig(self.cache_dir / "admin-tls.kubeconfig")
+        return self.kubeconfig
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """A raw API call (for set-up and assertions where no client library is wanted)."""

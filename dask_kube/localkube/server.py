@@ -21,8 +21,9 @@ from typing import Any, Protocol
 import yaml
 from aiohttp import WSMsgType, web
 
-from . import discovery, tables
+from . import discovery, rbac, reviews, serviceaccounts, tables
 from .api import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, POD_KEY, STRATEGIC_PATCH, ApiCore
+from .auth import ADMIN, Authenticator
 from .errors import ApiError, success_status
 from .kinds import Kind
 from .store import ExpiredError
@@ -33,6 +34,8 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 SPDY_PORTFORWARD = "SPDY/3.1+portforward.k8s.io"
 CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io")
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
+# Where the middleware leaves the authenticated user for handlers (typed keys since aiohttp 3.12).
+USER_KEY: Any = web.RequestKey("user", rbac.User) if hasattr(web, "RequestKey") else "localkube.user"
 
 
 @dataclass
@@ -101,6 +104,16 @@ class FaultRule:
         return bool(self._regex.search(request.path_qs))
 
 
+@dataclass(frozen=True)
+class Denial:
+    """A request refused by RBAC: who, what verb, which resource (`pods/log`, or a path) and where."""
+
+    user: str
+    verb: str
+    resource: str
+    namespace: str
+
+
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
 
@@ -134,6 +147,10 @@ class ApiServer:
         self.faults: list[FaultRule] = []
         self.stats: Counter[tuple[str, str]] = Counter()
         self.bookmark_interval = 30.0
+        # Without an authenticator every request is the admin (an ApiServer built outside LocalKube).
+        self.authenticator: Authenticator | None = None
+        self.authorizer = rbac.Authorizer(core.store)
+        self.denials: list[Denial] = []
         self.app = self._make_app()
 
     # -- application ---------------------------------------------------------------------------------------
@@ -172,6 +189,7 @@ class ApiServer:
                     if rule.status:
                         raise ApiError(rule.status, f"fault injected by LocalKube for {request.method} {request.path}")
                     break
+            request[USER_KEY] = self._authorize(request)
             return await handler(request)
         except ApiError as err:
             return _json(err.status(), err.code, err.headers or None)
@@ -187,6 +205,20 @@ class ApiServer:
         except Exception as exc:  # a bug in LocalKube: answer as a real server would, and log it
             log.exception("internal error serving %s %s", request.method, request.path_qs)
             return _json(ApiError(500, f"LocalKube internal error: {exc!r}").status(), 500)
+
+    def _authorize(self, request: web.Request) -> rbac.User:
+        """The request's user, if it may do what it asks; else 401 or 403. The one check every request passes."""
+        headers = request.headers
+        if self.authenticator is None or ("Authorization" not in headers and "Impersonate-User" not in headers):
+            return ADMIN  # no credentials: the insecure-port equivalent (see auth.py)
+        user = self.authenticator.authenticate(headers)
+        if user.is_master:
+            return user
+        attrs = rbac.request_attributes(request.method, request.path, request.query)
+        if not self.authorizer.allowed(user, attrs):
+            self.denials.append(Denial(user.name, attrs.verb, attrs.full_resource or attrs.path, attrs.namespace))
+            raise rbac.forbidden(user, attrs)
+        return user
 
     # -- discovery -----------------------------------------------------------------------------------------
 
@@ -317,12 +349,17 @@ class ApiServer:
                 if kind.namespaced and namespace is None:
                     raise ApiError(404, "the server could not find the requested resource")
                 body = await self._read_body(request)
+                if kind.virtual:
+                    return _json(self._review(request, kind, body), 201)
                 obj, warnings = core.create(kind, ns, body, field_validation=self._field_validation(request),
                                             dry_run=self._dry_run(request))
                 return self._respond(request, kind, obj, 201, warnings)
             if method == "DELETE":
                 return await self._delete_collection(request, kind, namespace)
             raise ApiError(405, f"the server does not allow this method on the requested resource ({method})")
+        if sub == "token" and method == "POST" and self.authenticator is not None:
+            body = await self._read_body(request)
+            return _json(serviceaccounts.token_request(core, self.authenticator, ns, name, body), 201)
         if sub in ("log", "portforward", "exec", "attach", "proxy", "binding", "eviction", "token", "finalize"):
             return await self._pod_subresource(request, kind, ns, name, sub)
         if sub == "scale":
@@ -367,6 +404,12 @@ class ApiServer:
                 return _json(success_status(name, kind.group, kind.plural, obj["metadata"]["uid"]))
             return _json(obj)
         raise ApiError(405, f"the server does not allow this method on the requested resource ({method})")
+
+    def _review(self, request: web.Request, kind: Kind, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body of the request was in an unknown format")
+        review = dict(body, apiVersion=kind.api_version, kind=kind.kind)
+        return reviews.answer(kind.kind, review, request.get(USER_KEY, ADMIN), self.authorizer, self.authenticator)
 
     def _list(self, request: web.Request, kind: Kind, namespace: str | None) -> web.Response:
         items, rv = self.core.list(kind, namespace, request.query.get("labelSelector"),
