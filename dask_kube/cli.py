@@ -440,20 +440,25 @@ Examples:
 @click.option("--idle-timeout", type=click.IntRange(min=0), default=None,
               help="Delete the cluster after its scheduler was idle this many seconds (default: never).")
 @click.option("--jupyter", is_flag=True, help="Run Jupyter in the scheduler (the image needs jupyter-server).")
+@click.option("--tls", is_flag=True, help="Mutual TLS with a CA and certificate the operator generates.")
+@click.option("--tls-secret", default=None, metavar="NAME",
+              help="Mutual TLS with the certificates of this Secret (keys ca.crt, tls.crt, tls.key).")
 @namespace_option
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def gen_cluster(name: str, image: str | None, n_workers: int, resources: Any, env: dict[str, str] | None,
                 worker_command: str | None, scheduler_service_type: str | None, idle_timeout: int | None,
-                jupyter: bool, namespace: str | None, output: str) -> None:
+                jupyter: bool, tls: bool, tls_secret: str | None, namespace: str | None, output: str) -> None:
     """Print the DaskCluster that `KubeCluster(name=..., ...)` with the same options would create."""
     from .cluster import options
 
     try:
         resolved = options.resolve(name=name, image=image, n_workers=n_workers, resources=resources, env=env,
                                    worker_command=worker_command, scheduler_service_type=scheduler_service_type,
-                                   idle_timeout=idle_timeout, jupyter=jupyter or None)
+                                   idle_timeout=idle_timeout, jupyter=jupyter or None,
+                                   security=tls_secret or (True if tls else None))
     except SpecError as err:
-        raise click.BadParameter(err.message, param_hint=f"--{(err.field or 'name').replace('_', '-')}") from None
+        hint = "--tls-secret" if err.field == "security" else f"--{(err.field or 'name').replace('_', '-')}"
+        raise click.BadParameter(err.message, param_hint=hint) from None
     manifest = resolved.manifest()
     if namespace:
         manifest["metadata"]["namespace"] = namespace

@@ -37,7 +37,15 @@ def test_gen_cluster_defaults_json_namespace_and_jupyter() -> None:
     assert "--jupyter" in doc["spec"]["scheduler"]["spec"]["containers"][0]["args"]
 
 
+def test_gen_cluster_tls() -> None:
+    assert yaml.safe_load(ok("gen", "cluster", "--name", "demo", "--tls"))["spec"]["tls"] == {"enabled": True}
+    doc = yaml.safe_load(ok("gen", "cluster", "--name", "demo", "--tls-secret", "my-certs"))
+    assert doc["spec"]["tls"] == {"enabled": True, "secretName": "my-certs"}
+    assert "tls" not in yaml.safe_load(ok("gen", "cluster", "--name", "demo"))["spec"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--name", "ok", "--tls-secret", "Bad_Name"], "--tls-secret"),
     (["--name", "Not_A_Name"], "--name"),
     (["--name", "x" * 60], "at most 53"),
     (["--name", "ok", "--resources", "{nope"], "not valid JSON"),
