@@ -180,6 +180,7 @@ class Forwarding:
     scheduler_address: str
     dashboard_link: str
     jupyter_link: str | None
+    tls_secret: str | None = None
 
 
 async def port_forward(api: kr8s.asyncio.Api, namespace: str, name: str, ready: Callable[[Forwarding], None],
@@ -206,8 +207,10 @@ async def port_forward(api: kr8s.asyncio.Api, namespace: str, name: str, ready: 
         await comm.start()
         await dashboard.start()
         link = format_dashboard_link("127.0.0.1", dashboard.local_port)
-        ready(Forwarding(namespace, name, (cluster.raw.get("status") or {}).get("phase"), f"tcp://{comm.address}",
-                         link, link.replace("/status", "/jupyter/lab") if jupyter else None))
+        secret = specs.tls_secret_of(cluster.raw)
+        scheme = naming.TLS_SCHEME if secret else naming.TCP_SCHEME
+        ready(Forwarding(namespace, name, (cluster.raw.get("status") or {}).get("phase"), f"{scheme}://{comm.address}",
+                         link, link.replace("/status", "/jupyter/lab") if jupyter else None, secret))
         await (stop or asyncio.Event()).wait()
     finally:
         await asyncio.gather(comm.stop(), dashboard.stop())
@@ -541,6 +544,9 @@ def port_forward_command(ctx: click.Context, name: str, namespace: str | None, p
             click.echo(f"Cluster {fwd.namespace}/{fwd.cluster} is {fwd.phase or 'not yet reconciled'}; "
                        "connections succeed once its scheduler runs.", err=True)
         click.echo(f"Scheduler at: {fwd.scheduler_address}")
+        if fwd.tls_secret:
+            click.echo(f"TLS: connect with the certificates of Secret {fwd.namespace}/{fwd.tls_secret} "
+                       "(docs/security.md)", err=True)
         click.echo(f"Dashboard at: {fwd.dashboard_link}")
         if fwd.jupyter_link:
             click.echo(f"Jupyter at:   {fwd.jupyter_link}")

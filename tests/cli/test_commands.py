@@ -177,6 +177,16 @@ def test_usage_errors(crds, namespace, kubectl) -> None:  # type: ignore[no-unty
         assert message in result.output, (args, result.output)
 
 
+def test_port_forward_to_a_tls_cluster_says_tls_and_names_its_secret(crds, namespace, kubectl) -> None:  # type: ignore[no-untyped-def]
+    _apply(kubectl, "--name", "tlsfwd", "--n-workers", "0", "--tls", "-n", namespace)
+    forward = spawn("port-forward", "tlsfwd", "-n", namespace)
+    lines = _read_until(forward, "Dashboard at: ")
+    address = next(line.split()[-1] for line in lines if line.startswith("Scheduler at: "))
+    assert address.startswith("tls://127.0.0.1:")
+    _, err = _interrupt(forward)
+    assert f"certificates of Secret {namespace}/tlsfwd-tls" in err
+
+
 def test_port_forward_to_a_busy_port_fails_clearly(crds, namespace, kubectl) -> None:  # type: ignore[no-untyped-def]
     _apply(kubectl, "--name", "busy", "--n-workers", "0", "-n", namespace)
     with socket.socket() as sock:
