@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig (written once ready)")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--tls-port", type=int, default=0,
+                   help="HTTPS port on 127.0.0.1, where ServiceAccount tokens are used (default: any free port)")
     p.add_argument("--state-dir", help="keep objects here across restarts (default: a temporary directory)")
     p.add_argument("--simulate-pods", action="store_true",
                    help="pods become Running and Ready without running any process (as KWOK does)")
@@ -31,9 +33,11 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    kube = LocalKube(args.kubeconfig, port=args.port, state_dir=args.state_dir, simulate_pods=args.simulate_pods)
+    kube = LocalKube(args.kubeconfig, port=args.port, tls_port=args.tls_port, state_dir=args.state_dir,
+                     simulate_pods=args.simulate_pods)
     async with kube:
-        print(f"LocalKube serving {kube.url}; kubeconfig written to {kube.kubeconfig}", flush=True)
+        print(f"LocalKube serving {kube.url} (and {kube.tls_url} for ServiceAccount tokens); kubeconfig written to "
+              f"{kube.kubeconfig}", flush=True)
         await stop.wait()
 
 

@@ -2,6 +2,10 @@
 
 Everything that is not implemented is refused the way a real server refuses it (a `Status` body with 404, 405 or
 415), never half-done.
+
+Every request passes one check before any handler, watch or stream runs (`ApiServer._authorize`): who it is
+(`auth.py`, 401 for bad credentials) and whether RBAC lets it do what its URL asks (`rbac.py`, 403 worded as
+kube-apiserver words it). Requests without credentials skip both, as the admin.
 """
 
 from __future__ import annotations
