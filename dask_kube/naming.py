@@ -178,6 +178,7 @@ class Reason(StrEnum):
 
     VALID = "Valid"
     INVALID_SPEC = "InvalidSpec"
+    FORBIDDEN = "Forbidden"  # the operator's service account lacks a permission (the message names it)
     SCHEDULER_RUNNING = "SchedulerRunning"
     SCHEDULER_STARTING = "SchedulerStarting"
     SCHEDULER_UNSCHEDULABLE = "SchedulerUnschedulable"

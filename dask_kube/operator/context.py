@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 
 import kr8s.asyncio
 
+from .. import naming, resources
+from ..naming import Reason
 from .access import DistributedSchedulerRPC, SchedulerRPC
-from .kube import Kube
-from .loops import Loops
+from .kube import Kube, denied_message
+from .loops import Key, Loops
 from .settings import OperatorSettings
 
 
@@ -31,6 +33,10 @@ class IdleClock:
         return time.monotonic() - seen[1]
 
 
+RESOURCES = {naming.PLURALS[cls.kind]: cls for cls in (
+    resources.DaskCluster, resources.DaskWorkerGroup, resources.DaskJob, resources.DaskAutoscaler)}
+
+
 @dataclass
 class OperatorContext:
     settings: OperatorSettings
@@ -42,8 +48,23 @@ class OperatorContext:
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
         api = await kr8s.asyncio.api()
-        return cls(settings=settings, kube=Kube(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
-                   loops=Loops(settings.resync_seconds, settings.resync_max_seconds))
+        ctx = cls(settings=settings, kube=Kube(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
+                  loops=Loops(settings.resync_seconds, settings.resync_max_seconds))
+        ctx.loops.report = ctx.report_failure
+        return ctx
+
+    async def report_failure(self, key: Key, err: Exception) -> bool:
+        """A pass failed for lack of permission: say so on the resource (a Warning Event naming the verb and
+        resource the operator's service account misses), since its status may never get past the failing step."""
+        message = denied_message(err)
+        if message is None:
+            return False
+        plural, namespace, name = key
+        obj = await self.kube.get(RESOURCES[plural], name, namespace)
+        if obj is not None:
+            await self.kube.event(obj, Reason.FORBIDDEN, f"the operator is not allowed to do this: {message}",
+                                  warning=True)
+        return True
 
     async def close(self) -> None:
         close = getattr(self.scheduler, "close", None)

@@ -29,6 +29,17 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def denied_message(err: BaseException) -> str | None:
+    """The API server's own words when it refused a request for lack of permission (403), else None.
+
+    kube-apiserver names the user, verb, resource and namespace (`pods is forbidden: User "..." cannot create
+    resource "pods" in API group "" in the namespace "ns"`), which is exactly what an operator admin needs.
+    """
+    if isinstance(err, kr8s.ServerError) and err.response is not None and err.response.status_code == 403:
+        return str(err)
+    return None
+
+
 class DryRunUnavailable(Exception):
     """The API server did not answer the dry run (overload, restart): the spec is neither valid nor invalid."""
 

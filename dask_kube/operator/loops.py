@@ -18,6 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 Key = tuple[str, str, str]  # (plural, namespace, name)
+# Told about a failed pass whose error differs from the previous one; True if it explained the failure to the
+# user (a Warning Event), so that the log needs the message, not a traceback.
+Report = Callable[[Key, Exception], Awaitable[bool]]
 log = logging.getLogger(__name__)
 
 
@@ -30,8 +33,10 @@ class Retry(Exception):
 
 
 class Loops:
-    def __init__(self, resync_seconds: float, resync_max_seconds: float | None = None) -> None:
+    def __init__(self, resync_seconds: float, resync_max_seconds: float | None = None,
+                 report: Report | None = None) -> None:
         self.resync = resync_seconds
+        self.report = report
         self.resync_max = max(resync_seconds, resync_max_seconds or resync_seconds)
         self._wake: dict[Key, asyncio.Event] = {}
         self.waits: dict[Key, float] = {}  # how long each loop sleeps now unless woken (for probes and tests)
@@ -41,6 +46,14 @@ class Loops:
         if event is not None:
             event.set()
 
+    async def _report(self, key: Key, err: Exception) -> bool:
+        assert self.report is not None
+        try:
+            return await self.report(key, err)
+        except Exception:  # reporting is advice: it must not take the loop down
+            log.exception("could not report the failure of %s %s/%s", *key)
+            return False
+
     def running(self) -> int:
         return len(self._wake)
 
@@ -49,22 +62,30 @@ class Loops:
         event = self._wake.setdefault(key, asyncio.Event())
         failures = 0
         quiet = 0  # resyncs in a row that no event woke and that found nothing in flight
+        last_error = ""  # reported once, not every retry
         try:
             while True:
                 event.clear()
                 try:
                     delay = await reconcile()
-                    failures = 0
+                    failures, last_error = 0, ""
                 except Retry as retry:
                     delay = retry.delay
                     log.debug("%s/%s/%s: %s; again in %.1fs", *key, retry, delay)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # a bug or an API outage: log it, back off, never stop the loop
+                except Exception as err:  # a bug, an API outage, a missing permission: back off, never stop
                     failures += 1
                     delay = min(0.5 * 2 ** failures, self.resync)
-                    log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key, failures,
-                                  delay)
+                    explained = False
+                    if self.report is not None and str(err) != last_error:
+                        last_error = str(err)
+                        explained = await self._report(key, err)
+                    if explained:
+                        log.error("reconciling %s %s/%s failed: %s; retrying in %.1fs", *key, err, delay)
+                    else:
+                        log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key,
+                                      failures, delay)
                 if delay is None:
                     timeout = min(self.resync * 2 ** quiet, self.resync_max)
                 else:

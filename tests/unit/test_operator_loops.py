@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import httpx
+import kr8s
+
+from dask_kube.operator.kube import denied_message
 from dask_kube.operator.loops import Loops
 from tests.waiting import async_until
 
@@ -53,3 +57,40 @@ async def test_quiet_resyncs_double_up_to_the_cap_and_an_event_resets_them() -> 
 def test_the_cap_is_never_below_the_base_period() -> None:
     assert Loops(resync_seconds=10, resync_max_seconds=5).resync_max == 10
     assert Loops(resync_seconds=10).resync_max == 10
+
+
+async def test_a_failure_is_reported_once_per_message_and_the_loop_goes_on() -> None:
+    reports: list[str] = []
+    errors = iter(["no permission", "no permission", "no permission", "another", "another"])
+
+    async def report(key: tuple[str, str, str], err: Exception) -> bool:
+        assert key == KEY
+        reports.append(str(err))
+        return True
+
+    async def reconcile() -> float | None:
+        message = next(errors, None)
+        if message is not None:
+            raise RuntimeError(message)
+        return None
+
+    loops = Loops(resync_seconds=0.01, report=report)
+    task = asyncio.create_task(loops.run(KEY, reconcile))
+    try:
+        # The fourth failure has a new message; after the fifth the pass succeeds and the loop rests.
+        await async_until(lambda: loops.waits.get(KEY) == 0.01 and len(reports) == 2, "the loop to recover",
+                          within=30, interval=0.005)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert reports == ["no permission", "another"]
+
+
+def test_a_403_is_recognised_as_a_missing_permission() -> None:
+    text = 'pods is forbidden: User "system:serviceaccount:a:b" cannot create resource "pods" in API group ""'
+    request = httpx.Request("POST", "https://k/api/v1/namespaces/a/pods")
+    forbidden = kr8s.ServerError(text, response=httpx.Response(403, request=request))
+    assert denied_message(forbidden) == text
+    conflict = kr8s.ServerError("exists", response=httpx.Response(409, request=request))
+    assert denied_message(conflict) is None
+    assert denied_message(RuntimeError(text)) is None
