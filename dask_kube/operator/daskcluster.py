@@ -184,9 +184,12 @@ class ClusterReconciler:
         wanted = [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", meta.get("generation")),
                   conditions.condition(ConditionType.SCHEDULER_READY, False, Reason.TLS_SECRET_INVALID, message),
                   conditions.condition(ConditionType.READY, False, Reason.TLS_SECRET_INVALID, message)]
-        if current.get("phase") != ClusterPhase.PENDING or not conditions.same(current.get("conditions"), wanted):
+        secret = specs.tls_secret_of(cluster.raw)
+        if current.get("phase") != ClusterPhase.PENDING or current.get("tlsSecretName") != secret or \
+                not conditions.same(current.get("conditions"), wanted):
             await self.ctx.kube.patch_status(cluster, {
-                "phase": ClusterPhase.PENDING, "conditions": conditions.merge(current.get("conditions"), wanted)})
+                "phase": ClusterPhase.PENDING, "tlsSecretName": secret,
+                "conditions": conditions.merge(current.get("conditions"), wanted)})
         if self._reported.get(key) != message:
             self._reported[key] = message
             log.warning("DaskCluster %s/%s cannot start its scheduler: %s", *key, message)

@@ -116,7 +116,10 @@ def test_a_cluster_naming_a_missing_secret_waits_and_says_why(kubectl, operator,
         cond = next((c for c in status.get("conditions") or () if c["type"] == "SchedulerReady"), {})
         return cond if cond.get("reason") == "TLSSecretInvalid" else None
     cond = until(waiting, "a TLSSecretInvalid condition")
-    assert "byo-certs" in cond["message"] and _get(kubectl, "daskcluster", "byo")["status"]["phase"] == "Pending"
+    status = _get(kubectl, "daskcluster", "byo")["status"]
+    assert "byo-certs" in cond["message"] and status["phase"] == "Pending" and status["tlsSecretName"] == "byo-certs"
+    events = json.loads(kubectl("get", "events", "--field-selector", "reason=TLSSecretInvalid", "-o", "json").stdout)
+    assert any(e["type"] == "Warning" and "byo-certs" in e["message"] for e in events["items"])
     assert _get(kubectl, "pod", "byo-scheduler") == {}  # nothing starts without its certificates
 
     # The Secret appears (as cert-manager would write it): the cluster starts with it, and does not own it.
