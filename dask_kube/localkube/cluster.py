@@ -148,6 +148,7 @@ class LocalKube:
             Scheduler(self.core),
             ReplicaSetController(self.core),
             DeploymentController(self.core),
+            serviceaccounts.DefaultServiceAccountController(self.core),
         ]
         for controller in self.controllers:
             controller.start()

@@ -11,7 +11,9 @@ from typing import Any
 
 from .api import NAMESPACE_KEY, POD_KEY, ApiCore
 from .auth import API_AUDIENCE, DEFAULT_EXPIRATION, MIN_EXPIRATION, SERVICE_ACCOUNT_KEY, Authenticator
+from .controllers.base import Controller
 from .errors import ApiError, invalid, not_found
+from .store import DELETED, Event
 
 Obj = dict[str, Any]
 DEFAULT_NAME = "default"
@@ -34,6 +36,21 @@ def ensure_all_defaults(core: ApiCore) -> None:
     for ns in core.store.list(NAMESPACE_KEY):
         if not ns["metadata"].get("deletionTimestamp"):
             ensure_default(core, ns["metadata"]["name"])
+
+
+class DefaultServiceAccountController(Controller):
+    """Puts `default` back when it is deleted from a namespace that stays, as kube-controller-manager does."""
+
+    def wants(self, event: Event) -> bool:
+        return (event.type == DELETED and event.key == SERVICE_ACCOUNT_KEY
+                and event.obj["metadata"]["name"] == DEFAULT_NAME)
+
+    def handle(self, event: Event | None) -> None:
+        if event is None:
+            return
+        ns = self.core.store.get(NAMESPACE_KEY, "", event.namespace)
+        if ns is not None and not ns["metadata"].get("deletionTimestamp"):
+            ensure_default(self.core, event.namespace)
 
 
 def _admit_pod(core: ApiCore, pod: Obj, old: Obj | None) -> None:

@@ -91,6 +91,18 @@ def test_every_namespace_has_a_default_service_account_at_once(kube: KubeHandle)
         kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+def test_a_deleted_default_service_account_comes_back(kube: KubeHandle, namespace: str) -> None:
+    def uid() -> str | None:
+        got = kube.kubectl("get", "serviceaccount", "default", "-n", namespace, "-o", "jsonpath={.metadata.uid}",
+                           check=False)
+        return got.stdout if got.returncode == 0 else None
+
+    first = uid()
+    assert first
+    kube.kubectl("delete", "serviceaccount", "default", "-n", namespace)
+    assert until(lambda: (u := uid()) and u != first and u, "default to be recreated")
+
+
 def test_role_lets_a_service_account_list_pods_in_its_namespace_only(kube: KubeHandle, namespace: str, bot: str,
                                                                      other_namespace: str) -> None:
     _apply(kube, _role(namespace, "pod-reader", [{"apiGroups": [""], "resources": ["pods"],
