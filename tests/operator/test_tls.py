@@ -19,6 +19,8 @@ from tests.tlsprobe import refusal_without_client_cert
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
+NAME = "tls-dask-cluster"  # examples/manifests/tls-dask-cluster.yaml
+SECRET = naming.tls_secret_name(NAME)
 
 
 def _get(kubectl, kind: str, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -48,26 +50,25 @@ def _pem_fragments(certs: tls.ClusterCertificates) -> list[str]:
 
 def test_a_tls_cluster_refuses_plain_connections_and_the_operator_still_scales_it(kubectl, operator,  # type: ignore[no-untyped-def]
                                                                                    namespace) -> None:
-    body = specs.make_cluster_spec("secure", n_workers=2, worker_command="dask worker --nthreads 1 --no-dashboard",
-                                   tls=specs.tls_spec())
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
-    cluster = _running(kubectl, "secure", ready=2)  # the workers joined over TLS, counted by the operator over TLS
-    assert cluster["status"]["tlsSecretName"] == "secure-tls"
+    kubectl("apply", "-f", str(EXAMPLE_MANIFESTS / "tls-dask-cluster.yaml"))  # NAME, with two workers
+    cluster = _running(kubectl, NAME, ready=2)  # workers joined over TLS, counted by the operator over TLS
+    assert cluster["status"]["tlsSecretName"] == SECRET
 
-    secret = _get(kubectl, "secret", "secure-tls")
+    secret = _get(kubectl, "secret", SECRET)
     assert secret["type"] == "kubernetes.io/tls" and sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
     assert secret["metadata"]["ownerReferences"][0]["uid"] == cluster["metadata"]["uid"]
-    assert secret["metadata"]["labels"][naming.CLUSTER_LABEL] == "secure"
-    certs = tls.from_secret_data(secret["data"], "secure-tls")
+    assert secret["metadata"]["labels"][naming.CLUSTER_LABEL] == NAME
+    certs = tls.from_secret_data(secret["data"], SECRET)
 
-    for pod in [_get(kubectl, "pod", "secure-scheduler"), *_worker_pods(kubectl, "secure")]:
+    for pod in [_get(kubectl, "pod", naming.scheduler_name(NAME)), *_worker_pods(kubectl, NAME)]:
         env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
-        assert env[naming.TLS_CA_ENV]["valueFrom"]["secretKeyRef"]["name"] == "secure-tls"
+        assert env[naming.TLS_CA_ENV]["valueFrom"]["secretKeyRef"]["name"] == SECRET
         assert not any("BEGIN" in json.dumps(e) for e in env.values())
-    worker_env = {e["name"]: e.get("value") for e in _worker_pods(kubectl, "secure")[0]["spec"]["containers"][0]["env"]}
-    assert worker_env[naming.SCHEDULER_ADDRESS_ENV].startswith("tls://secure-scheduler.")
+    worker = _worker_pods(kubectl, NAME)[0]["spec"]["containers"][0]
+    worker_env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert worker_env[naming.SCHEDULER_ADDRESS_ENV].startswith(f"tls://{naming.scheduler_name(NAME)}.")
 
-    pod = Pod.get("secure-scheduler", namespace=namespace)
+    pod = Pod.get(naming.scheduler_name(NAME), namespace=namespace)
     with pod.portforward(naming.SCHEDULER_PORT, local_port=free_port()) as port:
         with Client(f"tls://127.0.0.1:{port}", security=certs.security(), timeout=30) as client:
             info = client.scheduler_info()
@@ -78,9 +79,9 @@ def test_a_tls_cluster_refuses_plain_connections_and_the_operator_still_scales_i
             assert len({w for ws in client.who_has(futures).values() for w in ws}) == 2
 
             # Scale down: the operator retires a worker through the scheduler's TLS RPC, and no data is lost.
-            kubectl("scale", "daskcluster", "secure", "--replicas=1")
-            until(lambda: len(_worker_pods(kubectl, "secure")) == 1, "scale down to one worker pod", 60)
-            _running(kubectl, "secure", ready=1)
+            kubectl("scale", "daskcluster", NAME, "--replicas=1")
+            until(lambda: len(_worker_pods(kubectl, NAME)) == 1, "scale down to one worker pod", 60)
+            _running(kubectl, NAME, ready=1)
             assert [r[50_000:] for r in client.gather(futures)] == [str(i).encode() for i in range(20)]
 
         with pytest.raises(OSError):
@@ -90,20 +91,20 @@ def test_a_tls_cluster_refuses_plain_connections_and_the_operator_still_scales_i
         assert refusal_without_client_cert("127.0.0.1", port, certs.ca)  # the right CA, but no certificate
 
     events = json.loads(kubectl("get", "events", "-o", "json").stdout)["items"]
-    reasons = {e["reason"] for e in events if e["involvedObject"]["name"].startswith("secure")}
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"].startswith(NAME)}
     assert {"TLSSecretCreated", "WorkersRetired"} <= reasons
-    logs = [kubectl("logs", "secure-scheduler").stdout]
-    logs += [kubectl("logs", p["metadata"]["name"]).stdout for p in _worker_pods(kubectl, "secure")]
+    logs = [kubectl("logs", naming.scheduler_name(NAME)).stdout]
+    logs += [kubectl("logs", p["metadata"]["name"]).stdout for p in _worker_pods(kubectl, NAME)]
     assert "tls://" in logs[0]
     said = {"operator log": operator.log_path.read_text(errors="replace"), "events": json.dumps(events),
-            "status": json.dumps(_get(kubectl, "daskcluster", "secure")["status"]), "pod logs": "\n".join(logs)}
+            "status": json.dumps(_get(kubectl, "daskcluster", NAME)["status"]), "pod logs": "\n".join(logs)}
     for where, text in said.items():
         for fragment in _pem_fragments(certs):
             assert fragment not in text, f"a PEM fragment in the {where}"
         assert base64.b64encode(certs.key.encode()).decode()[:40] not in text, f"the key's base64 in the {where}"
 
-    kubectl("delete", "daskcluster", "secure", "--wait=false")
-    until(lambda: kubectl("get", "secret", "secure-tls", check=False).returncode != 0,
+    kubectl("delete", "daskcluster", NAME, "--wait=false")
+    until(lambda: kubectl("get", "secret", SECRET, check=False).returncode != 0,
           "the Secret garbage-collected with its cluster", 60)
 
 
