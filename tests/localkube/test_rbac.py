@@ -330,6 +330,16 @@ _IN_POD = textwrap.dedent("""
     who = subprocess.run(["kubectl", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
                          capture_output=True, text=True)
     out["kubectl"] = who.stdout or who.stderr
+
+    import asyncio, base64, ssl, aiohttp, kopf
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    async def kopf_get(resource):
+        context = ssl.create_default_context(cadata=base64.b64decode(info.ca_data).decode())
+        url = f"{info.server}/api/v1/namespaces/{info.default_namespace}/{resource}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, headers={"Authorization": "Bearer " + info.token}, ssl=context) as r:
+                return r.status
+    out["kopf"] = [asyncio.run(kopf_get("pods")), asyncio.run(kopf_get("secrets"))]
     print("RESULT " + json.dumps(out), flush=True)
 """)
 
@@ -359,6 +369,7 @@ def test_a_pod_acts_as_its_service_account(kube: KubeHandle, namespace: str, bot
     result = _pod_result(kube, namespace, "as-bot")
     assert "as-bot" in result["pods"] and result["secrets"] == 403
     assert result["kubectl"] == bot
+    assert result["kopf"] == [200, 403]  # kopf's own kubeconfig login, as the operator in a pod uses it
     if kube.local is not None:
         assert Path(result["kubeconfig"]).is_file()
         denied = [d for d in kube.local.forbidden() if d.user == bot]

@@ -258,3 +258,37 @@ def test_impersonation_needs_the_impersonate_verb(store: Store, tmp_path: Path) 
         auth.authenticate({"Authorization": f"Bearer {token}", "Impersonate-User": "alice"})
     assert err.value.message == ('users "alice" is forbidden: User "system:serviceaccount:team:bot" cannot '
                                  'impersonate resource "users" in API group "" at the cluster scope')
+
+
+# -- reviews -----------------------------------------------------------------------------------------------------
+
+
+def test_reviews_answer_from_the_same_evaluator(store: Store, tmp_path: Path) -> None:
+    from dask_kube.localkube import reviews
+
+    authz = Authorizer(store)
+    auth = Authenticator(store, tmp_path, authz)
+    sa = _service_account(store)
+    _role(store, "r", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}], "team")
+    _bind(store, "rb", "Role", "r", [{"kind": "ServiceAccount", "name": "bot"}], "team")
+    spec = {"user": SA.name, "groups": list(SA.groups),
+            "resourceAttributes": {"namespace": "team", "verb": "list", "resource": "pods"}}
+    allowed = reviews.answer("SubjectAccessReview", {"spec": spec}, ADMIN, authz, auth)["status"]
+    assert allowed == {"allowed": True, "reason": 'RBAC: allowed by RoleBinding "rb" in namespace "team" of Role "r" '
+                                                  'to ServiceAccount "system:serviceaccount:team:bot"'}
+    spec["resourceAttributes"]["verb"] = "delete"
+    assert reviews.answer("SubjectAccessReview", {"spec": spec}, ADMIN, authz, auth)["status"] == {"allowed": False}
+    own = {"spec": {"nonResourceAttributes": {"path": "/api", "verb": "get"}}}
+    assert reviews.answer("SelfSubjectAccessReview", own, SA, authz, auth)["status"] == {"allowed": False}
+    for key, obj in bootstrap_objects():
+        _put(store, key, obj)
+    assert reviews.answer("SelfSubjectAccessReview", own, SA, authz, auth)["status"]["allowed"] is True
+    token, _ = auth.issue(sa)
+    review = reviews.answer("TokenReview", {"spec": {"token": token}}, ADMIN, authz, auth)["status"]
+    assert review["authenticated"] is True and review["user"]["username"] == SA.name
+    bad = reviews.answer("TokenReview", {"spec": {"token": token + "x"}}, ADMIN, authz, auth)["status"]
+    assert "authenticated" not in bad and bad["error"]
+    rules = reviews.answer("SelfSubjectRulesReview", {"spec": {"namespace": "team"}}, ADMIN, authz, auth)["status"]
+    assert rules["resourceRules"] == [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+    me = reviews.answer("SelfSubjectReview", {}, SA, authz, auth)["status"]["userInfo"]
+    assert me == {"username": SA.name, "groups": list(SA.groups)}
