@@ -5,6 +5,10 @@ race for a port) and, for each incoming connection, opens a fresh `pods/portforw
 scheduler pod, re-resolving the pod by its labels when that fails. An address handed to a Dask `Client` or
 `rpc` therefore stays valid when the scheduler pod is replaced or the API server restarts: the broken
 connection closes, the next one goes through a new WebSocket.
+
+A refusal is different from a failure: when the API server answers the upgrade with 403 (no `create` on
+`pods/portforward`), retrying cannot help, so the forward keeps the server's message in `denied` and `check()`
+raises it as `ForwardDenied`, for the client or the operator to show instead of a timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from . import naming
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
+
+
+class ForwardDenied(PermissionError):
+    """The API server refused the port-forward (403); the message is its own, naming the verb and resource."""
 
 
 class SchedulerForward:
@@ -40,6 +48,7 @@ class SchedulerForward:
         self.pod_name = naming.scheduler_name(cluster)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self.denied: str | None = None  # the API server's message once it refused a forward (403)
 
     @property
     def address(self) -> str:
@@ -68,6 +77,12 @@ class SchedulerForward:
     def running(self) -> bool:
         return self._server is not None
 
+    def check(self) -> None:
+        """Raise `ForwardDenied` if the API server refused to forward: a timeout would hide the reason."""
+        if self.denied is not None:
+            raise ForwardDenied(f"cannot port-forward to the scheduler of {self.namespace}/{self.cluster}: "
+                                f"{self.denied}")
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -92,10 +107,15 @@ class SchedulerForward:
                         version="v1", url=f"pods/{self.pod_name}/portforward", namespace=self.namespace,
                         params={"ports": str(self.remote_port)}) as ws:
                     opened = True
+                    self.denied = None
                     await _pump(ws, reader, writer)
                     return
             except (httpx_ws.HTTPXWSException, httpx.HTTPError, kr8s.ServerError, OSError) as err:
                 if opened:  # bytes may have flowed: this connection is over, the client opens a new one
+                    return
+                if isinstance(err, httpx_ws.WebSocketUpgradeError) and err.response.status_code == 403:
+                    self.denied = await self._refusal()  # retrying cannot help
+                    log.warning("port-forward to %s/%s refused: %s", self.namespace, self.cluster, self.denied)
                     return
                 attempt += 1
                 if asyncio.get_running_loop().time() > deadline:
@@ -103,6 +123,21 @@ class SchedulerForward:
                     return
                 await self._resolve_pod()
                 await asyncio.sleep(min(0.1 * 2 ** attempt, 1.0))
+
+    async def _refusal(self) -> str:
+        """The API server's own words for the refusal. The refused upgrade's body is gone with its stream, so ask
+        again with a plain request, which it refuses the same way (authorization comes before the handler)."""
+        url = f"pods/{self.pod_name}/portforward"
+        try:
+            async with self.api.call_api("POST", version="v1", url=url, namespace=self.namespace,
+                                         params={"ports": str(self.remote_port)}):
+                pass
+        except kr8s.ServerError as err:
+            if err.response is not None and err.response.status_code == 403:
+                return str(err)
+        except httpx.HTTPError:
+            pass
+        return f'the API server refused (403) to "create" "pods/portforward" for pod {self.namespace}/{self.pod_name}'
 
     async def _resolve_pod(self) -> None:
         """The scheduler pod by its labels: the newest Running one, else the operator's fixed name."""

@@ -373,6 +373,8 @@ class KubeCluster(Cluster):
                 await asyncio.wait_for(self.scheduler_comm.identity(), max(1.0, deadline - loop.time()))
                 return
             except (OSError, TimeoutError) as err:
+                for forward in self._forwards:
+                    forward.check()  # a refused port-forward (RBAC) is the reason: say so now, not at the deadline
                 if loop.time() > deadline:
                     raise TimeoutError(f"the scheduler of {self.namespace}/{self.name} is Running but does not "
                                        f"answer at {self.scheduler_comm.address}: {err!r}") from err

@@ -141,6 +141,11 @@ class LocalKube:
         self._bootstrap_access()
         # Bound before pods start, so that the kubeconfig each pod gets names the right port.
         self._tls_sock = self._bind_tls()
+        if self.kubelet is not None:
+            port = str(self.tls_port)
+            self.kubelet.api_env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
+                                    "KUBERNETES_SERVICE_PORT_HTTPS": port,
+                                    "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}"}
         self.nodes.start()
         self.controllers = [
             GarbageCollector(self.core),

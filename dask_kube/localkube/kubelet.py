@@ -363,8 +363,9 @@ class PodWorker:
         kubelet = self.kubelet
         ip = self.ip or HOST_IP
         defined = images.container_env(self.pod, c.spec, kubelet.lookup, ip, HOST_IP)
-        argv = images.container_argv(c.spec, defined)
-        env = images.base_environment(images.find_mapping(c.image, kubelet.image_map))
+        image = images.find_mapping(c.image, kubelet.image_map)
+        argv = images.container_argv(c.spec, defined, image)
+        env = images.base_environment(image)
         env["HOSTNAME"] = self.name
         env.update(defined)
         # The ServiceAccount token comes as a kubeconfig (not /var/run/secrets/...), unless the container has its own.
@@ -372,6 +373,8 @@ class PodWorker:
             kubeconfig = kubelet.credentials(self.pod, self.dir)
             if kubeconfig is not None:
                 env["KUBECONFIG"] = str(kubeconfig)
+        for name, value in kubelet.api_env.items():  # the container's own variables win, as on a node
+            env.setdefault(name, value)
         images.overlay(env, kubelet.network.pod_environment(self.pod, ip))
         c.env = env
         c.cwd = str(self._working_dir(c.spec.get("workingDir")))
@@ -746,6 +749,9 @@ class Kubelet:
         self._simulated: dict[str, Obj] = {}  # uid -> pod, for pods running without processes
         # (pod, pod directory) -> a kubeconfig acting as the pod's ServiceAccount, or None (set by LocalKube).
         self.credentials: Callable[[Obj, Path], Path | None] | None = None
+        # What every container sees of the API server, as a kubelet sets it from the `kubernetes` Service
+        # (KUBERNETES_SERVICE_HOST/PORT: how clients know they run in a cluster). Set by LocalKube.
+        self.api_env: dict[str, str] = {}
         self._events = _PodEvents(self)
         self._cleanups: set[asyncio.Task[None]] = set()
 

@@ -103,6 +103,9 @@ class DistributedSchedulerRPC:
             yield r
         except (OSError, TimeoutError) as err:
             self._connection_args.pop((namespace, cluster), None)  # re-read: the cluster or its Secret may differ
+            forward = self._forwards.get((namespace, cluster))
+            if forward is not None:
+                forward.check()  # refused by RBAC: not "unreachable", and the loop reports it
             raise SchedulerUnreachable(f"{address}: {err}") from err
         finally:
             await r.close_rpc()

@@ -19,6 +19,7 @@ import kr8s
 import kr8s.asyncio
 from kr8s.asyncio.objects import APIObject, Pod, object_from_spec
 
+from ..forwarding import ForwardDenied
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def denied_message(err: BaseException) -> str | None:
     resource "pods" in API group "" in the namespace "ns"`), which is exactly what an operator admin needs.
     """
     if isinstance(err, kr8s.ServerError) and err.response is not None and err.response.status_code == 403:
+        return str(err)
+    if isinstance(err, ForwardDenied):
         return str(err)
     return None
 
