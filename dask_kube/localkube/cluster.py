@@ -122,6 +122,7 @@ class LocalKube:
                                    work_dir=self.state_dir / "kubelet", network=self.network,
                                    simulate=simulate_pods, image_map=image_map)
             self.server.runtime = self.kubelet
+            self.nodes.kubelet = self.kubelet
             self.kubelet.credentials = self._pod_kubeconfig
         # Started in order, stopped in reverse: objects with async start()/stop().
         self.extensions: list[Any] = [self.network, *([self.kubelet] if self.kubelet else [])]

@@ -584,7 +584,7 @@ class PodWorker:
             log.debug("status of pod %s/%s: %s", self.namespace, self.name, err.message)
 
     def _write_status(self) -> None:
-        if self.gone or self.kubelet.stopping:
+        if self.gone or self.kubelet.stopping or self.kubelet.cut_off(self.pod):
             return
         core = self.kubelet.core
         current = core.store.get(POD_KEY, self.namespace, self.name)
@@ -754,6 +754,7 @@ class Kubelet:
         self.api_env: dict[str, str] = {}
         self._events = _PodEvents(self)
         self._cleanups: set[asyncio.Task[None]] = set()
+        self.partitioned: set[str] = set()  # nodes cut off from the API server (a fault: see partition())
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -793,6 +794,8 @@ class Kubelet:
         return node is not None and (node["metadata"].get("annotations") or {}).get(SIMULATE_ANNOTATION) == "true"
 
     def handle_pod(self, event_type: str, pod: Obj) -> None:
+        if self.cut_off(pod):
+            return  # not heard: reconnect() catches up
         uid = pod["metadata"]["uid"]
         if event_type == DELETED:
             worker = self.workers.pop(uid, None)
@@ -877,6 +880,8 @@ class Kubelet:
             yield chunk
 
     async def open_port(self, pod: Obj, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.cut_off(pod):
+            raise OSError(f"node {pod['spec'].get('nodeName')} is unreachable")
         worker = self._worker(pod)
         if worker is None:
             if pod["metadata"].get("uid") in self._simulated:
@@ -919,6 +924,36 @@ class Kubelet:
             c.extra_groups.discard(proc.pid)
 
     # -- faults --------------------------------------------------------------------------------------------
+
+    def cut_off(self, pod: Obj) -> bool:
+        return bool(self.partitioned) and (pod.get("spec") or {}).get("nodeName") in self.partitioned
+
+    def _on_node(self, node: str) -> list[PodWorker]:
+        return [w for w in self.workers.values() if (w.pod.get("spec") or {}).get("nodeName") == node]
+
+    def partition(self, node: str) -> None:
+        """Fault hook: cut `node` off. This kubelet no longer hears or writes anything for its pods, and their
+        processes are stopped (SIGSTOP): to everyone else they are connections that never answer again."""
+        self.partitioned.add(node)
+        for worker in self._on_node(node):
+            worker._signal_all(signal.SIGSTOP)
+
+    def reconnect(self, node: str) -> None:
+        """Heal a partition: the processes continue, and the kubelet acts on what it missed (deletions first)."""
+        if node not in self.partitioned:
+            return
+        self.partitioned.discard(node)
+        for worker in self._on_node(node):
+            worker._signal_all(signal.SIGCONT)
+            current = self.core.store.get(POD_KEY, worker.namespace, worker.name)
+            if current is None or current["metadata"].get("uid") != worker.uid:
+                self.handle_pod(DELETED, worker.pod)
+            else:
+                self.handle_pod("MODIFIED", current)
+                worker.publish()
+        for pod in self.core.store.list(POD_KEY):
+            if (pod.get("spec") or {}).get("nodeName") == node and pod["metadata"]["uid"] not in self.workers:
+                self.handle_pod("ADDED", pod)
 
     def kill_container(self, namespace: str, pod: str, container: str | None = None,
                        sig: int = signal.SIGKILL) -> None:

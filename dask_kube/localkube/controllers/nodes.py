@@ -4,8 +4,20 @@ A real cluster's nodes come from kubelets registering themselves; here the nodes
 more for tests: a GPU node added at runtime, a tainted node). The scheduler reads capacity, labels, taints and
 the Ready condition from these objects, and clients (kubectl get nodes, dask_kube's GPU checks) read them too.
 
-`set_ready(name, False)` is the fault hook: it does what the kubelet and the node lifecycle controller do together
-when a node goes bad (Ready=False plus the `not-ready` NoSchedule and NoExecute taints), so new pods avoid it.
+`set_ready(name, False)` is the fault hook for a node gone bad, in two flavours:
+
+* reachable (the default): the kubelet still talks to the API server and reports NotReady. Ready=False, the
+  `not-ready` NoSchedule and NoExecute taints. Its pods keep running and, once evicted, are terminated by it.
+* `reachable=False`, a partition: the kubelet stopped posting status (cut off from the control plane, or dead).
+  Every condition goes Unknown, the `unreachable` taints are added, and the node's side of the partition goes
+  silent: the kubelet hears nothing (evicted pods stay Terminating, nothing is written for its pods) and the pods'
+  processes are stopped (SIGSTOP), so peers see what a partition looks like, open connections that never answer,
+  rather than the connection resets a process exit would give them. `set_ready(name, True)` heals it: the
+  processes continue, the kubelet catches up with what happened meanwhile (it terminates the evicted pods).
+
+Either way the node lifecycle controller (nodelifecycle.py) marks the node's pods unready and evicts those
+without a matching toleration once their `tolerationSeconds` have passed. The node controller's grace period
+(`node-monitor-grace-period`, 40 s) is not modelled: the fault takes effect at once.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from typing import Any
 
 from ..api import ApiCore
 from ..errors import ApiError
+from .nodelifecycle import NodeLifecycleController
 
 Obj = dict[str, Any]
 
@@ -27,6 +40,9 @@ SIMULATE_ANNOTATION = "localkube.dask.org/simulate"
 # Every node LocalKube creates is served by its kubelet (which also serves any node carrying this label).
 KUBELET_LABEL = "localkube.dask.org/kubelet"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+READINESS_TAINTS = (NOT_READY_TAINT, UNREACHABLE_TAINT)
+UNKNOWN_REASON, UNKNOWN_MESSAGE = "NodeStatusUnknown", "Kubelet stopped posting node status."
 KUBELET_VERSION = "v1.32.0"
 
 # Big enough for the operator benchmarks (1,000 simulated workers plus schedulers) on one node.
@@ -107,19 +123,31 @@ def node_status(config: NodeConfig, now: str) -> Obj:
     }
 
 
-def plan_readiness(node: Mapping[str, Any], ready: bool, now: str) -> tuple[list[Obj], list[Obj]]:
-    """The taints and conditions a node should have once it is (not) Ready; unchanged entries are kept as is."""
-    taints = [dict(t) for t in (node.get("spec") or {}).get("taints") or () if t.get("key") != NOT_READY_TAINT]
-    if not ready:
-        taints += [{"key": NOT_READY_TAINT, "effect": "NoSchedule"},
-                   {"key": NOT_READY_TAINT, "effect": "NoExecute", "timeAdded": now}]
+def plan_readiness(node: Mapping[str, Any], ready: bool, now: str, *, reachable: bool = True
+                   ) -> tuple[list[Obj], list[Obj]]:
+    """The taints and conditions a node should have once it is Ready, NotReady or (not reachable) Unknown;
+    unchanged entries are kept as they are (their timestamps too)."""
+    reachable = reachable or ready
     old_taints = [dict(t) for t in (node.get("spec") or {}).get("taints") or ()]
+    taints = [t for t in old_taints if t.get("key") not in READINESS_TAINTS]
+    if not ready:
+        key = NOT_READY_TAINT if reachable else UNREACHABLE_TAINT
+        kept = {_taint_id(t): t for t in old_taints if t.get("key") == key}
+        taints += [kept.get((key, "", "NoSchedule"), {"key": key, "effect": "NoSchedule"}),
+                   kept.get((key, "", "NoExecute"), {"key": key, "effect": "NoExecute", "timeAdded": now})]
     if sorted(map(_taint_id, taints)) == sorted(map(_taint_id, old_taints)):
-        taints = old_taints  # keep timeAdded: nothing changed
+        taints = old_taints  # keep the order too: nothing changed
     conditions = [dict(c) for c in (node.get("status") or {}).get("conditions") or ()]
     for i, cond in enumerate(conditions):
-        if cond.get("type") == "Ready" and (cond.get("status") == "True") != ready:
+        if not reachable:
+            if cond.get("status") != "Unknown":  # the node controller marks every condition it hears nothing of
+                conditions[i] = {**cond, "status": "Unknown", "reason": UNKNOWN_REASON, "message": UNKNOWN_MESSAGE,
+                                 "lastTransitionTime": now}
+        elif cond.get("type") == "Ready" and cond.get("status") != ("True" if ready else "False"):
             conditions[i] = ready_condition(ready, now)
+        elif cond.get("status") == "Unknown":  # back from a partition: the kubelet reports its pressures again
+            conditions[i] = next(({"type": t, "status": "False", "reason": r, "message": m, "lastHeartbeatTime": now,
+                                   "lastTransitionTime": now} for t, r, m in _PRESSURE if t == cond.get("type")), cond)
     return taints, conditions
 
 
@@ -133,13 +161,19 @@ class NodeController:
     def __init__(self, core: ApiCore, nodes: Sequence[NodeConfig] = (NodeConfig(),)) -> None:
         self.core = core
         self.configs: dict[str, NodeConfig] = {c.name: c for c in nodes}
+        self.lifecycle = NodeLifecycleController(core)
+        # The kubelet (set by LocalKube when it runs pods): a partition cuts it off from its node's pods.
+        self.kubelet: Any = None
 
     def start(self) -> None:
         for config in list(self.configs.values()):
             self._register(config)
+        self.lifecycle.start()
+        self.lifecycle.kick()
 
     async def stop(self) -> None:
         """Nodes stay: they are objects in the store, and survive a restart like everything else."""
+        await self.lifecycle.stop()
 
     def add_node(self, config: NodeConfig) -> Obj:
         """Register one more node at runtime (a GPU node appearing, as a cluster autoscaler would add one)."""
@@ -160,11 +194,12 @@ class NodeController:
 
         return self.core.mutate(kind, "", config.name, write_status, subresource="status")
 
-    def set_ready(self, name: str, ready: bool) -> Obj:
-        """Fault hook: mark a node NotReady (tainted not-ready NoSchedule/NoExecute) or Ready again."""
+    def set_ready(self, name: str, ready: bool, *, reachable: bool = True) -> Obj:
+        """Fault hook: mark a node NotReady (`not-ready` taints), unreachable (`reachable=False`: a partition,
+        `unreachable` taints, its kubelet and pods cut off), or Ready again (healing a partition)."""
         kind = self.core.kind_of(NODE_KEY)
         node = self.core.get(kind, "", name)
-        taints, conditions = plan_readiness(node, ready, self.core.now())
+        taints, conditions = plan_readiness(node, ready, self.core.now(), reachable=reachable)
 
         def set_taints(obj: Obj) -> None:
             spec = obj.setdefault("spec", {})
@@ -176,9 +211,15 @@ class NodeController:
         def set_conditions(obj: Obj) -> None:
             obj.setdefault("status", {})["conditions"] = copy.deepcopy(conditions)
 
-        # Condition first, as the kubelet reports it before the lifecycle controller taints the node.
+        cut_off = not (ready or reachable)
+        if self.kubelet is not None and cut_off:
+            self.kubelet.partition(name)
+        # Condition first, as the kubelet (or the node controller) reports it before the node is tainted.
         self.core.mutate(kind, "", name, set_conditions, subresource="status")
-        return self.core.mutate(kind, "", name, set_taints)
+        out = self.core.mutate(kind, "", name, set_taints)
+        if self.kubelet is not None and not cut_off:
+            self.kubelet.reconnect(name)
+        return out
 
     def remove_node(self, name: str) -> None:
         self.configs.pop(name, None)
