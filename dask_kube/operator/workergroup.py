@@ -30,17 +30,35 @@ def _owned_by(pod: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ())
 
 
+def _why_lost(pod: dict[str, Any]) -> str:
+    """How a pod was lost, in the words of its status: evicted from a node, deleted, or finished."""
+    status = pod.get("status") or {}
+    node = (pod.get("spec") or {}).get("nodeName") or "no node"
+    disruption = next((c for c in status.get("conditions") or ()
+                       if c.get("type") == "DisruptionTarget" and c.get("status") == "True"), None)
+    if disruption is not None:
+        return f"{disruption.get('reason', 'disrupted')} on node {node}: {disruption.get('message', '')}".rstrip(": ")
+    if pod["metadata"].get("deletionTimestamp"):
+        return f"deleted, still terminating on node {node}"
+    return f"{status.get('phase')} on node {node}"
+
+
 class WorkerGroupReconciler:
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
         self._validated: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) -> (uid, spec fingerprint)
         self._reported: dict[tuple[str, str], str] = {}
+        # Pods this operator deleted itself, and lost pods already reported replaced (by uid), per group.
+        self._deleted: dict[tuple[str, str], set[str]] = {}
+        self._replaced: dict[tuple[str, str], set[str]] = {}
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         ctx, kube = self.ctx, self.ctx.kube
         group = await kube.get(DaskWorkerGroup, name, namespace)
         if group is None or group.raw["metadata"].get("deletionTimestamp"):
             self._validated.pop((namespace, name), None)
+            self._deleted.pop((namespace, name), None)
+            self._replaced.pop((namespace, name), None)
             return None
         raw = group.raw
         meta = raw["metadata"]
@@ -67,8 +85,18 @@ class WorkerGroupReconciler:
             workers = await self._workers(namespace, cluster_name)
             plan = plan_worker_group(desired, views, workers)
         by_name = {p.name: p for p in pods}
+        ours = self._deleted.setdefault((namespace, name), set())
+        ours.intersection_update(p.raw["metadata"]["uid"] for p in pods)
+        finished = {v.name for v in views if v.phase in TERMINAL_PHASES}
+        ours.update(by_name[n].raw["metadata"]["uid"] for n in plan.delete + plan.retire if n not in finished)
         if plan.delete:
             await kube.delete_many(by_name[n] for n in plan.delete)
+            unjoined = [n for n in plan.delete if n not in finished]
+            if unjoined:  # e.g. retired by an operator killed before it could delete them: say so
+                message = (f"deleted {len(unjoined)} worker pod(s) whose worker was not connected to the scheduler "
+                           f"(never joined, or already retired): {', '.join(unjoined)}")
+                log.info("DaskWorkerGroup %s/%s: %s", namespace, name, message)
+                await kube.event(group, Reason.SCALED_DOWN, message)
         if plan.retire:
             assert workers is not None
             connected = joined(views, workers)
@@ -89,6 +117,8 @@ class WorkerGroupReconciler:
             if failures:
                 log.warning("creating %d of %d worker pods of %s/%s failed: %s", len(failures), len(bodies),
                             namespace, name, failures[0])
+            if len(failures) < len(bodies):
+                await self._report_replacements(group, pods, len(bodies) - len(failures))
         if workers is None:
             workers = await self._workers(namespace, cluster_name)
         live = [v for v in views if not v.deleting and v.phase not in ("Succeeded", "Failed")]
@@ -100,6 +130,24 @@ class WorkerGroupReconciler:
         if not plan.empty or plan.waiting or ready != desired:
             return 1.0
         return None
+
+    async def _report_replacements(self, group: DaskWorkerGroup, pods: list[Pod], created: int) -> None:
+        """Say (log and Event `WorkerReplaced`) which lost pods new ones replace: evicted, deleted by someone else,
+        or finished. Each lost pod once; pods this operator deleted itself are not lost."""
+        key = (group.namespace, group.name)
+        ours = self._deleted.get(key, set())
+        reported = self._replaced.setdefault(key, set())
+        reported.intersection_update(p.raw["metadata"]["uid"] for p in pods)
+        lost = [p for p in pods if p.raw["metadata"]["uid"] not in ours | reported
+                and (p.raw["metadata"].get("deletionTimestamp")
+                     or (p.raw.get("status") or {}).get("phase") in TERMINAL_PHASES)]
+        if not lost:
+            return
+        reported.update(p.raw["metadata"]["uid"] for p in lost)
+        message = (f"created {created} worker pod(s) to replace {len(lost)} lost: "
+                   + "; ".join(f"{p.name} ({_why_lost(p.raw)})" for p in lost))
+        log.info("DaskWorkerGroup %s/%s: %s", *key, message)
+        await self.ctx.kube.event(group, Reason.WORKER_REPLACED, message)
 
     async def _capped(self, group: DaskWorkerGroup, cluster: str, cluster_pods: list[Pod]) -> int:
         """This group's replicas under `max-workers-per-cluster`, shared by all the cluster's groups."""
