@@ -1,0 +1,200 @@
+"""A worker node cut off (partitioned) under a running cluster with real Dask processes computing.
+
+Two LocalKube nodes of the test's own (tainted, so that nothing else lands there): the scheduler and half the
+workers on one, the other half on the other. The second node is partitioned (`set_ready(name, False,
+reachable=False)`): its Ready condition goes Unknown, it gets the `unreachable` taints, its pods are marked
+unready, its processes go silent (SIGSTOP), and its kubelet hears nothing more. The workers tolerate
+`unreachable` for 2 s (instead of the 300 s the API server's defaulting gives), so the taint eviction controller
+evicts them after 2 s; their pods stay Terminating, because the only kubelet that could finish them is on the far
+side of the partition. Dask learns of the silent workers through the scheduler's `worker-ttl` (10 s here, 5 min
+by default; then distributed tries for 30 s to restart them through their nannies before it removes them) and
+recomputes what they held.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from distributed import Client
+from kr8s.objects import Pod
+
+from dask_kube.localkube.controllers.nodes import UNREACHABLE_TAINT, NodeConfig
+from tests.net import free_port
+from tests.reliability import (
+    Kubectl,
+    apply,
+    cluster_body,
+    condition,
+    exactly,
+    get,
+    items,
+    log_since,
+    orphans,
+    record,
+    running,
+    tracebacks,
+    until,
+    worker_pods,
+)
+
+pytestmark = [pytest.mark.localkube_only, pytest.mark.e2e]
+
+POOL = "reliability.dask.org/pool"
+HEALTHY, CUT = "rel-node-healthy", "rel-node-cut"
+REPLICAS = 4
+TASKS, TASK_SECONDS = 40, 0.4
+WORKER_TTL = "10s"
+
+
+def _node_of(pod: dict[str, Any]) -> str:
+    return str((pod.get("spec") or {}).get("nodeName") or "")
+
+
+@pytest.fixture
+def two_nodes(local_kube: Any, kubectl: Kubectl) -> Iterator[str]:
+    """Two nodes only this test's pods tolerate; removed after the test's pods are gone. Yields the pool name."""
+    nodes = local_kube.kube.nodes
+    pool = "partition"
+    taint = {"key": POOL, "value": pool, "effect": "NoSchedule"}
+    for name in (HEALTHY, CUT):
+        local_kube.call(nodes.add_node, NodeConfig(name=name, labels={POOL: pool}, taints=(taint,)))
+    try:
+        yield pool
+    finally:
+        for name in (HEALTHY, CUT):  # heal first: the kubelet finishes deletions only for nodes it reaches
+            local_kube.call(nodes.set_ready, name, True)
+        kubectl("delete", "daskclusters", "--all", "--wait=false", check=False)
+        until(lambda: not [p for p in items(kubectl, "pods") if _node_of(p) in (HEALTHY, CUT)],
+              "the test's pods to go before its nodes do", 90)
+        for name in (HEALTHY, CUT):
+            local_kube.call(nodes.remove_node, name)
+
+
+def _body(pool: str) -> dict[str, Any]:
+    body = cluster_body("split", REPLICAS, simulate_workers=False)
+    pool_toleration = {"key": POOL, "operator": "Equal", "value": pool, "effect": "NoSchedule"}
+    scheduler = body["spec"]["scheduler"]["spec"]
+    scheduler["nodeSelector"] = {"kubernetes.io/hostname": HEALTHY}
+    scheduler["tolerations"] = [pool_toleration]
+    # The scheduler gives a silent worker up once it missed heartbeats for worker-ttl (checked every worker-ttl),
+    # after 30 s more of trying to restart it through its equally silent nanny: 5 min + 30 s by default.
+    scheduler["containers"][0]["env"] = [{"name": "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL", "value": WORKER_TTL}]
+    worker = body["spec"]["worker"]["spec"]
+    worker["nodeSelector"] = {POOL: pool}
+    worker["tolerations"] = [pool_toleration, *({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                                 "tolerationSeconds": 2}
+                                                for key in (UNREACHABLE_TAINT, "node.kubernetes.io/not-ready"))]
+    return body
+
+
+def _slow_squares(client: Client) -> list[Any]:
+    def slow_square(i: int) -> int:
+        import time as t
+        t.sleep(TASK_SECONDS)
+        return i * i
+    return client.map(slow_square, range(TASKS), pure=False)
+
+
+def _events(kubectl: Kubectl, reason: str) -> list[dict[str, Any]]:
+    return json.loads(kubectl("get", "events", "--field-selector", f"reason={reason}", "-o", "json").stdout)["items"]
+
+
+def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator: Any, namespace: str,
+                                                      local_kube: Any, two_nodes: str) -> None:
+    started = time.monotonic()
+    offset = operator.log_path.stat().st_size
+    nodes = local_kube.kube.nodes
+    apply(kubectl, _body(two_nodes))
+    running(kubectl, "split", ready=REPLICAS, timeout=120)
+    pods = worker_pods(kubectl, "split")
+    by_node = {n: sorted(p["metadata"]["name"] for p in pods if _node_of(p) == n) for n in (HEALTHY, CUT)}
+    assert by_node[HEALTHY] and by_node[CUT], f"workers not spread over both nodes: {by_node}"
+    assert _node_of(get(kubectl, "pod", "split-scheduler")) == HEALTHY
+    lost = by_node[CUT]
+    forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
+    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+        client.wait_for_workers(REPLICAS, timeout=60)
+        futures = _slow_squares(client)
+        total = client.submit(sum, futures)
+        until(lambda: sum(f.status == "finished" for f in futures) >= 8, "the computation to be under way", 60,
+              every=0.05)
+        held_on_cut = {k for k, holders in client.who_has(futures).items()
+                       if any(w in lost for w in _names(client, holders))}
+        partitioned_at = time.monotonic()
+        local_kube.call(nodes.set_ready, CUT, False, reachable=False)
+
+        node = get(kubectl, "node", CUT)
+        assert condition(node["status"], "Ready").get("status") == "Unknown"
+        assert {(t["key"], t["effect"]) for t in node["spec"]["taints"]} >= {
+            (UNREACHABLE_TAINT, "NoSchedule"), (UNREACHABLE_TAINT, "NoExecute")}
+        # Kubernetes' side: the lost pods are marked unready, then evicted after their 2 s toleration.
+        until(lambda: all(condition(get(kubectl, "pod", n).get("status") or {}, "Ready").get("status") == "False"
+                          for n in lost), "the cut-off node's pods to be marked not Ready", 30)
+        until(lambda: all(get(kubectl, "pod", n)["metadata"].get("deletionTimestamp") for n in lost),
+              "the cut-off node's pods to be evicted", 30,
+              explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
+        evicted_after = time.monotonic() - partitioned_at
+        evictions = {e["involvedObject"]["name"] for e in _events(kubectl, "TaintManagerEviction")}
+        assert set(lost) <= evictions
+
+        # The operator's side: replacements on the healthy node, exactly REPLICAS live pods.
+        def replaced() -> list[dict[str, Any]] | None:
+            live = [p for p in worker_pods(kubectl, "split")
+                    if (p.get("status") or {}).get("phase") == "Running"]
+            return live if len(live) == REPLICAS else None
+
+        live = until(replaced, f"{REPLICAS} live Running worker pods", 60,
+                     explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
+        assert {_node_of(p) for p in live} == {HEALTHY}
+        assert not set(lost) & {p["metadata"]["name"] for p in live}
+        # Dask's side: the result is right; what the silent workers held was recomputed.
+        assert total.result(timeout=90) == sum(i * i for i in range(TASKS))
+        assert client.gather(futures) == [i * i for i in range(TASKS)]
+        result_after = time.monotonic() - partitioned_at
+        live_names = sorted(p["metadata"]["name"] for p in live)
+        until(lambda: sorted(_names(client, client.scheduler_info()["workers"])) == live_names,
+              "the scheduler to have exactly the live pods' workers", 60,
+              explain=lambda: str(sorted(_names(client, client.scheduler_info()["workers"]))))
+        # Honest partition: nobody can finish the evicted pods while their node is unreachable.
+        stuck = sorted(p["metadata"]["name"] for p in worker_pods(kubectl, "split", include_deleting=True)
+                       if p["metadata"].get("deletionTimestamp"))
+        assert stuck == sorted(lost)
+
+        replaced_events = [e for e in _events(kubectl, "WorkerReplaced")
+                           if e["involvedObject"]["name"] == "split-default"]
+        said = " ".join(e["message"] for e in replaced_events)
+        assert all(n in said for n in lost), said
+        assert "DeletionByTaintManager" in said
+
+        # Healing: the kubelet hears of the evictions, stops the processes, and the pods go.
+        local_kube.call(nodes.set_ready, CUT, True)
+        names = exactly(kubectl, "split", REPLICAS, timeout=60)
+        assert sorted(names) == live_names
+        assert sorted(_names(client, client.scheduler_info()["workers"])) == live_names
+        assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
+    running(kubectl, "split", ready=REPLICAS, timeout=30)
+    assert orphans(kubectl) == []
+    assert operator.proc.poll() is None
+    failed = tracebacks(log_since(operator.log_path, offset))
+    assert failed == [], failed
+    record("test_worker_node_partitioned_during_a_computation", "node",
+           injected=f"node {CUT} partitioned (Ready Unknown, unreachable NoExecute taint, processes silenced) "
+                    f"under {len(lost)} of {REPLICAS} real workers while {TASKS} tasks of {TASK_SECONDS} s ran; "
+                    f"{len(held_on_cut)} finished results were held there; node healed afterwards",
+           survived=f"pods evicted {evicted_after:.0f}s after the partition (toleration 2 s) and replaced on "
+                    f"{HEALTHY} (Event WorkerReplaced); correct result {result_after:.0f}s after the partition "
+                    f"(Dask gave the silent workers up after worker-ttl {WORKER_TTL} + 30 s of nanny restart "
+                    f"attempts, then recomputed); exactly {REPLICAS} pods, no orphans; "
+                    "evicted pods stayed Terminating until the node came back",
+           lost=f"{len(held_on_cut)} results held on the cut-off workers (recomputed from lineage)",
+           seconds=time.monotonic() - started)
+
+
+def _names(client: Client, workers: Any) -> list[str]:
+    """Worker names (= pod names) for worker addresses, from the scheduler's view."""
+    info = client.scheduler_info()["workers"]
+    return [str(info[a]["name"]) if a in info else a for a in workers]
