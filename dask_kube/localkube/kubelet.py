@@ -453,6 +453,8 @@ class PodWorker:
 
         def unhealthy(probe: Obj) -> Any:
             def on_result(ok: bool) -> None:
+                if self.kubelet.cut_off(self.pod):
+                    return  # partitioned: its processes are frozen only to look silent; really they would pass
                 if not ok and c.proc is proc:
                     log.info("container %s of pod %s/%s failed a probe: restarting", c.name, self.namespace, self.name)
                     self._background(self._kill(proc, probe_grace(probe, self.pod)))
@@ -468,6 +470,8 @@ class PodWorker:
         readiness = c.spec.get("readinessProbe")
         if readiness:
             def on_ready(ok: bool) -> None:
+                if self.kubelet.cut_off(self.pod):
+                    return
                 c.readiness = ok
                 self.publish()
 
