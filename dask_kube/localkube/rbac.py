@@ -112,7 +112,7 @@ def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Attr
             return non_resource
         verb, parts = parts[0], parts[1:]
     if not verb:
-        if method == "GET":
+        if method in ("GET", "HEAD"):
             verb = "get"
         elif method == "DELETE":
             verb = "delete"

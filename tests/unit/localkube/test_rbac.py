@@ -146,6 +146,7 @@ def test_rules_review_lists_what_applies_in_the_namespace(store: Store) -> None:
     ("GET", "/api/v1/watch/namespaces/ns/pods/p", {}, _attrs("watch", "pods", "ns", "p")),
     ("GET", "/api/v1/namespaces/ns/pods", {"fieldSelector": "metadata.name=p"}, _attrs("list", "pods", "ns", "p")),
     ("GET", "/api/v1/namespaces/ns/pods/p", {}, _attrs("get", "pods", "ns", "p")),
+    ("HEAD", "/api/v1/namespaces/ns/pods/p", {}, _attrs("get", "pods", "ns", "p")),
     ("GET", "/api/v1/namespaces/ns/pods/p/log", {}, _attrs("get", "pods", "ns", "p", sub="log")),
     ("GET", "/api/v1/namespaces/ns/pods/p/portforward", {}, _attrs("create", "pods", "ns", "p", sub="portforward")),
     ("POST", "/api/v1/namespaces/ns/pods/p/exec", {}, _attrs("create", "pods", "ns", "p", sub="exec")),
