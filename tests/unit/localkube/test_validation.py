@@ -78,7 +78,13 @@ EXAMPLE_SPECS = _example_specs()
 
 
 def test_examples_were_found() -> None:
-    assert len(EXAMPLE_SPECS) == 10
+    """Every sample manifest contributes its worker, scheduler and Service specs (and a DaskJob its runner)."""
+    ids = {param.id for param in EXAMPLE_SPECS}
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            name = doc["metadata"]["name"]
+            assert {f"{name}-worker", f"{name}-scheduler", f"{name}-service"} <= ids, path
+    assert "sum-job-job" in ids and len(ids) == len(EXAMPLE_SPECS) >= 13
 
 
 @pytest.mark.parametrize(("kind", "spec"), EXAMPLE_SPECS)
