@@ -31,6 +31,7 @@ from distributed.utils import Log, Logs, format_dashboard_link
 from kr8s.asyncio.objects import APIObject, Pod, Service
 
 from .. import config, naming, specs
+from ..cluster import networking, waiting
 from ..errors import SchedulerStartTimeoutError, SchedulerStartupError, SpecError
 from ..validation import validate_cluster_name
 from . import pods
@@ -129,7 +130,7 @@ class WorkerPod(ProcessInterface):
             logger.warning("could not retire worker %s before deleting its pod: %s", self.name, err)
 
     async def logs(self) -> str:
-        return await _pod_logs(self.pod) if self.pod is not None else ""
+        return await waiting.pod_logs(self.pod) if self.pod is not None else ""
 
 
 class SchedulerPod(ProcessInterface):
@@ -171,7 +172,7 @@ class SchedulerPod(ProcessInterface):
     async def _reach(self) -> str:
         """The address this process dials: the Service name in the cluster, else a LoadBalancer or a port-forward."""
         host = self.address.split("://", 1)[1].rsplit(":", 1)[0]
-        if await _resolves(host):
+        if networking.in_cluster() and await networking.resolves(host):
             self.dashboard_host_port = (host, naming.DASHBOARD_PORT)
             return self.address
         service = self.service.raw
@@ -218,7 +219,7 @@ class SchedulerPod(ProcessInterface):
         await asyncio.gather(_delete(service, self.kube.timeout), _delete(pod, self.kube.timeout))
 
     async def logs(self) -> str:
-        return await _pod_logs(self.pod) if self.pod is not None else ""
+        return await waiting.pod_logs(self.pod) if self.pod is not None else ""
 
 
 # -- the cluster ----------------------------------------------------------------------------------------------
@@ -401,38 +402,15 @@ async def _delete(obj: Any, within: float) -> None:
         logger.warning("%s %s still exists %s s after its deletion", obj.kind, obj.name, within)
 
 
-def _pod_state(pod: Mapping[str, Any]) -> tuple[str, str | None]:
-    status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or []:
-        for key in ("waiting", "terminated"):
-            reason = ((container.get("state") or {}).get(key) or {}).get("reason")
-            if reason:
-                return status.get("phase", "Unknown"), reason
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return status.get("phase", "Pending"), condition.get("reason") or "Unschedulable"
-    return status.get("phase", "Pending"), None
 
-
-def _is_ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-async def _pod_logs(pod: Any, tail: int | None = None) -> str:
-    try:
-        async with asyncio.timeout(30):
-            return "\n".join([line async for line in pod.logs(tail_lines=tail)])
-    except (kr8s.NotFoundError, kr8s.ServerError, TimeoutError):
-        return ""
 
 
 async def _wait_ready(pod: Any, within: float) -> None:
     """Watch the scheduler pod until it is Ready; say why not when it fails or the time is up."""
 
     async def fail(cls: type[Exception], message: str) -> None:
-        phase, reason = _pod_state(pod.raw)
-        logs = await _pod_logs(pod, tail=20)
+        phase, reason, _ = waiting.pod_state(pod.raw)
+        logs = await waiting.pod_logs(pod, tail=20)
         text = f"{message}; pod {pod.name} is {phase}" + (f" ({reason})" if reason else "")
         text += f"; last log lines:\n{logs}" if logs else ""
         if cls is SchedulerStartTimeoutError:
@@ -443,15 +421,15 @@ async def _wait_ready(pod: Any, within: float) -> None:
         async with asyncio.timeout(within):
             await pod.refresh()
             while True:
-                if _is_ready(pod.raw):
+                if waiting.is_ready(pod.raw):
                     return
-                phase, reason = _pod_state(pod.raw)
+                phase, reason, _ = waiting.pod_state(pod.raw)
                 if phase in ("Succeeded", "Failed") or reason in _FATAL_REASONS:
                     break
                 async for _ in pod.watch():
-                    if _is_ready(pod.raw) or pod.raw.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                    if waiting.is_ready(pod.raw) or waiting.phase(pod.raw) in ("Succeeded", "Failed"):
                         break
-                    if _pod_state(pod.raw)[1] in _FATAL_REASONS:
+                    if waiting.pod_state(pod.raw)[1] in _FATAL_REASONS:
                         break
     except TimeoutError:
         await fail(SchedulerStartTimeoutError, f"the scheduler was not ready within {within} s")
@@ -483,17 +461,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
-
-async def _resolves(host: str) -> bool:
-    """Whether this process is in the cluster: quick, since outside it the answer is nearly always no."""
-    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return False
-    try:
-        async with asyncio.timeout(2):
-            await asyncio.get_running_loop().getaddrinfo(host, naming.SCHEDULER_PORT)
-        return True
-    except (OSError, TimeoutError):
-        return False
 
 
 async def _hold_lease(address: str, connection_args: Mapping[str, Any]) -> None:

@@ -67,7 +67,8 @@ async def can_connect(host: str, port: int, within: float = CONNECT_CHECK_TIMEOU
         return True
 
 
-async def _resolves(host: str) -> bool:
+async def resolves(host: str) -> bool:
+    """Whether `host` resolves within two seconds (a Service name resolves only inside the cluster)."""
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.getaddrinfo(host, None), 2.0)
@@ -98,7 +99,7 @@ async def direct_endpoint(api: kr8s.asyncio.Api, service: Mapping[str, Any]) -> 
     dashboard = _service_port(service, naming.DASHBOARD_PORT_NAME)
     if in_cluster():
         host = f"{meta['name']}.{meta['namespace']}.svc"
-        if await _resolves(host):
+        if await resolves(host):
             return Endpoint(host, comm, dashboard)
     kind = spec.get("type", "ClusterIP")
     if kind == "LoadBalancer":

@@ -108,6 +108,11 @@ def pod_state(raw: Obj | None) -> tuple[str, str | None, str]:
     return pod_phase, None, ""
 
 
+def is_ready(raw: Obj | None) -> bool:
+    """The pod's Ready condition is True (its readiness probe passes, so its Service routes to it)."""
+    return condition(raw, "Ready").get("status") == "True"
+
+
 def restarted(raw: Obj | None) -> bool:
     return any(cs.get("restartCount", 0) for cs in ((raw or {}).get("status") or {}).get("containerStatuses") or ())
 
@@ -117,7 +122,7 @@ async def pod_logs(pod: Pod, container: str | None = None, previous: bool = Fals
     try:
         lines = [line async for line in pod.logs(container=container, previous=previous, tail_lines=tail,
                                                  timeout=30)]
-    except (kr8s.ServerError, httpx.HTTPError) as err:
+    except (kr8s.ServerError, kr8s.NotFoundError, httpx.HTTPError) as err:
         log.debug("no logs for %s (previous=%s): %s", pod.name, previous, err)
         return ""
     return "\n".join(lines)
