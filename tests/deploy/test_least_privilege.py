@@ -160,15 +160,23 @@ def test_operator_and_user_need_nothing_beyond_the_chart_and_the_documented_role
     assert not events(kubectl, ns, "Forbidden")
 
 
+def act_as_user_without(rbac_kube: tuple[ThreadedLocalKube, Kubectl], monkeypatch: pytest.MonkeyPatch, ns: str,
+                        resource: str, verb: str) -> None:
+    """From here on, this process is a user in a fresh namespace `ns` holding the documented Role but for one
+    verb on one resource."""
+    local, kubectl = rbac_kube
+    kubectl("create", "namespace", ns)
+    kubectl("create", "serviceaccount", "viewer", "-n", ns)
+    role, binding = documented_user_role(ns, "viewer")
+    apply(kubectl, without(role, resource, verb), binding)
+    monkeypatch.setenv("KUBECONFIG", str(local.service_account_kubeconfig(ns, "viewer")))
+
+
 def test_a_missing_user_permission_names_the_verb_and_resource(
         rbac_kube: tuple[ThreadedLocalKube, Kubectl], chart_operator: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    local, kubectl = rbac_kube
-    ns, account = "readonly", "viewer"
-    kubectl("create", "namespace", ns)
-    kubectl("create", "serviceaccount", account, "-n", ns)
-    role, binding = documented_user_role(ns, account)
-    apply(kubectl, without(role, "daskclusters", "create"), binding)
-    monkeypatch.setenv("KUBECONFIG", str(local.service_account_kubeconfig(ns, account)))
+    _, kubectl = rbac_kube
+    ns = "readonly"
+    act_as_user_without(rbac_kube, monkeypatch, ns, "daskclusters", "create")
 
     with pytest.raises(Exception) as info:  # the message matters, whatever the class
         KubeCluster(name="nope", namespace=ns, n_workers=1, quiet=True)
@@ -179,13 +187,9 @@ def test_a_missing_user_permission_names_the_verb_and_resource(
 
 def test_without_port_forward_the_client_says_so_and_leaves_nothing(
         rbac_kube: tuple[ThreadedLocalKube, Kubectl], chart_operator: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    local, kubectl = rbac_kube
-    ns, account = "noforward", "viewer"
-    kubectl("create", "namespace", ns)
-    kubectl("create", "serviceaccount", account, "-n", ns)
-    role, binding = documented_user_role(ns, account)
-    apply(kubectl, without(role, "pods/portforward", "create"), binding)
-    monkeypatch.setenv("KUBECONFIG", str(local.service_account_kubeconfig(ns, account)))
+    _, kubectl = rbac_kube
+    ns = "noforward"
+    act_as_user_without(rbac_kube, monkeypatch, ns, "pods/portforward", "create")
 
     with pytest.raises(Exception) as info:  # the message matters, whatever the class
         KubeCluster(name="nofwd", namespace=ns, n_workers=0, quiet=True)
