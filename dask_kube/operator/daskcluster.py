@@ -301,8 +301,12 @@ class ClusterReconciler:
             await ctx.kube.delete(cluster)
             return None
         if not reachable:
-            # Poll a starting scheduler every second, but one that has not answered for a while only as often
-            # as the resync period: pod events still wake the loop the moment anything changes.
+            if pod is None or (pod.raw.get("status") or {}).get("phase") != "Running":
+                # Nothing to poll before the process runs: the pod's events wake the loop when it changes.
+                self._unreachable_since.pop((ns, name), None)
+                return None
+            # Poll a started scheduler every second until it listens, but one that has not answered for a while
+            # only as often as the resync period: pod events still wake the loop the moment anything changes.
             since = self._unreachable_since.setdefault((ns, name), time.monotonic())
             return 1.0 if time.monotonic() - since < UNREACHABLE_FAST_POLL_SECONDS else ctx.settings.resync_seconds
         self._unreachable_since.pop((ns, name), None)
