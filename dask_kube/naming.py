@@ -192,6 +192,7 @@ class Reason(StrEnum):
     SCALED_DOWN = "ScaledDown"
     WORKERS_RETIRED = "WorkersRetired"
     WORKER_REPLACED = "WorkerReplaced"
+    WORKERS_LOST = "WorkersLost"
     IDLE_TIMEOUT = "IdleTimeout"
     AUTOSCALED = "Autoscaled"
     JOB_SUCCEEDED = "JobSucceeded"

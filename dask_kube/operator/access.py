@@ -34,6 +34,9 @@ class SchedulerRPC(Protocol):
     async def retire_workers(self, namespace: str, cluster: str, names: list[str]) -> list[str]:
         """Move the data of these workers elsewhere and remove them; the names actually retired."""
 
+    async def remove_workers(self, namespace: str, cluster: str, names: list[str]) -> list[str]:
+        """Drop these workers without moving their data (they are unreachable); the names actually removed."""
+
     async def adaptive_target(self, namespace: str, cluster: str) -> int: ...
 
     async def idle_since(self, namespace: str, cluster: str) -> float | None:
@@ -121,6 +124,21 @@ class DistributedSchedulerRPC:
         async with self._rpc(namespace, cluster) as r:
             retired = await r.retire_workers(names=names, close_workers=False, remove=True)
         return [info.get("name") for info in retired.values()]
+
+    async def remove_workers(self, namespace: str, cluster: str, names: list[str]) -> list[str]:
+        """The scheduler's `unregister`: what the workers held is recomputed elsewhere at once."""
+        if not names:
+            return []
+        wanted = set(names)
+        removed = []
+        async with self._rpc(namespace, cluster) as r:
+            identity = await asyncio.wait_for(r.identity(), self.settings.rpc_timeout)
+            for address, info in identity.get("workers", {}).items():
+                if str(info.get("name")) in wanted:
+                    await asyncio.wait_for(r.unregister(address=address, stimulus_id="dask-kube-pod-gone"),
+                                           self.settings.rpc_timeout)
+                    removed.append(str(info.get("name")))
+        return removed
 
     async def adaptive_target(self, namespace: str, cluster: str) -> int:
         async with self._rpc(namespace, cluster) as r:

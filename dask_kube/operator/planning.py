@@ -23,6 +23,7 @@ class PodView:
     created: str = ""
     deleting: bool = False
     unschedulable: bool = False
+    gone_at: str = ""  # deletionTimestamp: when its grace period ends and the kubelet kills what is left
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any]) -> PodView:
@@ -31,7 +32,7 @@ class PodView:
                             and c.get("reason") == "Unschedulable" for c in status.get("conditions") or ())
         return cls(name=meta["name"], phase=status.get("phase", "Pending"), ip=status.get("podIP"),
                    created=meta.get("creationTimestamp", ""), deleting=bool(meta.get("deletionTimestamp")),
-                   unschedulable=unschedulable)
+                   unschedulable=unschedulable, gone_at=meta.get("deletionTimestamp") or "")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ def plan_worker_group(desired: int, pods: Sequence[PodView], workers: Sequence[W
                             key=lambda p: (connected[p.name].busy, connected[p.name].stored, _newest_first(p)))
         plan.retire = [p.name for p in candidates[:remaining]]
     return plan
+
+
+def overdue_workers(pods: Sequence[PodView], workers: Sequence[WorkerView], now: str) -> list[str]:
+    """Workers still connected although their pod's grace period has ended: the kubelet that should have killed
+    them cannot (their node is unreachable: a partition), so they are silent, and the scheduler would keep their
+    tasks until its worker-ttl (5 minutes by default) gives them up. `now` is RFC 3339, as the timestamps."""
+    overdue = [p for p in pods if p.deleting and p.gone_at and p.gone_at <= now]
+    return sorted(w.name for w in joined(overdue, workers).values())
 
 
 def _newest_first(pod: PodView) -> tuple[int, ...]:

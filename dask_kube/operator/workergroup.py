@@ -19,8 +19,16 @@ from ..resources import DaskCluster, DaskWorkerGroup
 from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
-from .kube import DryRunUnavailable, fingerprint
-from .planning import TERMINAL_PHASES, PodView, WorkerView, capped_replicas, joined, plan_worker_group
+from .kube import DryRunUnavailable, fingerprint, now_rfc3339
+from .planning import (
+    TERMINAL_PHASES,
+    PodView,
+    WorkerView,
+    capped_replicas,
+    joined,
+    overdue_workers,
+    plan_worker_group,
+)
 
 log = logging.getLogger(__name__)
 PLURAL = naming.PLURALS[naming.DASKWORKERGROUP]
@@ -121,6 +129,8 @@ class WorkerGroupReconciler:
                 await self._report_replacements(group, pods, len(bodies) - len(failures))
         if workers is None:
             workers = await self._workers(namespace, cluster_name)
+        if workers is not None:
+            await self._remove_overdue(group, cluster_name, views, workers)
         live = [v for v in views if not v.deleting and v.phase not in ("Succeeded", "Failed")]
         count = len(live) - len(plan.delete) - (len(plan.retire)) + plan.create
         ready = len(joined(live, workers)) if workers is not None else 0
@@ -130,6 +140,22 @@ class WorkerGroupReconciler:
         if not plan.empty or plan.waiting or ready != desired:
             return 1.0
         return None
+
+    async def _remove_overdue(self, group: DaskWorkerGroup, cluster: str, views: list[PodView],
+                              workers: list[WorkerView]) -> None:
+        """Tell the scheduler that workers whose pods are past their grace period are gone (see overdue_workers)."""
+        overdue = overdue_workers(views, workers, now_rfc3339())
+        if not overdue:
+            return
+        try:
+            removed = await self.ctx.scheduler.remove_workers(group.namespace, cluster, overdue)
+        except SchedulerUnreachable:
+            return
+        if removed:
+            message = (f"removed {len(removed)} worker(s) from the scheduler, still connected after their pods' "
+                       f"grace period (their node is unreachable); what they held is recomputed: {', '.join(removed)}")
+            log.warning("DaskWorkerGroup %s/%s: %s", group.namespace, group.name, message)
+            await self.ctx.kube.event(group, Reason.WORKERS_LOST, message, warning=True)
 
     async def _report_replacements(self, group: DaskWorkerGroup, pods: list[Pod], created: int) -> None:
         """Say (log and Event `WorkerReplaced`) which lost pods new ones replace: evicted, deleted by someone else,

@@ -6,9 +6,10 @@ reachable=False)`): its Ready condition goes Unknown, it gets the `unreachable` 
 unready, its processes go silent (SIGSTOP), and its kubelet hears nothing more. The workers tolerate
 `unreachable` for 2 s (instead of the 300 s the API server's defaulting gives), so the taint eviction controller
 evicts them after 2 s; their pods stay Terminating, because the only kubelet that could finish them is on the far
-side of the partition. Dask learns of the silent workers through the scheduler's `worker-ttl` (10 s here, 5 min
-by default; then distributed tries for 30 s to restart them through their nannies before it removes them) and
-recomputes what they held.
+side of the partition. Left to itself, Dask would give the silent workers up only after the scheduler's
+`worker-ttl` (5 minutes by default) and 30 s more of trying to restart them through their nannies; the operator
+removes them from the scheduler once their pods' grace period (30 s) has passed, and Dask recomputes what they
+held. The scheduler keeps Dask's defaults here.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ POOL = "reliability.dask.org/pool"
 HEALTHY, CUT = "rel-node-healthy", "rel-node-cut"
 REPLICAS = 4
 TASKS, TASK_SECONDS = 40, 0.4
-WORKER_TTL = "10s"
 
 
 def _node_of(pod: dict[str, Any]) -> str:
@@ -80,9 +80,6 @@ def _body(pool: str) -> dict[str, Any]:
     scheduler = body["spec"]["scheduler"]["spec"]
     scheduler["nodeSelector"] = {"kubernetes.io/hostname": HEALTHY}
     scheduler["tolerations"] = [pool_toleration]
-    # The scheduler gives a silent worker up once it missed heartbeats for worker-ttl (checked every worker-ttl),
-    # after 30 s more of trying to restart it through its equally silent nanny: 5 min + 30 s by default.
-    scheduler["containers"][0]["env"] = [{"name": "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL", "value": WORKER_TTL}]
     worker = body["spec"]["worker"]["spec"]
     worker["nodeSelector"] = {POOL: pool}
     worker["tolerations"] = [pool_toleration, *({"key": key, "operator": "Exists", "effect": "NoExecute",
@@ -169,6 +166,8 @@ def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator
         said = " ".join(e["message"] for e in replaced_events)
         assert all(n in said for n in lost), said
         assert "DeletionByTaintManager" in said
+        removed = " ".join(e["message"] for e in _events(kubectl, "WorkersLost"))
+        assert all(n in removed for n in lost), removed
 
         # Healing: the kubelet hears of the evictions, stops the processes, and the pods go.
         local_kube.call(nodes.set_ready, CUT, True)
@@ -187,8 +186,8 @@ def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator
                     f"{len(held_on_cut)} finished results were held there; node healed afterwards",
            survived=f"pods evicted {evicted_after:.0f}s after the partition (toleration 2 s) and replaced on "
                     f"{HEALTHY} (Event WorkerReplaced); correct result {result_after:.0f}s after the partition "
-                    f"(Dask gave the silent workers up after worker-ttl {WORKER_TTL} + 30 s of nanny restart "
-                    f"attempts, then recomputed); exactly {REPLICAS} pods, no orphans; "
+                    "(the operator removed the silent workers from the scheduler once their pods' 30 s grace "
+                    f"period had passed, Event WorkersLost; Dask recomputed); exactly {REPLICAS} pods, no orphans; "
                     "evicted pods stayed Terminating until the node came back",
            lost=f"{len(held_on_cut)} results held on the cut-off workers (recomputed from lineage)",
            seconds=time.monotonic() - started)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dask_kube.operator.planning import PodView, WorkerView, capped_replicas, joined, plan_worker_group
+from dask_kube.operator.planning import (
+    PodView,
+    WorkerView,
+    capped_replicas,
+    joined,
+    overdue_workers,
+    plan_worker_group,
+)
 
 
 def pod(name: str, phase: str = "Running", ip: str | None = "x", created: str = "2026-01-01T00:00:00Z",
@@ -90,3 +97,13 @@ def test_capped_replicas_settles_two_greedy_groups_within_the_cap() -> None:
             live[group] = capped_replicas(group, desired, live, cap)
             assert sum(live.values()) <= cap
     assert live == {"a": 5, "b": 0}
+
+
+def test_overdue_workers_are_those_connected_past_their_pods_grace_period() -> None:
+    now = "2026-01-01T00:01:00Z"
+    pods = [pod("p1", deleting=True, gone_at="2026-01-01T00:00:59Z"),  # past its grace: its kubelet is silent
+            pod("p2", deleting=True, gone_at="2026-01-01T00:01:30Z"),  # still in its grace period
+            pod("p3", deleting=True, gone_at="2026-01-01T00:00:10Z"),  # past, but its worker already left
+            pod("p4")]  # not deleting
+    assert overdue_workers(pods, [worker("p1"), worker("p2"), worker("p4")], now) == ["p1"]
+    assert overdue_workers(pods, [], now) == []
