@@ -77,11 +77,15 @@ def _retiring(view: dict[str, str], before: set[str]) -> bool:
     return set(view) != before or any(status != "running" for status in view.values())
 
 
-def _phase(pods: list[dict[str, Any]], view: dict[str, str], before: set[str]) -> str:
+def _phase(pods: list[dict[str, Any]], view: dict[str, str], before: set[str]) -> tuple[int, int, int]:
+    """Where a kill landed: workers retiring, workers the scheduler has removed, their pods being deleted."""
     deleting = sum(bool(p["metadata"].get("deletionTimestamp")) for p in pods if p["metadata"]["name"] in before)
     retiring = sum(s != "running" for s in view.values())
-    gone = len(before - set(view))
-    return f"{retiring} retiring, {gone} removed by the scheduler, {deleting} pods deleting"
+    return retiring, len(before - set(view)), deleting
+
+
+def _describe(phase: tuple[int, int, int]) -> str:
+    return "{} retiring, {} removed by the scheduler, {} pods deleting".format(*phase)
 
 
 def test_operator_sigkilled_during_a_data_holding_scale_down(kubectl: Kubectl, operator: Any, namespace: str,
@@ -95,7 +99,7 @@ def test_operator_sigkilled_during_a_data_holding_scale_down(kubectl: Kubectl, o
     running(kubectl, "keeper", ready=UP, timeout=150)
     held: dict[str, tuple[Any, Any]] = {}  # key -> (future, expected value)
     computed = moved = 0
-    phases: list[str] = []
+    phases: list[tuple[int, int, int]] = []
     forward = Pod.get("keeper-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
     with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
         for round_ in range(ROUNDS):
@@ -153,6 +157,8 @@ def test_operator_sigkilled_during_a_data_holding_scale_down(kubectl: Kubectl, o
                 kubectl("scale", "daskcluster", "keeper", f"--replicas={UP}")
     retired = _events(kubectl, "WorkersRetired")
     found = _events(kubectl, "ScaledDown")
+    # The kills landed in the retirement: workers still retiring, or retired with their pods not all deleted yet.
+    assert all(retiring or deleting < UP - DOWN for retiring, _, deleting in phases), phases
     running(kubectl, "keeper", ready=DOWN, timeout=30)
     assert orphans(kubectl) == []
     assert operator.proc.poll() is None
@@ -161,7 +167,8 @@ def test_operator_sigkilled_during_a_data_holding_scale_down(kubectl: Kubectl, o
            injected=f"operator SIGKILLed once in each of {ROUNDS} scale-downs {UP}->{DOWN} of real workers holding "
                     f"data (per round and worker {BLOBS} scattered 1 MiB blobs, {KEPT} of them held to the end, and "
                     f"{SMALL} of 4 KiB; {COMPUTED} computed results), at seeded random points 0-{KILL_WINDOW} s "
-                    "after the retirement began, pod deletes slowed 1 s; at the kills: " + "; ".join(phases),
+                    "after the retirement began, pod deletes slowed 1 s; at the kills: "
+                    + "; ".join(map(_describe, phases)),
            survived=f"converged each time to exactly {DOWN} of the original pods, the scheduler with exactly their "
                     f"workers; all {len(held)} held keys and each round's {moved // ROUNDS} bulk keys in memory with "
                     "correct values, none recomputed "
