@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ from ..resources import DaskCluster
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+# How often, at most, a failing connection makes the operator re-read a cluster's TLS settings.
+CONNECTION_REREAD_SECONDS = 30.0
 
 
 class SchedulerRPC(Protocol):
@@ -60,15 +63,16 @@ class DistributedSchedulerRPC:
         self.settings = settings
         self.api = api
         self._forwards: dict[tuple[str, str], SchedulerForward] = {}
-        # (ns, cluster) -> distributed connection_args: {} for a plain cluster, its TLS context for a TLS one.
-        self._connection_args: dict[tuple[str, str], dict[str, Any]] = {}
+        # (ns, cluster) -> (distributed connection_args, when read): {} for a plain cluster, its TLS context for a
+        # TLS one.
+        self._connection_args: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         self._lock = asyncio.Lock()
 
     async def _connection_args_for(self, namespace: str, cluster: str) -> dict[str, Any]:
         """How to connect to this cluster's scheduler: plain, or with the certificates of its TLS Secret."""
         key = (namespace, cluster)
         if key in self._connection_args:
-            return self._connection_args[key]
+            return self._connection_args[key][0]
         try:
             obj = DaskCluster({"metadata": {"name": cluster}}, namespace=namespace, api=self.api)
             await obj.refresh()
@@ -81,7 +85,7 @@ class DistributedSchedulerRPC:
                 args = certs.security().get_connection_args("client")
         except (kr8s.ServerError, tls.TLSSecretError) as err:  # ServerError's text is the API's, never the data
             raise SchedulerUnreachable(f"cannot read how to reach {namespace}/{cluster}: {err}") from err
-        self._connection_args[key] = args
+        self._connection_args[key] = (args, time.monotonic())
         return args
 
     async def _address(self, namespace: str, cluster: str, use_tls: bool = False) -> str:
@@ -105,7 +109,11 @@ class DistributedSchedulerRPC:
         try:
             yield r
         except (OSError, TimeoutError) as err:
-            self._connection_args.pop((namespace, cluster), None)  # re-read: the cluster or its Secret may differ
+            # Re-read (the cluster or its Secret may have changed), but not on every failure: a scheduler that is
+            # still starting fails every poll, and each re-read costs API requests.
+            read = self._connection_args.get((namespace, cluster))
+            if read is not None and time.monotonic() - read[1] > CONNECTION_REREAD_SECONDS:
+                del self._connection_args[(namespace, cluster)]
             forward = self._forwards.get((namespace, cluster))
             if forward is not None:
                 forward.check()  # refused by RBAC: not "unreachable", and the loop reports it

@@ -130,9 +130,12 @@ def orphans(kubectl: Kubectl) -> list[str]:
 
 
 def tracebacks(log_text: str) -> list[str]:
-    """The first line before each traceback in an operator log (what failed)."""
+    """The line before each traceback in an operator log (what failed). A chained exception's further
+    tracebacks (after "The above exception was the direct cause...") belong to the same failure: not counted."""
     lines = log_text.splitlines()
-    return [lines[i - 1] if i else "" for i, line in enumerate(lines) if line.startswith("Traceback")]
+    return [lines[i - 1] if i else "" for i, line in enumerate(lines)
+            if line.startswith("Traceback") and not (i >= 2 and lines[i - 1] == "" and lines[i - 2].startswith(
+                ("The above exception", "During handling of the above exception")))]
 
 
 def log_since(path: Path, offset: int) -> str:
