@@ -192,14 +192,20 @@ def test_wait_for_delete_and_jsonpath(kubectl, kube, namespace, widget_crd) -> N
     # A finalizer holds w2 in deletion until we release it while `kubectl wait --for=delete` watches.
     kubectl("patch", "widget", "w2", "--type", "merge", "-p", '{"metadata":{"finalizers":["example.com/hold"]}}')
     kubectl("delete", "widget", "w2", "--wait=false")
-    waiter = _kubectl_popen(kube, namespace, "wait", "--for=delete", "widget/w2", "--timeout=30s")
+    # -v=6 logs each request once answered: release w2 only once the watch is open, or kubectl could first look
+    # after it is gone (then it exits 0 without printing anything).
+    waiter = _kubectl_popen(kube, namespace, "wait", "--for=delete", "widget/w2", "--timeout=30s", "-v=6")
     try:
         assert kubectl("get", "widget", "w2", "-o", "jsonpath={.metadata.deletionTimestamp}").stdout
+        log = _Lines(waiter, stderr=True)
+        while not ("watch=true" in (line := log.next()) and " 200 OK" in line):
+            pass
         kubectl("patch", "widget", "w2", "--type", "json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
-        out, err = waiter.communicate(timeout=30)
+        assert waiter.wait(30) == 0
+        assert waiter.stdout is not None
+        out = waiter.stdout.read()
     finally:
         waiter.kill()
-    assert waiter.returncode == 0, err
     assert "condition met" in out
     assert kubectl("get", "widget", "w2", check=False).returncode == 1
 
@@ -211,12 +217,13 @@ def _kubectl_popen(kube, namespace: str, *args: str) -> subprocess.Popen[str]:  
 
 
 class _Lines:
-    """A child's stdout as lines, each fetched with a deadline (select() can't see Python's read buffer)."""
+    """A child's stdout (or stderr) as lines, each fetched with a deadline (select() can't see Python's read
+    buffer)."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: subprocess.Popen[str], stderr: bool = False) -> None:
         self._queue: queue.Queue[str] = queue.Queue()
-        assert proc.stdout is not None
-        stream = proc.stdout
+        stream = proc.stderr if stderr else proc.stdout
+        assert stream is not None
         threading.Thread(target=lambda: [self._queue.put(line) for line in stream], daemon=True).start()
 
     def next(self, timeout: float = 20) -> str:
