@@ -24,7 +24,7 @@ from ..resources import DaskCluster, DaskWorkerGroup
 from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
-from .kube import DryRunUnavailable, fingerprint
+from .kube import fingerprint
 
 log = logging.getLogger(__name__)
 PLURAL = naming.PLURALS[naming.DASKCLUSTER]
@@ -117,17 +117,13 @@ class ClusterReconciler:
         if await self.ctx.kube.get(Pod, naming.scheduler_name(meta["name"]), meta["namespace"]) is None:
             group = specs.default_worker_group(raw)
             group["metadata"].update(namespace=meta["namespace"], uid=meta["uid"])  # a stand-in owner for the check
-            for body, field in ((specs.scheduler_pod(raw), "spec.scheduler.spec"),
-                                (specs.scheduler_service(raw), "spec.scheduler.service"),
-                                (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain),
-                                 "spec.worker.spec")):
-                try:
-                    message = await self.ctx.kube.dry_run(body)
-                except DryRunUnavailable as err:  # unknown, not invalid: go on, check again next pass
-                    log.debug("dry run for %s/%s unavailable: %s", *key, err)
-                    return None
-                if message:
-                    return f"{field}: the API server would reject it: {message}"
+            verdict = await self.ctx.kube.validate(
+                (body, f"{field}: the API server would reject it") for body, field in (
+                    (specs.scheduler_pod(raw), "spec.scheduler.spec"),
+                    (specs.scheduler_service(raw), "spec.scheduler.service"),
+                    (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain), "spec.worker.spec")))
+            if verdict.rejection or not verdict.known:
+                return verdict.rejection  # unknown is not invalid: go on, check again next pass
         self._validated[key] = checked
         return None
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -41,6 +42,15 @@ def denied_message(err: BaseException) -> str | None:
     if isinstance(err, ForwardDenied):
         return str(err)
     return None
+
+
+@dataclass(frozen=True)
+class DryRunVerdict:
+    """What the API server said of a spec: `rejection` is its first refusal; `known` is False when it could not
+    answer (overload, restart), so that the spec is neither valid nor invalid yet."""
+
+    known: bool
+    rejection: str | None = None
 
 
 class DryRunUnavailable(Exception):
@@ -134,6 +144,20 @@ class Kube:
                 pass
         except kr8s.ServerError as err:  # an Event is advice: never fail a reconcile over it
             log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err)
+
+    async def validate(self, checks: Iterable[tuple[Obj, str]]) -> DryRunVerdict:
+        """Dry-run each (body, what-to-call-a-refusal) in order, stopping at the first refusal or at a server that
+        cannot answer (unknown is not invalid: the caller goes on and asks again next pass)."""
+        for body, prefix in checks:
+            try:
+                message = await self.dry_run(body)
+            except DryRunUnavailable as err:
+                log.debug("dry run of %s %s/%s unavailable: %s", body["kind"], body["metadata"].get("namespace"),
+                          body["metadata"].get("name"), err)
+                return DryRunVerdict(known=False)
+            if message:
+                return DryRunVerdict(known=True, rejection=f"{prefix}: {message}")
+        return DryRunVerdict(known=True)
 
     async def dry_run(self, body: Obj) -> str | None:
         """Ask the API server whether it would accept `body` (strict fields); its error message, or None."""

@@ -19,7 +19,7 @@ from ..resources import DaskCluster, DaskWorkerGroup
 from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
-from .kube import DryRunUnavailable, fingerprint, now_rfc3339
+from .kube import fingerprint, now_rfc3339
 from .planning import (
     TERMINAL_PHASES,
     PodView,
@@ -255,14 +255,10 @@ class WorkerGroupReconciler:
         problems = validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec")
         if problems:
             return "; ".join(str(p) for p in problems)
-        try:
-            message = await self.ctx.kube.dry_run(specs.worker_pod(group.raw, cluster,
-                                                                   self.ctx.settings.cluster_domain))
-        except DryRunUnavailable as err:  # unknown, not invalid: act now, check again next pass
-            log.debug("dry run of %s/%s unavailable: %s", *key, err)
-            return None
-        if message:
-            return f"spec.worker.spec: the API server would reject a worker pod: {message}"
+        verdict = await self.ctx.kube.validate([(specs.worker_pod(group.raw, cluster, self.ctx.settings.cluster_domain),
+                                                 "spec.worker.spec: the API server would reject a worker pod")])
+        if verdict.rejection or not verdict.known:
+            return verdict.rejection  # unknown is not invalid: act now, check again next pass
         self._validated[key] = checked
         return None
 
