@@ -172,31 +172,20 @@ def act_as_user_without(rbac_kube: tuple[ThreadedLocalKube, Kubectl], monkeypatc
     monkeypatch.setenv("KUBECONFIG", str(local.service_account_kubeconfig(ns, "viewer")))
 
 
+@pytest.mark.parametrize(("ns", "resource"), [("readonly", "daskclusters"), ("noforward", "pods/portforward")])
 def test_a_missing_user_permission_names_the_verb_and_resource(
-        rbac_kube: tuple[ThreadedLocalKube, Kubectl], chart_operator: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        rbac_kube: tuple[ThreadedLocalKube, Kubectl], chart_operator: str, monkeypatch: pytest.MonkeyPatch, ns: str,
+        resource: str) -> None:
+    """Without `create` on the DaskCluster, or on the port-forward (which used to surface as a timeout), the
+    client stops with the API server's words, and leaves nothing: it never created the cluster, or removes it."""
     _, kubectl = rbac_kube
-    ns = "readonly"
-    act_as_user_without(rbac_kube, monkeypatch, ns, "daskclusters", "create")
+    act_as_user_without(rbac_kube, monkeypatch, ns, resource, "create")
 
     with pytest.raises(Exception) as info:  # the message matters, whatever the class
-        KubeCluster(name="nope", namespace=ns, n_workers=1, quiet=True)
+        KubeCluster(name="lacking", namespace=ns, n_workers=0, quiet=True)
     message = str(info.value)
-    assert 'cannot create resource "daskclusters"' in message, message
-    assert get(kubectl, "daskcluster", "nope", "-n", ns) is None  # nothing half-made
-
-
-def test_without_port_forward_the_client_says_so_and_leaves_nothing(
-        rbac_kube: tuple[ThreadedLocalKube, Kubectl], chart_operator: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, kubectl = rbac_kube
-    ns = "noforward"
-    act_as_user_without(rbac_kube, monkeypatch, ns, "pods/portforward", "create")
-
-    with pytest.raises(Exception) as info:  # the message matters, whatever the class
-        KubeCluster(name="nofwd", namespace=ns, n_workers=0, quiet=True)
-    message = str(info.value)
-    assert 'cannot create resource "pods/portforward"' in message, message
-    # The client created the cluster, so on failure it removes it again: no orphans.
-    until(lambda: get(kubectl, "daskcluster", "nofwd", "-n", ns) is None, "the half-made cluster to go", within=60)
+    assert f'cannot create resource "{resource}"' in message, message
+    until(lambda: get(kubectl, "daskcluster", "lacking", "-n", ns) is None, "no cluster left behind", within=60)
 
 
 def test_the_operator_names_a_permission_the_chart_lacks(
