@@ -185,6 +185,7 @@ class Reason(StrEnum):
     SCHEDULER_CRASH_LOOP = "SchedulerCrashLoopBackOff"
     SCHEDULER_IMAGE_PULL = "SchedulerImagePullBackOff"
     SCHEDULER_RECREATED = "SchedulerRecreated"
+    SCHEDULER_STRANDED = "SchedulerStranded"  # its node stopped answering: force-deleted so a new one can start
     WORKERS_CONNECTED = "WorkersConnected"
     WORKERS_STARTING = "WorkersStarting"
     WORKERS_UNSCHEDULABLE = "WorkersUnschedulable"

@@ -24,11 +24,16 @@ from ..resources import DaskCluster, DaskWorkerGroup
 from . import conditions
 from .access import SchedulerUnreachable
 from .context import OperatorContext
-from .kube import fingerprint
+from .kube import fingerprint, now_rfc3339
+from .planning import seconds_overdue
 
 log = logging.getLogger(__name__)
 PLURAL = naming.PLURALS[naming.DASKCLUSTER]
 UNREACHABLE_FAST_POLL_SECONDS = 30.0
+# A terminating scheduler pod still there this long after its grace period ended is on a node that stopped
+# answering (a healthy kubelet removes it within a second or two); with its fixed name it would block a new
+# scheduler until the node came back, so it is force-deleted.
+STRANDED_SCHEDULER_SECONDS = 15.0
 
 
 def spec_problems(cluster: dict[str, Any]) -> list[SpecError]:
@@ -98,9 +103,14 @@ class ClusterReconciler:
             if problem:
                 await self._report_tls_problem(cluster, problem)
                 return ctx.settings.resync_seconds  # Secrets are not watched: look again
+        gone_at = pod.raw["metadata"].get("deletionTimestamp") if pod is not None else None
         pod = await self._ensure_scheduler_pod(cluster, pod)
         group = await self._ensure_default_group(cluster)
-        return await self._update_status(cluster, pod, group, generation)
+        delay = await self._update_status(cluster, pod, group, generation)
+        if gone_at and pod is None:  # a stranded pod sends no events: look again when it would count as one
+            recheck = max(1.0, STRANDED_SCHEDULER_SECONDS - seconds_overdue(gone_at, now_rfc3339()))
+            delay = recheck if delay is None else min(delay, recheck)
+        return delay
 
     async def _validate(self, cluster: DaskCluster) -> str | None:
         raw = cluster.raw
@@ -201,6 +211,15 @@ class ClusterReconciler:
             await self.ctx.kube.delete(pod, grace_period=0)
             return None
         if pod is not None:  # terminating: recreate once it is gone
+            overdue = seconds_overdue(pod.raw["metadata"]["deletionTimestamp"], now_rfc3339())
+            if overdue >= STRANDED_SCHEDULER_SECONDS:
+                message = (f"the scheduler pod {pod.name} on node {(pod.raw.get('spec') or {}).get('nodeName')} is "
+                           f"still terminating {overdue:.0f}s after its grace period ended: its node does not "
+                           "answer. Force-deleting it so that a new scheduler can start (the old process is "
+                           "stopped when the node comes back); workers reconnect to the new one")
+                log.warning("DaskCluster %s/%s: %s", pod.namespace, cluster.name, message)
+                await self.ctx.kube.event(cluster, Reason.SCHEDULER_STRANDED, message, warning=True)
+                await self.ctx.kube.delete(pod, grace_period=0)
             return None
         previous = (raw.get("status") or {}).get("schedulerPodUID")
         created = await self.ctx.kube.create(specs.scheduler_pod(raw))

@@ -100,9 +100,14 @@ class Kube:
         return await asyncio.gather(*(self.create(b) for b in bodies), return_exceptions=True)
 
     async def delete(self, obj: APIObject, grace_period: int | None = None) -> None:
+        """Delete, tolerating "not found". `grace_period=0` removes a pod at once, even one whose node does not
+        answer (kr8s drops a zero grace period unless it is asked to force)."""
         async with self._limit:
             try:
-                await obj.delete(grace_period=grace_period)
+                if grace_period == 0:
+                    await obj.delete(force=True)
+                else:
+                    await obj.delete(grace_period=grace_period)
             except kr8s.NotFoundError:
                 pass
 

@@ -8,6 +8,7 @@ joined workers are left alone.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,13 @@ def overdue_workers(pods: Sequence[PodView], workers: Sequence[WorkerView], now:
     tasks until its worker-ttl (5 minutes by default) gives them up. `now` is RFC 3339, as the timestamps."""
     overdue = [p for p in pods if p.deleting and p.gone_at and p.gone_at <= now]
     return sorted(w.name for w in joined(overdue, workers).values())
+
+
+def seconds_overdue(gone_at: str, now: str) -> float:
+    """How long ago a terminating pod's grace period ended (negative: still running); both RFC 3339."""
+    def parse(value: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (parse(now) - parse(gone_at)).total_seconds()
 
 
 def _newest_first(pod: PodView) -> tuple[int, ...]:

@@ -197,3 +197,77 @@ def _names(client: Client, workers: Any) -> list[str]:
     """Worker names (= pod names) for worker addresses, from the scheduler's view."""
     info = client.scheduler_info()["workers"]
     return [str(info[a]["name"]) if a in info else a for a in workers]
+
+
+def test_scheduler_node_partitioned_cluster_recovers(kubectl: Kubectl, operator: Any, namespace: str,
+                                                     local_kube: Any, two_nodes: str) -> None:
+    """The scheduler's node is cut off. Its pod is evicted but stays Terminating (no kubelet can finish it), and
+    with its fixed name it would block a new scheduler until the node came back: the operator force-deletes it
+    once it is overdue (Event SchedulerStranded) and a new scheduler starts on the healthy node.
+
+    The workers then still hold their connections to the old, frozen scheduler: on a real network those break at
+    the TCP timeout (distributed.comm.timeouts.tcp); between LocalKube's loopback addresses the kernel of this
+    machine keeps acknowledging a stopped process, so they break only when the node heals and its kubelet stops
+    the old process. The workers then find the new scheduler through the Service. The scheduler's state is lost,
+    as with any scheduler loss; the cluster is not."""
+    started = time.monotonic()
+    offset = operator.log_path.stat().st_size
+    nodes = local_kube.kube.nodes
+    body = _body(two_nodes)
+    pool_toleration = {"key": POOL, "operator": "Equal", "value": two_nodes, "effect": "NoSchedule"}
+    scheduler = body["spec"]["scheduler"]["spec"]
+    scheduler["nodeSelector"] = {POOL: two_nodes}  # either node: first on the cut one (below), then the other
+    scheduler["tolerations"] = [pool_toleration, {"key": UNREACHABLE_TAINT, "operator": "Exists",
+                                                  "effect": "NoExecute", "tolerationSeconds": 2}]
+    body["spec"]["worker"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": HEALTHY}
+    body["spec"]["worker"]["replicas"] = 2
+    apply(kubectl, body)
+    running(kubectl, "split", ready=2, timeout=120)
+    old = get(kubectl, "pod", "split-scheduler")
+    # Both nodes empty when the scheduler was placed: the tie goes to the first name, the node to be cut.
+    assert _node_of(old) == CUT, _node_of(old)
+    assert {_node_of(p) for p in worker_pods(kubectl, "split")} == {HEALTHY}
+
+    partitioned_at = time.monotonic()
+    local_kube.call(nodes.set_ready, CUT, False, reachable=False)
+    until(lambda: (get(kubectl, "pod", "split-scheduler") or {}).get("metadata", {}).get("deletionTimestamp"),
+          "the scheduler pod to be evicted", 30, explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
+
+    def replaced() -> dict[str, Any] | None:
+        pod = get(kubectl, "pod", "split-scheduler")
+        fresh = pod is not None and pod["metadata"]["uid"] != old["metadata"]["uid"]
+        return pod if fresh and (pod.get("status") or {}).get("phase") == "Running" else None
+
+    new = until(replaced, "a new scheduler pod Running", 90,
+                explain=lambda: kubectl("get", "pods", "-o", "wide").stdout + operator.tail(20))
+    replaced_after = time.monotonic() - partitioned_at
+    assert _node_of(new) == HEALTHY
+    stranded = " ".join(e["message"] for e in _events(kubectl, "SchedulerStranded"))
+    assert "split-scheduler" in stranded and CUT in stranded, stranded
+    until(lambda: (get(kubectl, "daskcluster", "split").get("status") or {}).get("phase") == "Running",
+          "the cluster to be Running on its new scheduler", 60)
+
+    # Healing: the old scheduler process is stopped; the workers reconnect to the new one; nothing else changes.
+    local_kube.call(nodes.set_ready, CUT, True)
+    until(lambda: not [p for p in items(kubectl, "pods") if _node_of(p) == CUT], "nothing left on the healed node",
+          60, explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
+    cluster = running(kubectl, "split", ready=2, timeout=120)
+    assert condition(cluster["status"], "Ready").get("status") == "True"
+    assert get(kubectl, "pod", "split-scheduler")["metadata"]["uid"] == new["metadata"]["uid"]
+    assert {_node_of(p) for p in worker_pods(kubectl, "split")} == {HEALTHY}
+    forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
+    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+        assert sum(client.gather(_slow_squares(client))) == sum(i * i for i in range(TASKS))
+    assert orphans(kubectl) == []
+    failed = tracebacks(log_since(operator.log_path, offset))
+    assert failed == [], failed
+    record("test_scheduler_node_partitioned_cluster_recovers", "node",
+           injected=f"node {CUT} partitioned under the scheduler of a Running cluster (2 workers on {HEALTHY}); "
+                    "node healed afterwards",
+           survived=f"the evicted scheduler pod, stuck Terminating, was force-deleted once overdue (Event "
+                    f"SchedulerStranded); a new scheduler ran on {HEALTHY} {replaced_after:.0f}s after the "
+                    "partition; once the node healed (the workers' connections to the frozen scheduler break only "
+                    "then on LocalKube) both workers joined it and a new computation succeeded",
+           lost="the scheduler's state (by design: work in flight must be resubmitted)",
+           seconds=time.monotonic() - started)

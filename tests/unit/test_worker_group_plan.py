@@ -11,6 +11,7 @@ from dask_kube.operator.planning import (
     joined,
     overdue_workers,
     plan_worker_group,
+    seconds_overdue,
 )
 
 
@@ -107,3 +108,8 @@ def test_overdue_workers_are_those_connected_past_their_pods_grace_period() -> N
             pod("p4")]  # not deleting
     assert overdue_workers(pods, [worker("p1"), worker("p2"), worker("p4")], now) == ["p1"]
     assert overdue_workers(pods, [], now) == []
+
+
+def test_seconds_overdue() -> None:
+    assert seconds_overdue("2026-11-22T04:00:00Z", "2026-11-22T04:00:20Z") == 20
+    assert seconds_overdue("2026-11-22T04:00:30Z", "2026-11-22T04:00:20Z") == -10
