@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from dask_kube.cli import main
+from tests import waiting
 
 SCRIPT = Path(sys.executable).with_name("dask-kube")
 
@@ -45,11 +45,7 @@ def spawn(*args: str, kubeconfig: Path | None = None) -> subprocess.Popen[str]:
                             env=env)
 
 
-def until(predicate: Callable[[], Any], what: str, within: float = 60, explain: Callable[[], str] = str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {within}s\n{explain()}"
-        time.sleep(0.1)
+def until(predicate: Callable[[], Any], what: str, within: float = 60, explain: Callable[[], str] | None = None
+          ) -> Any:
+    """tests.waiting.until with the CLI tests' default of a minute."""
+    return waiting.until(predicate, what, within=within, explain=explain)

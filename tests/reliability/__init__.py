@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from dask_kube import naming, specs
+from tests import waiting
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 SIMULATE = {"localkube.dask.org/simulate": "true"}
@@ -38,15 +39,9 @@ def record(test: str, case: str, *, kind: str = "fault", injected: str, survived
 
 
 def until(predicate: Callable[[], Any], what: str, timeout: float = 60,
-          explain: Callable[[], str] = lambda: "", every: float = 0.2) -> Any:
-    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds saying what."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}\n{explain()}"
-        time.sleep(every)
+          explain: Callable[[], str] | None = None, every: float = 0.2) -> Any:
+    """tests.waiting.until with this suite's defaults (a minute, polled every 0.2 s)."""
+    return waiting.until(predicate, what, within=timeout, interval=every, explain=explain)
 
 
 def get(kubectl: Kubectl, kind: str, name: str) -> dict[str, Any]:
