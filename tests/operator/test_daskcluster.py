@@ -134,9 +134,9 @@ def test_lost_worker_and_scheduler_pods_are_replaced(kubectl, operator, namespac
     _running(kubectl, "heal", ready=2)
     old_uid = _get(kubectl, "pod", "heal-scheduler")["metadata"]["uid"]
     kubectl("delete", "pod", "heal-scheduler")
-    until(lambda: _get(kubectl, "pod", "heal-scheduler")["metadata"]["uid"] != old_uid
-           if kubectl("get", "pod", "heal-scheduler", check=False).returncode == 0 else False,
-           "a new scheduler pod")
+    # {} between the deletion and the new pod: one read, so that it cannot vanish between two
+    until(lambda: _get(kubectl, "pod", "heal-scheduler").get("metadata", {}).get("uid") not in (None, old_uid),
+          "a new scheduler pod")
     _running(kubectl, "heal", ready=2, timeout=120)  # workers reconnected to the new scheduler
     reasons = json.loads(kubectl("get", "events", "-o", "json").stdout)["items"]
     assert any(e["reason"] == "SchedulerRecreated" for e in reasons)

@@ -234,8 +234,8 @@ def test_scheduler_node_partitioned_cluster_recovers(kubectl: Kubectl, operator:
           "the scheduler pod to be evicted", 30, explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
 
     def replaced() -> dict[str, Any] | None:
-        pod = get(kubectl, "pod", "split-scheduler")
-        fresh = pod is not None and pod["metadata"]["uid"] != old["metadata"]["uid"]
+        pod = get(kubectl, "pod", "split-scheduler")  # {} between the force-deletion and the new pod
+        fresh = pod.get("metadata", {}).get("uid") not in (None, old["metadata"]["uid"])
         return pod if fresh and (pod.get("status") or {}).get("phase") == "Running" else None
 
     new = until(replaced, "a new scheduler pod Running", 90,

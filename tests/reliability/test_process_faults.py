@@ -96,9 +96,12 @@ def test_scheduler_killed_cluster_recovers(kubectl: Kubectl, operator: Any, name
     apply(kubectl, cluster_body("headless", 2, simulate_workers=False))
     running(kubectl, "headless", ready=2, timeout=120)
     local_kube.call(local_kube.kube.kubelet.kill_container, namespace, "headless-scheduler", None, signal.SIGKILL)
-    until(lambda: status(kubectl, "daskcluster", "headless").get("phase") != "Running"
-          or int(get(kubectl, "pod", "headless-scheduler")["status"]["containerStatuses"][0].get("restartCount")
-                 or 0) > 0, "the operator or the kubelet to notice the dead scheduler", 30)
+    def restarts() -> int:  # 0 also while the pod is being replaced
+        statuses = (get(kubectl, "pod", "headless-scheduler").get("status") or {}).get("containerStatuses") or [{}]
+        return int(statuses[0].get("restartCount") or 0)
+
+    until(lambda: status(kubectl, "daskcluster", "headless").get("phase") != "Running" or restarts() > 0,
+          "the operator or the kubelet to notice the dead scheduler", 30)
     cluster = running(kubectl, "headless", ready=2, timeout=150)
     assert condition(cluster["status"], "Ready").get("status") == "True"
     pod = Pod.get("headless-scheduler", namespace=namespace)
