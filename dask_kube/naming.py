@@ -95,8 +95,19 @@ def worker_group_name(cluster: str, group: str) -> str:
     return f"{cluster}-{group}"
 
 
+WORKER_POD_SUFFIX_BYTES = 5
+
+
 def worker_pod_name(worker_group: str) -> str:
-    return f"{worker_group}-worker-{secrets.token_hex(5)}"
+    return f"{worker_group}-worker-{secrets.token_hex(WORKER_POD_SUFFIX_BYTES)}"
+
+
+def is_worker_pod_name(worker_group: str, name: str) -> bool:
+    """Whether `name` is one that `worker_pod_name(worker_group)` makes (so a worker of that name is the group's)."""
+    prefix = f"{worker_group}-worker-"
+    suffix = name[len(prefix):]
+    return (name.startswith(prefix) and len(suffix) == 2 * WORKER_POD_SUFFIX_BYTES
+            and all(c in "0123456789abcdef" for c in suffix))
 
 
 def job_runner_name(job: str) -> str:

@@ -9,9 +9,11 @@ joined workers are left alone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import naming
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -114,6 +116,13 @@ def overdue_workers(pods: Sequence[PodView], workers: Sequence[WorkerView], now:
     tasks until its worker-ttl (5 minutes by default) gives them up. `now` is RFC 3339, as the timestamps."""
     overdue = [p for p in pods if p.deleting and p.gone_at and p.gone_at <= now]
     return sorted(w.name for w in joined(overdue, workers).values())
+
+
+def podless_workers(group: str, pod_names: Collection[str], workers: Sequence[WorkerView]) -> list[str]:
+    """Connected workers named as the group's pods are, whose pod no longer exists at all: force-deleted while
+    its node was unreachable (`kubectl delete --force`), so nobody stopped the process. `pod_names` are all the
+    cluster's worker pods, terminating ones included."""
+    return sorted(w.name for w in workers if w.name not in pod_names and naming.is_worker_pod_name(group, w.name))
 
 
 def seconds_overdue(gone_at: str, now: str) -> float:

@@ -9,6 +9,7 @@ missing pods concurrently. A group created by `kubectl apply` is adopted by its 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kr8s.asyncio.objects import Pod
@@ -28,10 +29,15 @@ from .planning import (
     joined,
     overdue_workers,
     plan_worker_group,
+    podless_workers,
 )
 
 log = logging.getLogger(__name__)
 PLURAL = naming.PLURALS[naming.DASKWORKERGROUP]
+# How long a connected worker may have no pod before the scheduler is told it is gone. A pod deleted the normal
+# way disappears only after its process stopped, so its worker disconnected first; one that stays connected was
+# force-deleted on an unreachable node, and Dask alone would keep its tasks until worker-ttl (5 minutes).
+PODLESS_WORKER_SECONDS = 15.0
 
 
 def _owned_by(pod: dict[str, Any], uid: str) -> bool:
@@ -59,6 +65,8 @@ class WorkerGroupReconciler:
         # Pods this operator deleted itself, and lost pods already reported replaced (by uid), per group.
         self._deleted: dict[tuple[str, str], set[str]] = {}
         self._replaced: dict[tuple[str, str], set[str]] = {}
+        # Connected workers of a group with no pod at all -> when first seen so (time.monotonic()).
+        self._podless: dict[tuple[str, str], dict[str, float]] = {}
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         ctx, kube = self.ctx, self.ctx.kube
@@ -67,6 +75,7 @@ class WorkerGroupReconciler:
             self._validated.pop((namespace, name), None)
             self._deleted.pop((namespace, name), None)
             self._replaced.pop((namespace, name), None)
+            self._podless.pop((namespace, name), None)
             return None
         raw = group.raw
         meta = raw["metadata"]
@@ -129,8 +138,10 @@ class WorkerGroupReconciler:
                 await self._report_replacements(group, pods, len(bodies) - len(failures))
         if workers is None:
             workers = await self._workers(namespace, cluster_name)
+        podless_recheck = None
         if workers is not None:
             await self._remove_overdue(group, cluster_name, views, workers)
+            podless_recheck = await self._remove_podless(group, cluster_name, {p.name for p in all_pods}, workers)
         live = [v for v in views if not v.deleting and v.phase not in ("Succeeded", "Failed")]
         count = len(live) - len(plan.delete) - (len(plan.retire)) + plan.create
         ready = len(joined(live, workers)) if workers is not None else 0
@@ -139,7 +150,37 @@ class WorkerGroupReconciler:
         await self._set_status(group, max(count, 0), ready, cluster_name, wanted)
         if not plan.empty or plan.waiting or ready != desired:
             return 1.0
-        return None
+        return podless_recheck
+
+    async def _remove_podless(self, group: DaskWorkerGroup, cluster: str, pod_names: set[str],
+                              workers: list[WorkerView]) -> float | None:
+        """Tell the scheduler that workers whose pods no longer exist are gone, once they have been so for
+        PODLESS_WORKER_SECONDS (see podless_workers); when to look again while some are waiting, else None."""
+        now = time.monotonic()
+        names = podless_workers(group.name, pod_names, workers)
+        seen = self._podless.setdefault((group.namespace, group.name), {})
+        for gone in set(seen) - set(names):
+            del seen[gone]
+        for n in names:
+            seen.setdefault(n, now)
+        due = [n for n in names if now - seen[n] >= PODLESS_WORKER_SECONDS]
+        if due:
+            try:
+                removed = await self.ctx.scheduler.remove_workers(group.namespace, cluster, due)
+            except SchedulerUnreachable:
+                return 1.0
+            for n in removed:
+                seen.pop(n, None)
+            if removed:
+                message = (f"removed {len(removed)} worker(s) from the scheduler, still connected "
+                           f"{PODLESS_WORKER_SECONDS:.0f}s after their pods were deleted without waiting for them "
+                           f"(force-deleted, their node unreachable); what they held is recomputed: "
+                           f"{', '.join(removed)}")
+                log.warning("DaskWorkerGroup %s/%s: %s", group.namespace, group.name, message)
+                await self.ctx.kube.event(group, Reason.WORKERS_LOST, message, warning=True)
+        if not seen:
+            return None
+        return max(1.0, PODLESS_WORKER_SECONDS - (now - min(seen.values())))
 
     async def _remove_overdue(self, group: DaskWorkerGroup, cluster: str, views: list[PodView],
                               workers: list[WorkerView]) -> None:

@@ -27,6 +27,7 @@ FAULT_TESTS = (
     "test_operator_sigkilled_during_a_data_holding_scale_down",
     "test_worker_pods_killed_during_a_computation",
     "test_worker_node_partitioned_during_a_computation",
+    "test_worker_pods_force_deleted_on_a_partitioned_node",
     "test_scheduler_node_partitioned_cluster_recovers",
     "test_scheduler_killed_cluster_recovers",
     "test_daskjob_whose_scheduler_is_killed_ends",

@@ -100,27 +100,49 @@ def _events(kubectl: Kubectl, reason: str) -> list[dict[str, Any]]:
     return json.loads(kubectl("get", "events", "--field-selector", f"reason={reason}", "-o", "json").stdout)["items"]
 
 
-def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator: Any, namespace: str,
-                                                      local_kube: Any, two_nodes: str) -> None:
-    started = time.monotonic()
-    offset = operator.log_path.stat().st_size
-    nodes = local_kube.kube.nodes
-    apply(kubectl, _body(two_nodes))
+def _spread(kubectl: Kubectl, pool: str) -> list[str]:
+    """Start the cluster, its scheduler on the healthy node and workers on both; the workers on the node to cut."""
+    apply(kubectl, _body(pool))
     running(kubectl, "split", ready=REPLICAS, timeout=120)
     pods = worker_pods(kubectl, "split")
     by_node = {n: sorted(p["metadata"]["name"] for p in pods if _node_of(p) == n) for n in (HEALTHY, CUT)}
     assert by_node[HEALTHY] and by_node[CUT], f"workers not spread over both nodes: {by_node}"
     assert _node_of(get(kubectl, "pod", "split-scheduler")) == HEALTHY
-    lost = by_node[CUT]
+    return by_node[CUT]
+
+
+def _under_way(client: Client, lost: list[str]) -> tuple[list[Any], Any, set[str]]:
+    """Start the slow squares and their sum; once 8 are done: the futures, the sum, and the keys held on `lost`."""
+    client.wait_for_workers(REPLICAS, timeout=60)
+    futures = _slow_squares(client)
+    total = client.submit(sum, futures)
+    until(lambda: sum(f.status == "finished" for f in futures) >= 8, "the computation to be under way", 60,
+          every=0.05)
+    held = {k for k, holders in client.who_has(futures).items() if any(w in lost for w in _names(client, holders))}
+    return futures, total, held
+
+
+def _live_workers(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """Exactly REPLICAS Running, not terminating, worker pods (waited for)."""
+    def replaced() -> list[dict[str, Any]] | None:
+        live = [p for p in worker_pods(kubectl, "split") if (p.get("status") or {}).get("phase") == "Running"]
+        return live if len(live) == REPLICAS else None
+
+    live: list[dict[str, Any]] = until(replaced, f"{REPLICAS} live Running worker pods", 60,
+                                       explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
+    assert {_node_of(p) for p in live} == {HEALTHY}
+    return live
+
+
+def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator: Any, namespace: str,
+                                                      local_kube: Any, two_nodes: str) -> None:
+    started = time.monotonic()
+    offset = operator.log_path.stat().st_size
+    nodes = local_kube.kube.nodes
+    lost = _spread(kubectl, two_nodes)
     forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
     with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
-        client.wait_for_workers(REPLICAS, timeout=60)
-        futures = _slow_squares(client)
-        total = client.submit(sum, futures)
-        until(lambda: sum(f.status == "finished" for f in futures) >= 8, "the computation to be under way", 60,
-              every=0.05)
-        held_on_cut = {k for k, holders in client.who_has(futures).items()
-                       if any(w in lost for w in _names(client, holders))}
+        futures, total, held_on_cut = _under_way(client, lost)
         partitioned_at = time.monotonic()
         local_kube.call(nodes.set_ready, CUT, False, reachable=False)
 
@@ -139,14 +161,7 @@ def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator
         assert set(lost) <= evictions
 
         # The operator's side: replacements on the healthy node, exactly REPLICAS live pods.
-        def replaced() -> list[dict[str, Any]] | None:
-            live = [p for p in worker_pods(kubectl, "split")
-                    if (p.get("status") or {}).get("phase") == "Running"]
-            return live if len(live) == REPLICAS else None
-
-        live = until(replaced, f"{REPLICAS} live Running worker pods", 60,
-                     explain=lambda: kubectl("get", "pods", "-o", "wide").stdout)
-        assert {_node_of(p) for p in live} == {HEALTHY}
+        live = _live_workers(kubectl)
         assert not set(lost) & {p["metadata"]["name"] for p in live}
         # Dask's side: the result is right; what the silent workers held was recomputed.
         assert total.result(timeout=90) == sum(i * i for i in range(TASKS))
@@ -189,6 +204,59 @@ def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator
                     "(the operator removed the silent workers from the scheduler once their pods' 30 s grace "
                     f"period had passed, Event WorkersLost; Dask recomputed); exactly {REPLICAS} pods, no orphans; "
                     "evicted pods stayed Terminating until the node came back",
+           lost=f"{len(held_on_cut)} results held on the cut-off workers (recomputed from lineage)",
+           seconds=time.monotonic() - started)
+
+
+def test_worker_pods_force_deleted_on_a_partitioned_node(kubectl: Kubectl, operator: Any, namespace: str,
+                                                         local_kube: Any, two_nodes: str) -> None:
+    """The runbook for a node that does not come back: `kubectl delete pod --force --grace-period=0`. The pods go
+    at once, but their processes live on, silent, beyond the partition, and the scheduler still counts them as
+    connected. With no pod left there is no grace period to wait for: the operator tells the scheduler they are
+    gone once they have had no pod for PODLESS_WORKER_SECONDS (Event WorkersLost), not after Dask's worker-ttl."""
+    started = time.monotonic()
+    offset = operator.log_path.stat().st_size
+    nodes = local_kube.kube.nodes
+    lost = _spread(kubectl, two_nodes)
+    forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
+    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+        futures, total, held_on_cut = _under_way(client, lost)
+        partitioned_at = time.monotonic()
+        local_kube.call(nodes.set_ready, CUT, False, reachable=False)
+        kubectl("delete", "pod", *lost, "--force", "--grace-period=0")
+        assert not [n for n in lost if get(kubectl, "pod", n)], "force-deleted pods are gone at once"
+        assert set(lost) <= set(_names(client, client.scheduler_info()["workers"])), "yet still connected"
+
+        live = _live_workers(kubectl)
+        assert not set(lost) & {p["metadata"]["name"] for p in live}
+        assert total.result(timeout=90) == sum(i * i for i in range(TASKS))
+        assert client.gather(futures) == [i * i for i in range(TASKS)]
+        result_after = time.monotonic() - partitioned_at
+        removed = " ".join(e["message"] for e in _events(kubectl, "WorkersLost"))
+        assert all(n in removed for n in lost) and "force-deleted" in removed, removed
+        live_names = sorted(p["metadata"]["name"] for p in live)
+        until(lambda: sorted(_names(client, client.scheduler_info()["workers"])) == live_names,
+              "the scheduler to have exactly the live pods' workers", 60,
+              explain=lambda: str(sorted(_names(client, client.scheduler_info()["workers"]))))
+
+        # Healing: the kubelet learns that the pods are gone and stops what is left of them.
+        local_kube.call(nodes.set_ready, CUT, True)
+        kubelet = local_kube.kube.kubelet
+        until(lambda: not set(lost) & set(local_kube.call(lambda: [w.name for w in kubelet.workers.values()])),
+              "the kubelet to stop the force-deleted pods' processes", 30)
+        assert sorted(_names(client, client.scheduler_info()["workers"])) == live_names
+        assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
+    assert sorted(p["metadata"]["name"] for p in worker_pods(kubectl, "split", include_deleting=True)) == live_names
+    assert orphans(kubectl) == []
+    failed = tracebacks(log_since(operator.log_path, offset))
+    assert failed == [], failed
+    record("test_worker_pods_force_deleted_on_a_partitioned_node", "node",
+           injected=f"node {CUT} partitioned under {len(lost)} of {REPLICAS} real workers while {TASKS} tasks of "
+                    f"{TASK_SECONDS} s ran, and their pods force-deleted at once (kubectl delete --force "
+                    f"--grace-period=0); {len(held_on_cut)} finished results were held there; node healed afterwards",
+           survived=f"replacements Running on {HEALTHY}; the operator removed the silent, pod-less workers from the "
+                    f"scheduler (Event WorkersLost); correct result {result_after:.0f}s after the partition; on "
+                    "healing the kubelet stopped the old processes; exactly the replacements left, no orphans",
            lost=f"{len(held_on_cut)} results held on the cut-off workers (recomputed from lineage)",
            seconds=time.monotonic() - started)
 

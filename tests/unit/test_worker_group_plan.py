@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dask_kube import naming
 from dask_kube.operator.planning import (
     PodView,
     WorkerView,
@@ -11,6 +12,7 @@ from dask_kube.operator.planning import (
     joined,
     overdue_workers,
     plan_worker_group,
+    podless_workers,
     seconds_overdue,
 )
 
@@ -108,6 +110,27 @@ def test_overdue_workers_are_those_connected_past_their_pods_grace_period() -> N
             pod("p4")]  # not deleting
     assert overdue_workers(pods, [worker("p1"), worker("p2"), worker("p4")], now) == ["p1"]
     assert overdue_workers(pods, [], now) == []
+
+
+def test_podless_workers_are_the_groups_connected_workers_without_any_pod() -> None:
+    mine, also_mine, terminating = (naming.worker_pod_name("c-default") for _ in range(3))
+    other = naming.worker_pod_name("c-default-gpu")
+    workers = [worker(mine), worker(also_mine), worker(other), worker(terminating),
+               worker("laptop"),  # a worker someone started by hand: not the group's, left alone
+               worker("c-default-worker-XYZ")]  # not a name the operator makes
+    pods = {also_mine, terminating}  # every worker pod of the cluster, terminating ones included
+    assert podless_workers("c-default", pods, workers) == [mine]
+    assert podless_workers("c-default-gpu", pods, workers) == [other]  # a prefix of another group is not mixed in
+    assert podless_workers("c-default", pods | {mine}, workers) == []
+
+
+def test_worker_pod_names_are_recognised_exactly() -> None:
+    name = naming.worker_pod_name("g")
+    assert naming.is_worker_pod_name("g", name)
+    assert not naming.is_worker_pod_name("g", name + "0")
+    assert not naming.is_worker_pod_name("g-x", name)
+    assert not naming.is_worker_pod_name("g", "g-worker-" + "g" * 10)
+    assert not naming.is_worker_pod_name("g", naming.worker_pod_name("g-worker-0123456789"))
 
 
 def test_seconds_overdue() -> None:
