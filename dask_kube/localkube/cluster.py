@@ -38,7 +38,7 @@ from .controllers.workloads import DeploymentController, ReplicaSetController
 from .images import ImageMapping
 from .kubelet import Kubelet
 from .network import Network
-from .server import ApiServer, Denial, FaultRule
+from .server import ApiServer, ClientCut, Denial, FaultRule
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,21 @@ class LocalKube:
         rule = FaultRule(pattern, method=method, status=status, delay=delay, count=count, user_agent=user_agent)
         self.server.faults.append(rule)
         return rule
+
+    def cut_off_clients(self, *user_agents: str) -> ClientCut:
+        """Partition the clients whose User-Agent starts with one of `user_agents` (e.g. "kopf/", "kr8s/") from the
+        API server until `reconnect_clients()`: their new requests and the events of their open watches wait, and
+        what they gave up on meanwhile is never served. Other clients (kubectl, the kubelet) are unaffected, and so
+        are port-forward and log streams already open."""
+        self.reconnect_clients()
+        self.server.cut = ClientCut(tuple(user_agents))
+        return self.server.cut
+
+    def reconnect_clients(self) -> None:
+        """Heal `cut_off_clients`: what was held is served, in order, and watches deliver what they kept."""
+        if self.server.cut is not None:
+            self.server.cut.healed.set()
+            self.server.cut = None
 
     def close_watches(self) -> int:
         """Cut every open watch stream, as an API server restart or a load balancer would."""

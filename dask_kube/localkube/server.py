@@ -108,6 +108,29 @@ class FaultRule:
         return bool(self._regex.search(request.path_qs))
 
 
+@dataclass
+class ClientCut:
+    """A network partition between some clients (User-Agent prefixes) and the API server. Their requests, and the
+    events of their open watches, wait until it heals, as packets would; a request whose client gives up meanwhile
+    is never served (the server cancels a handler whose connection closes)."""
+
+    user_agents: tuple[str, ...]
+    healed: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0  # requests and watch writes that had to wait
+    abandoned: int = 0  # of those, the ones whose client gave up before the heal
+
+    def matches(self, request: web.Request) -> bool:
+        return not self.healed.is_set() and request.headers.get("User-Agent", "").startswith(self.user_agents)
+
+    async def hold(self) -> None:
+        self.held += 1
+        try:
+            await self.healed.wait()
+        except asyncio.CancelledError:
+            self.abandoned += 1
+            raise
+
+
 @dataclass(frozen=True)
 class Denial:
     """A request refused by RBAC: who, what verb, which resource (`pods/log`, or a path) and where."""
@@ -155,6 +178,7 @@ class ApiServer:
         self.authenticator: Authenticator | None = None
         self.authorizer = rbac.Authorizer(core.store)
         self.denials: list[Denial] = []
+        self.cut: ClientCut | None = None
         self.app = self._make_app()
 
     # -- application ---------------------------------------------------------------------------------------
@@ -185,6 +209,7 @@ class ApiServer:
     ) -> web.StreamResponse:
         self.stats[(_user_agent_product(request), request.method)] += 1
         try:
+            await self._through_cut(request)
             for rule in self.faults:
                 if rule.matches(request):
                     rule.count -= 1
@@ -209,6 +234,12 @@ class ApiServer:
         except Exception as exc:  # a bug in LocalKube: answer as a real server would, and log it
             log.exception("internal error serving %s %s", request.method, request.path_qs)
             return _json(ApiError(500, f"LocalKube internal error: {exc!r}").status(), 500)
+
+    async def _through_cut(self, request: web.Request) -> None:
+        """Wait out a partition between this request's client and the server (fault hook, see ClientCut)."""
+        cut = self.cut
+        if cut is not None and cut.matches(request):
+            await cut.hold()
 
     def _authorize(self, request: web.Request) -> rbac.User:
         """The request's user, if it may do what it asks; else 401 or 403. The one check every request passes."""
@@ -488,11 +519,13 @@ class ApiServer:
                 for _ in range(initial):
                     item = watcher.queue.get_nowait()
                     if item is not None:
+                        await self._through_cut(request)
                         await resp.write(json.dumps({"type": item[0], "object": core._served(kind, item[1])})
                                          .encode() + b"\n")
                 mark = {"kind": kind.kind, "apiVersion": kind.api_version,
                         "metadata": {"resourceVersion": str(snapshot_rv),
                                      "annotations": {"k8s.io/initial-events-end": "true"}}}
+                await self._through_cut(request)
                 await resp.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
             while True:
                 wait = 1.0
@@ -509,6 +542,7 @@ class ApiServer:
                         last_bookmark = time.monotonic()
                         mark = {"kind": kind.kind, "apiVersion": kind.api_version,
                                 "metadata": {"resourceVersion": str(core.store.revision)}}
+                        await self._through_cut(request)
                         await resp.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
                     continue
                 if item is None:
@@ -516,6 +550,7 @@ class ApiServer:
                 event_type, obj = item
                 obj = core._served(kind, obj)
                 payload: dict[str, Any] = self._table(kind, [obj]) if table else obj
+                await self._through_cut(request)
                 await resp.write(json.dumps({"type": event_type, "object": payload}).encode() + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass

@@ -106,6 +106,36 @@ async def test_stalled_requests_and_api_restart_keep_objects() -> None:
             assert resp.status == 200 and json.loads(await resp.text())["metadata"]["name"] == "kept"
 
 
+async def test_clients_cut_off_wait_for_the_heal_and_requests_given_up_are_never_served() -> None:
+    async with LocalKube(run_pods=False) as kube:
+        cut_off, other = (aiohttp.ClientSession(base_url=kube.url, headers={"User-Agent": agent})
+                          for agent in ("kopf/1.0", "kubectl/v1.34"))
+        async with cut_off, other:
+            configmaps = "/api/v1/namespaces/default/configmaps"
+            watch = await cut_off.get(f"{configmaps}?watch=true")
+            await async_until(lambda: len(kube.store._watchers) == 1, what="the watch to be established")
+            cut = kube.cut_off_clients("kopf/")
+            # Other clients are served meanwhile; the cut-off client's watch keeps what happens for later.
+            async with other.post(configmaps, json={"metadata": {"name": "during"}}) as resp:
+                assert resp.status == 201
+            held = asyncio.create_task(cut_off.get(f"{configmaps}/during"))
+            with pytest.raises(TimeoutError):  # a client that gives up: its request never reaches the server
+                async with cut_off.post(configmaps, json={"metadata": {"name": "lost"}},
+                                        timeout=aiohttp.ClientTimeout(total=0.5)):
+                    pass
+            await async_until(lambda: cut.abandoned == 1 and cut.held >= 3, what="the held traffic")
+            assert not held.done()
+            kube.reconnect_clients()
+            resp = await asyncio.wait_for(held, 10)
+            assert resp.status == 200 and (await resp.json())["metadata"]["name"] == "during"
+            first = json.loads(await asyncio.wait_for(watch.content.readline(), 10))
+            assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "during")
+            watch.close()
+            async with other.get(f"{configmaps}/lost") as resp:
+                assert resp.status == 404
+            assert kube.server.cut is None
+
+
 async def test_kill_a_pod_process_and_mark_a_node_not_ready() -> None:
     async with LocalKube() as kube:
         core = kube.core
