@@ -10,7 +10,7 @@ import kr8s.asyncio
 from .. import naming, resources
 from ..naming import Reason
 from .access import DistributedSchedulerRPC, SchedulerRPC
-from .kube import Kube, denied_message
+from .kube import Kube, denied_message, outage_message
 from .loops import Key, Loops
 from .settings import OperatorSettings
 
@@ -48,23 +48,29 @@ class OperatorContext:
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
         api = await kr8s.asyncio.api()
+        api.timeout = settings.request_timeout  # kr8s waits forever by default: a silent connection would hang us
         ctx = cls(settings=settings, kube=Kube(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
                   loops=Loops(settings.resync_seconds, settings.resync_max_seconds))
         ctx.loops.report = ctx.report_failure
         return ctx
 
-    async def report_failure(self, key: Key, err: Exception) -> bool:
-        """A pass failed for lack of permission: say so on the resource (a Warning Event naming the verb and
-        resource the operator's service account misses), since its status may never get past the failing step."""
+    async def report_failure(self, key: Key, err: Exception) -> str | None:
+        """Explain a failed pass in one line (see loops.Report). For lack of permission, also say so on the
+        resource (a Warning Event naming the verb and resource the operator's service account misses), since its
+        status may never get past the failing step. An API server that does not answer needs no Event: the
+        objects cannot be written anyway, and the pass is retried."""
+        outage = outage_message(err)
+        if outage is not None:
+            return outage
         message = denied_message(err)
         if message is None:
-            return False
+            return None
         plural, namespace, name = key
         obj = await self.kube.get(RESOURCES[plural], name, namespace)
         if obj is not None:
             await self.kube.event(obj, Reason.FORBIDDEN, f"the operator is not allowed to do this: {message}",
                                   warning=True)
-        return True
+        return f"forbidden: {message}"
 
     async def close(self) -> None:
         close = getattr(self.scheduler, "close", None)

@@ -30,7 +30,7 @@ JOBS = naming.PLURALS[naming.DASKJOB]
 AUTOSCALERS = naming.PLURALS[naming.DASKAUTOSCALER]
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     """kopf settings for an operator whose only state is in status and whose loops exit at once."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
@@ -42,14 +42,15 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    settings.networking.request_timeout = 60
+    settings.networking.request_timeout = ours.request_timeout
     settings.posting.level = logging.WARNING
 
 
 @kopf.on.startup(registry=REGISTRY)
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    configure(settings)
-    ctx = await OperatorContext.create(OperatorSettings.from_config())
+    ours = OperatorSettings.from_config()
+    configure(settings, ours)
+    ctx = await OperatorContext.create(ours)
     memo.ctx = ctx
     memo.clusters = ClusterReconciler(ctx)
     memo.groups = WorkerGroupReconciler(ctx)

@@ -44,6 +44,24 @@ def denied_message(err: BaseException) -> str | None:
     return None
 
 
+# Answers that mean "not now" rather than "no": too many requests, and the server or a proxy in front of it failing.
+OUTAGE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def outage_message(err: BaseException) -> str | None:
+    """One line for an API server that did not answer (a timeout, a refused or broken connection) or answered that
+    it cannot now (429, 5xx), else None: such a failure is retried, and a traceback would add nothing."""
+    if isinstance(err, BaseExceptionGroup) and err.exceptions:
+        return outage_message(err.exceptions[0])
+    if isinstance(err, httpx.TimeoutException | kr8s.APITimeoutError):
+        return f"the API server did not answer in time ({type(err).__name__})"
+    if isinstance(err, httpx.TransportError):
+        return f"the API server could not be reached ({type(err).__name__}: {err})"
+    if isinstance(err, kr8s.ServerError) and err.response is not None and err.response.status_code in OUTAGE_STATUSES:
+        return f"the API server answered {err.response.status_code}: {err}"
+    return None
+
+
 @dataclass(frozen=True)
 class DryRunVerdict:
     """What the API server said of a spec: `rejection` is its first refusal; `known` is False when it could not

@@ -18,9 +18,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 Key = tuple[str, str, str]  # (plural, namespace, name)
-# Told about a failed pass whose error differs from the previous one; True if it explained the failure to the
-# user (a Warning Event), so that the log needs the message, not a traceback.
-Report = Callable[[Key, Exception], Awaitable[bool]]
+# Told about a failed pass whose error differs from the previous one. Returns a one-line explanation of a failure
+# it understands (an API outage; a missing permission, which it also tells the user in a Warning Event), so that
+# the log needs that line, not a traceback; None for anything else (a bug: logged with its traceback).
+Report = Callable[[Key, Exception], Awaitable[str | None]]
 log = logging.getLogger(__name__)
 
 
@@ -46,13 +47,14 @@ class Loops:
         if event is not None:
             event.set()
 
-    async def _report(self, key: Key, err: Exception) -> bool:
-        assert self.report is not None
+    async def _report(self, key: Key, err: Exception) -> str | None:
+        if self.report is None:
+            return None
         try:
             return await self.report(key, err)
         except Exception:  # reporting is advice: it must not take the loop down
             log.exception("could not report the failure of %s %s/%s", *key)
-            return False
+            return None
 
     def running(self) -> int:
         return len(self._wake)
@@ -63,12 +65,13 @@ class Loops:
         failures = 0
         quiet = 0  # resyncs in a row that no event woke and that found nothing in flight
         last_error = ""  # reported once, not every retry
+        explanation: str | None = None  # of last_error
         try:
             while True:
                 event.clear()
                 try:
                     delay = await reconcile()
-                    failures, last_error = 0, ""
+                    failures, last_error, explanation = 0, "", None
                 except Retry as retry:
                     delay = retry.delay
                     log.debug("%s/%s/%s: %s; again in %.1fs", *key, retry, delay)
@@ -77,13 +80,16 @@ class Loops:
                 except Exception as err:  # a bug, an API outage, a missing permission: back off, never stop
                     failures += 1
                     delay = min(0.5 * 2 ** failures, self.resync)
-                    explained = False
-                    if self.report is not None and str(err) != last_error:
-                        last_error = str(err)
-                        explained = await self._report(key, err)
-                    if explained:
-                        log.error("reconciling %s %s/%s failed: %s; retrying in %.1fs", *key, err, delay)
-                    else:
+                    said = f"{type(err).__name__}: {err}"
+                    if said != last_error:
+                        last_error, explanation = said, await self._report(key, err)
+                        if explanation is not None:
+                            log.warning("reconciling %s %s/%s failed: %s; retrying in %.1fs", *key, explanation,
+                                        delay)
+                    elif explanation is not None:
+                        log.info("reconciling %s %s/%s still fails (attempt %d): %s; retrying in %.1fs", *key,
+                                 failures, explanation, delay)
+                    if explanation is None:
                         log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key,
                                       failures, delay)
                 if delay is None:

@@ -30,6 +30,7 @@ class OperatorSettings:
     max_workers_per_cluster: int = 5000
     events: bool = True
     rpc_timeout: float = 10.0
+    request_timeout: float = 60.0  # any one API request, so that a silent connection cannot hang a loop
     autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @property
@@ -49,6 +50,7 @@ class OperatorSettings:
             create_concurrency=int(get("operator.create-concurrency")),  # type: ignore[call-overload]
             max_workers_per_cluster=int(get("operator.max-workers-per-cluster")),  # type: ignore[call-overload]
             events=bool(get("operator.events")),
+            request_timeout=float(get("operator.request-timeout-seconds")),  # type: ignore[arg-type]
             autoscaler=AutoscalerSettings(
                 interval_seconds=float(get("operator.autoscaler.interval-seconds")),  # type: ignore[arg-type]
                 scale_down_wait=int(get("operator.autoscaler.scale-down-wait")),  # type: ignore[call-overload]

@@ -23,6 +23,7 @@ DOC = Path(__file__).parents[2] / "docs" / "reliability.md"
 FAULT_TESTS = (
     "test_api_error_bursts_and_stalls",
     "test_watches_cut_compacted_and_api_server_restarted",
+    "test_operator_cut_off_from_the_api_server",
     "test_operator_sigkilled_at_20_random_points_of_a_scale",
     "test_operator_sigkilled_during_a_data_holding_scale_down",
     "test_worker_pods_killed_during_a_computation",

@@ -27,6 +27,7 @@ from tests.reliability import (
     running,
     tracebacks,
     until,
+    worker_pods,
 )
 
 pytestmark = [pytest.mark.localkube_only, pytest.mark.e2e]
@@ -221,3 +222,58 @@ def test_operator_sigkilled_at_20_random_points_of_a_scale(kubectl: Kubectl, ope
                     f"0->20 with creates in flight; pods at the kills: {counts}",
            survived="converged to exactly 20 worker pods, then to 0; no duplicates, no orphans",
            seconds=time.monotonic() - started)
+
+
+@pytest.mark.localkube_only
+def test_operator_cut_off_from_the_api_server(kubectl: Kubectl, operator: Any, namespace: str, local_kube: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition between the operator and the API server (`cut_off_clients`: its requests and the events of its
+    watches are held, as packets are; kubectl and the kubelet are unaffected), longer than the operator's request
+    timeout (5 s here; 60 s by default). Meanwhile the user scales the cluster up and deletes a worker pod. Nothing
+    of it can happen before the cut heals; then the operator converges, having logged its failed requests as
+    one-line outages, never a traceback."""
+    started = time.monotonic()
+    kube = local_kube.kube
+    monkeypatch.setenv("DASK_KUBERNETES__OPERATOR__REQUEST_TIMEOUT_SECONDS", "5")
+    try:
+        operator.stop()
+        start(operator)
+        offset = operator.log_path.stat().st_size
+        apply(kubectl, cluster_body("island", 3))
+        names = exactly(kubectl, "island", 3)
+        running(kubectl, "island")
+        cut = local_kube.call(kube.cut_off_clients, "kopf/", "kr8s/")
+        cut_at = time.monotonic()
+        kubectl("scale", "daskcluster", "island", "--replicas=6")
+        kubectl("delete", "pod", names[0], "--wait=false")
+        # The operator's requests time out (5 s) and are tried again, across the cut, while nothing changes.
+        until(lambda: cut.abandoned >= 3, "the operator to give up on requests across the cut", 60)
+        assert sorted(p["metadata"]["name"] for p in worker_pods(kubectl, "island", include_deleting=True)) == \
+            sorted(names[1:]), "the operator acted although it was cut off"
+        held, abandoned = cut.held, cut.abandoned
+        local_kube.call(kube.reconnect_clients)
+        healed_at = time.monotonic()
+        cut_for = healed_at - cut_at
+        after = exactly(kubectl, "island", 6, timeout=90)
+        converged_after = time.monotonic() - healed_at
+        assert names[0] not in after and set(names[1:]) <= set(after)
+        until(lambda: (get(kubectl, "daskworkergroup", "island-default").get("status") or {}).get("replicas") == 6,
+              "the group's status to catch up", 30)
+        running(kubectl, "island", timeout=30)
+        assert orphans(kubectl) == []
+        assert operator.proc.poll() is None
+        log = log_since(operator.log_path, offset)
+        assert tracebacks(log) == [], tracebacks(log)
+        assert "the API server did not answer in time" in log, operator.tail(30)
+    finally:
+        local_kube.call(kube.reconnect_clients)
+        monkeypatch.delenv("DASK_KUBERNETES__OPERATOR__REQUEST_TIMEOUT_SECONDS", raising=False)
+        operator.stop()
+        start(operator)  # back to the session's settings
+    record("test_operator_cut_off_from_the_api_server", "operator",
+           injected=f"the operator (kopf and kr8s clients) cut off from the API server for {cut_for:.0f}s, longer "
+                    f"than its request timeout (5 s): {held} requests and watch writes held, {abandoned} given up "
+                    "by the operator; meanwhile the cluster scaled 3 -> 6 and a worker pod deleted with kubectl",
+           survived=f"nothing changed during the cut; {converged_after:.0f}s after it healed exactly 6 pods (the "
+                    "deleted one replaced), the group's status caught up, no orphans; failed requests logged as "
+                    "one-line outages, no traceback", seconds=time.monotonic() - started)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import httpx
 import kr8s
+import pytest
 
-from dask_kube.operator.kube import denied_message
+from dask_kube.operator.kube import denied_message, outage_message
 from dask_kube.operator.loops import Loops
 from tests.waiting import async_until
 
@@ -59,16 +61,22 @@ def test_the_cap_is_never_below_the_base_period() -> None:
     assert Loops(resync_seconds=10).resync_max == 10
 
 
-async def test_a_failure_is_reported_once_per_message_and_the_loop_goes_on() -> None:
+async def test_a_failure_is_reported_once_per_message_and_the_loop_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="dask_kube.operator.loops")
     reports: list[str] = []
     errors = iter(["no permission", "no permission", "no permission", "another", "another"])
 
-    async def report(key: tuple[str, str, str], err: Exception) -> bool:
+    async def report(key: tuple[str, str, str], err: Exception) -> str | None:
         assert key == KEY
         reports.append(str(err))
-        return True
+        return f"explained: {err}"
+
+    passes = 0
 
     async def reconcile() -> float | None:
+        nonlocal passes
+        passes += 1
         message = next(errors, None)
         if message is not None:
             raise RuntimeError(message)
@@ -78,12 +86,54 @@ async def test_a_failure_is_reported_once_per_message_and_the_loop_goes_on() -> 
     task = asyncio.create_task(loops.run(KEY, reconcile))
     try:
         # The fourth failure has a new message; after the fifth the pass succeeds and the loop rests.
-        await async_until(lambda: loops.waits.get(KEY) == 0.01 and len(reports) == 2, "the loop to recover",
-                          within=30, interval=0.005)
+        await async_until(lambda: passes >= 6, "the loop to recover", within=30, interval=0.005)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert reports == ["no permission", "another"]
+    # Explained failures are one line each, never a traceback; repeats are quieter than the first.
+    failures = [r for r in caplog.records if r.name == "dask_kube.operator.loops"]
+    assert not [r for r in failures if r.exc_info]
+    assert [r.levelno for r in failures] == [logging.WARNING, logging.INFO, logging.INFO, logging.WARNING,
+                                             logging.INFO]
+    assert "explained: no permission" in failures[0].getMessage()
+
+
+async def test_an_unexplained_failure_keeps_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    errors = iter([ValueError("a bug")])
+
+    async def report(key: tuple[str, str, str], err: Exception) -> str | None:
+        return None
+
+    async def reconcile() -> float | None:
+        error = next(errors, None)
+        if error is not None:
+            raise error
+        return None
+
+    loops = Loops(resync_seconds=0.01, report=report)
+    task = asyncio.create_task(loops.run(KEY, reconcile))
+    try:
+        await async_until(lambda: loops.waits.get(KEY) == 0.01, "the loop to recover", within=30, interval=0.005)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    [failure] = [r for r in caplog.records if r.name == "dask_kube.operator.loops"]
+    assert failure.exc_info is not None and failure.exc_info[0] is ValueError
+
+
+def test_an_api_server_that_does_not_answer_is_an_outage_not_a_bug() -> None:
+    request = httpx.Request("GET", "https://k/api/v1/namespaces/a/pods")
+    assert "did not answer in time (ReadTimeout)" in str(outage_message(httpx.ReadTimeout("", request=request)))
+    assert "did not answer in time" in str(outage_message(kr8s.APITimeoutError("Timeout while waiting")))
+    assert "could not be reached (ConnectError" in str(outage_message(httpx.ConnectError("refused")))
+    for status in (429, 500, 503):
+        busy = kr8s.ServerError("try later", response=httpx.Response(status, request=request))
+        assert f"answered {status}" in str(outage_message(busy))
+    assert outage_message(ExceptionGroup("forward", [httpx.ConnectError("refused")])) is not None
+    conflict = kr8s.ServerError("exists", response=httpx.Response(409, request=request))
+    assert outage_message(conflict) is None
+    assert outage_message(ValueError("a bug")) is None
 
 
 def test_a_403_is_recognised_as_a_missing_permission() -> None:
