@@ -173,10 +173,11 @@ class ClusterReconciler:
             await self.ctx.kube.event(cluster, Reason.TLS_SECRET_CREATED,
                                       f"generated a CA and a certificate in Secret {secret_name}")
         owners = [r.get("uid") for r in secret.raw["metadata"].get("ownerReferences") or () if r.get("controller")]
-        if generated and owners and meta["uid"] not in owners:
-            # The Secret of an earlier cluster of this name, not yet garbage-collected: never reuse its CA.
-            return f"Secret {secret_name} belongs to another object (an earlier cluster of this name?); waiting " \
-                   "for it to be deleted"
+        if generated and meta["uid"] not in owners:
+            # Not generated for this cluster: an earlier cluster's, not yet garbage-collected (or orphaned by a
+            # `--cascade=orphan` delete), or somebody else's. Never trust a CA whose key someone else may hold.
+            return f"Secret {secret_name} was not generated for this cluster (an earlier cluster of this name?): " \
+                   "waiting for it to be deleted; delete it, or name a Secret of yours in spec.tls.secretName"
         try:
             tls.from_secret_data(secret.raw.get("data"), secret_name)
         except tls.TLSSecretError as err:

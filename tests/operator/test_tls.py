@@ -136,6 +136,45 @@ def test_a_cluster_naming_a_missing_secret_waits_and_says_why(kubectl, operator,
         assert client.scheduler_info()["address"].startswith("tls://")
 
 
+@pytest.mark.parametrize("owner", ["earlier", "none"])
+def test_a_secret_not_generated_for_this_cluster_is_never_used(kubectl, operator, namespace, owner: str) -> None:  # type: ignore[no-untyped-def]
+    """`{name}-tls` left by an earlier owner (a ConfigMap standing for an earlier cluster of the same name that is
+    not garbage-collected yet) or by nobody (orphaned by `--cascade=orphan`, or planted): its CA is not this
+    cluster's to trust. The cluster waits and says why, and gets a Secret of its own once the old one is gone (with
+    its owner, or deleted by the user as the message suggests)."""
+    name = f"again-{owner}"
+    metadata: dict[str, Any] = {"name": naming.tls_secret_name(name)}
+    if owner == "earlier":
+        kubectl("create", "configmap", "earlier-owner")
+        uid = _get(kubectl, "configmap", "earlier-owner")["metadata"]["uid"]
+        metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "earlier-owner",
+                                        "uid": uid, "controller": True}]
+    planted = tls.generate(name, namespace)
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "Secret",
+                                                      "type": "kubernetes.io/tls", "data": planted.secret_data(),
+                                                      "metadata": metadata}))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(specs.make_cluster_spec(name, n_workers=0,
+                                                                             tls=specs.tls_spec())))
+
+    def waiting() -> dict[str, Any] | None:
+        status = _get(kubectl, "daskcluster", name).get("status") or {}
+        cond = next((c for c in status.get("conditions") or () if c["type"] == "SchedulerReady"), {})
+        return cond if cond.get("reason") == "TLSSecretInvalid" else None
+    cond = until(waiting, "a TLSSecretInvalid condition")
+    assert "was not generated for this cluster" in cond["message"], cond
+    assert _get(kubectl, "pod", naming.scheduler_name(name)) == {}  # nothing runs with a CA someone else may hold
+
+    if owner == "earlier":
+        kubectl("delete", "configmap", "earlier-owner")  # its Secret goes with it (garbage collection)
+    else:
+        kubectl("delete", "secret", naming.tls_secret_name(name))
+    cluster = _running(kubectl, name, ready=0)
+    secret = _get(kubectl, "secret", naming.tls_secret_name(name))
+    assert [r["uid"] for r in secret["metadata"]["ownerReferences"]] == [cluster["metadata"]["uid"]]
+    assert secret["data"]["ca.crt"] != planted.secret_data()["ca.crt"]
+    kubectl("delete", "daskcluster", name)
+
+
 def test_a_tls_daskjob_runner_computes_over_tls(kubectl, operator, namespace) -> None:  # type: ignore[no-untyped-def]
     job = yaml.safe_load((EXAMPLE_MANIFESTS / "sum-daskjob.yaml").read_text())
     job["metadata"] = {"name": "tls-job"}
