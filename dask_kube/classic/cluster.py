@@ -33,6 +33,7 @@ from kr8s.asyncio.objects import APIObject, Pod, Service
 from .. import config, naming, specs
 from ..cluster import networking, waiting
 from ..errors import SchedulerStartTimeoutError, SchedulerStartupError, SpecError
+from ..kubeapi import kube_api
 from ..validation import validate_cluster_name
 from . import pods
 
@@ -70,7 +71,7 @@ class _Kube:
 
     async def connect(self) -> Any:
         if self.api is None:
-            self.api = await kr8s.asyncio.api(kubeconfig=self.kubeconfig)
+            self.api = await kube_api(self.kubeconfig)
             self.namespace = self.namespace or self.api.namespace
         return self.api
 

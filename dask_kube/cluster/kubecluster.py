@@ -33,6 +33,7 @@ from kr8s.asyncio.objects import Endpoints, Pod, Secret, Service
 
 from .. import naming, specs, tls, validation
 from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledError, SpecError
+from ..kubeapi import kube_api
 from ..naming import Component
 from ..resources import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from . import display, networking, options, waiting
@@ -178,7 +179,7 @@ class KubeCluster(Cluster):
         self._spinner = display.StartupSpinner(self.name, self.quiet)
         try:
             with self._spinner:
-                self._api = await kr8s.asyncio.api()
+                self._api = await kube_api()
                 self.namespace = self.namespace or self._api.namespace
                 await self._create_or_connect()
                 await self._wait_running()
@@ -703,7 +704,7 @@ def _has_ingress(raw: dict[str, Any] | None) -> bool:
 async def _delete_owned(owned: dict[tuple[str, str], str | None]) -> None:
     for (namespace, name), kubeconfig in owned.items():
         try:
-            api = await (kr8s.asyncio.api(kubeconfig=kubeconfig) if kubeconfig else kr8s.asyncio.api())
+            api = await kube_api(kubeconfig)
             await asyncio.wait_for(DaskCluster({"metadata": {"name": name}}, namespace=namespace, api=api).delete(),
                                    10)
             logger.info("deleted DaskCluster %s/%s at exit", namespace, name)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
+import dask.config
+import kr8s
 import pytest
 import yaml
 from distributed import Client
@@ -90,3 +93,21 @@ def test_crashing_scheduler_raises_with_its_logs(operator, namespace, kubectl) -
         KubeCluster(custom_cluster_spec=spec, namespace=namespace, quiet=True, resource_timeout=40)
     assert "scheduler says goodbye" in err.value.logs
     assert _clusters(kubectl) == []  # created by this client, so deleted after the failure
+
+
+@pytest.mark.localkube_only
+def test_a_silent_api_server_times_out_instead_of_hanging(operator, namespace, local_kube) -> None:  # type: ignore[no-untyped-def]
+    """kr8s alone waits forever for an answer; KubeCluster gives up after `kubernetes.request-timeout`."""
+    with dask.config.set({"kubernetes.request-timeout": 5}), \
+            KubeCluster(name="silent", namespace=namespace, quiet=True) as cluster:
+        stall = local_kube.call(local_kube.kube.fail_requests, rf"/namespaces/{namespace}/daskclusters/silent$",
+                                status=None, delay=120, method="PATCH", user_agent="kr8s", count=1)
+        try:
+            started = time.monotonic()
+            with pytest.raises(kr8s.APITimeoutError):
+                cluster.scale(1)
+            assert time.monotonic() - started < 60, "waited for the stalled request instead of timing out"
+        finally:
+            local_kube.call(setattr, stall, "count", 0)
+        cluster.scale(1)  # the next request is answered
+        cluster.wait_for_workers(1, timeout=60)
