@@ -81,16 +81,6 @@ CASES = [
 ]
 
 
-def start(operator: Any) -> None:
-    """Start the operator and wait for *this* start's "operator started" line. (`OperatorProcess.start` looks for
-    it in the whole log, so after the first start it returns before the new process has started.)"""
-    offset = operator.log_path.stat().st_size
-    operator.start()
-    until(lambda: "operator started" in log_since(operator.log_path, offset) or operator.proc.poll() is not None,
-          "the operator to start", 30)
-    assert operator.proc.poll() is None, operator.tail()
-
-
 def _install(local_kube: Any, namespace: str, rules: tuple[Rule, ...]) -> list[Any]:
     return [local_kube.call(local_kube.kube.fail_requests, r.pattern.replace("{ns}", namespace), status=r.status,
                             count=r.count, method=r.method, delay=r.delay, user_agent=r.user_agent) for r in rules]
@@ -198,13 +188,13 @@ def test_operator_sigkilled_at_20_random_points_of_a_scale(kubectl: Kubectl, ope
         kubectl("scale", "daskcluster", "phoenix", "--replicas=20")
         for _ in range(20):
             operator.kill()
-            start(operator)
+            operator.start()
             time.sleep(rng.uniform(0.0, 1.0))  # the random kill point, not a wait for a condition
             counts.append(len(kubectl("get", "pods", "-o", "name").stdout.split()) - 1)
         operator.kill()
         local_kube.call(setattr, slow, "count", 0)
         monkeypatch.delenv("DASK_KUBERNETES__OPERATOR__CREATE_CONCURRENCY")
-        start(operator)
+        operator.start()
         exactly(kubectl, "phoenix", 20, timeout=60)
         during = [c for c in counts if 0 < c < 20]
         assert during, f"no kill landed during the scale (pod counts at the kills: {counts})"
@@ -216,7 +206,7 @@ def test_operator_sigkilled_at_20_random_points_of_a_scale(kubectl: Kubectl, ope
         local_kube.call(setattr, slow, "count", 0)
         monkeypatch.delenv("DASK_KUBERNETES__OPERATOR__CREATE_CONCURRENCY", raising=False)
         operator.stop()
-        start(operator)  # back to the session's settings
+        operator.start()  # back to the session's settings
     record("test_operator_sigkilled_at_20_random_points_of_a_scale", "operator",
            injected="operator SIGKILLed 20 times (seeded random points, 0-1 s after each start) during a scale "
                     f"0->20 with creates in flight; pods at the kills: {counts}",
@@ -237,7 +227,7 @@ def test_operator_cut_off_from_the_api_server(kubectl: Kubectl, operator: Any, n
     monkeypatch.setenv("DASK_KUBERNETES__OPERATOR__REQUEST_TIMEOUT_SECONDS", "5")
     try:
         operator.stop()
-        start(operator)
+        operator.start()
         offset = operator.log_path.stat().st_size
         apply(kubectl, cluster_body("island", 3))
         names = exactly(kubectl, "island", 3)
@@ -269,7 +259,7 @@ def test_operator_cut_off_from_the_api_server(kubectl: Kubectl, operator: Any, n
         local_kube.call(kube.reconnect_clients)
         monkeypatch.delenv("DASK_KUBERNETES__OPERATOR__REQUEST_TIMEOUT_SECONDS", raising=False)
         operator.stop()
-        start(operator)  # back to the session's settings
+        operator.start()  # back to the session's settings
     record("test_operator_cut_off_from_the_api_server", "operator",
            injected=f"the operator (kopf and kr8s clients) cut off from the API server for {cut_for:.0f}s, longer "
                     f"than its request timeout (5 s): {held} requests and watch writes held, {abandoned} given up "

@@ -34,7 +34,6 @@ from tests.reliability import (
     until,
     worker_pods,
 )
-from tests.reliability.test_api_faults import start
 
 pytestmark = [pytest.mark.localkube_only, pytest.mark.e2e]
 
@@ -132,7 +131,7 @@ def test_operator_sigkilled_during_a_data_holding_scale_down(kubectl: Kubectl, o
                                      _scheduler_view(client), before))
             finally:
                 local_kube.call(setattr, slow, "count", 0)
-            start(operator)
+            operator.start()
             after = exactly(kubectl, "keeper", DOWN, timeout=90)
             assert set(after) <= before, f"pods were replaced during a scale-down: {before} -> {after}"
             until(lambda after=after: sorted(_scheduler_view(client)) == sorted(after),
