@@ -43,3 +43,27 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
         assert f'id="dask_kube.{name}"' in api, name
     assert 'id="dask_kube.KubeCluster.from_name"' in api and 'id="dask_kube.discovery.discover"' in api
     assert "reach a scheduler from your machine" in (html / "cli.html").read_text()
+
+
+def test_troubleshooting_explains_every_reason_the_operator_reports() -> None:
+    from dask_kube.naming import Reason
+
+    page = (DOCS / "troubleshooting.md").read_text()
+    missing = [reason.value for reason in Reason if f"`{reason.value}`" not in page]
+    assert missing == [], f"docs/troubleshooting.md does not explain: {missing}"
+
+
+def test_every_setting_is_documented() -> None:
+    """Every key of dask_kube's config file appears in the docs by its dotted name (`kubernetes.operator.events`)."""
+    defaults = yaml.safe_load((DOCS.parent / "dask_kube" / "kubernetes.yaml").read_text())["kubernetes"]
+    text = "\n".join(page.read_text() for page in DOCS.glob("*.md"))
+
+    def keys(tree: dict, prefix: str) -> list[str]:
+        out = []
+        for key, value in tree.items():
+            dotted = f"{prefix}.{key}"
+            nested = isinstance(value, dict) and value and key != "scheduler-service-template"  # a setting's value
+            out += keys(value, dotted) if nested else [dotted]
+        return out
+    missing = [k for k in keys(defaults, "kubernetes") if k not in text]
+    assert missing == [], f"settings without documentation: {missing}"
