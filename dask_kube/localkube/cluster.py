@@ -29,6 +29,7 @@ from aiohttp import web
 from . import certs, rbac, serviceaccounts
 from .api import ApiCore
 from .auth import ADMIN_TOKEN, DEFAULT_EXPIRATION, SERVICE_ACCOUNT_KEY, Authenticator
+from .controllers.aggregation import ClusterRoleAggregator
 from .controllers.base import Controller
 from .controllers.garbage import GarbageCollector
 from .controllers.namespaces import NamespaceController
@@ -155,6 +156,7 @@ class LocalKube:
             ReplicaSetController(self.core),
             DeploymentController(self.core),
             serviceaccounts.DefaultServiceAccountController(self.core),
+            ClusterRoleAggregator(self.core),
         ]
         for controller in self.controllers:
             controller.start()

@@ -324,6 +324,52 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
     "system:public-info-viewer": [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"],
                                    "verbs": ["get"]}],
 }
+# The user-facing roles (bound with a RoleBinding to give someone a namespace): each gathers the rules of every
+# ClusterRole labelled `aggregate-to-<its name>`, which is how a CRD's chart lets namespace editors use its kinds.
+# `edit` is part of `admin`, and `view` of `edit`. Name -> the roles it is aggregated into.
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-{}"
+AGGREGATED_CLUSTER_ROLES: dict[str, tuple[str, ...]] = {"admin": (), "edit": ("admin",), "view": ("edit",)}
+_READ = ["get", "list", "watch"]
+_WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+# Their base rules, for the kinds LocalKube serves (kube-apiserver's system:aggregate-to-* roles cover more).
+AGGREGATE_BASE_RULES: dict[str, list[dict[str, Any]]] = {
+    "view": [
+        {"apiGroups": [""], "resources": ["configmaps", "endpoints", "persistentvolumeclaims", "pods",
+                                          "replicationcontrollers", "serviceaccounts", "services", "services/status",
+                                          "bindings", "events", "limitranges", "namespaces/status", "pods/log",
+                                          "pods/status", "resourcequotas", "namespaces"], "verbs": _READ},
+        {"apiGroups": ["apps"], "resources": ["controllerrevisions", "daemonsets", "deployments", "deployments/scale",
+                                              "deployments/status", "replicasets", "replicasets/scale",
+                                              "replicasets/status", "statefulsets", "statefulsets/scale"],
+         "verbs": _READ},
+        {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs", "jobs/status"], "verbs": _READ},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _READ},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": _READ},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    ],
+    "edit": [
+        {"apiGroups": [""], "resources": ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets",
+                                          "services/proxy"], "verbs": _READ},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"],
+         "verbs": _WRITE},
+        {"apiGroups": [""], "resources": ["pods/eviction", "serviceaccounts/token"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers",
+                                          "secrets", "serviceaccounts", "services", "services/proxy"],
+         "verbs": _WRITE},
+        {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "deployments/scale", "replicasets",
+                                              "replicasets/scale", "statefulsets", "statefulsets/scale"],
+         "verbs": _WRITE},
+        {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": _WRITE},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WRITE},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": _WRITE},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*_READ, *_WRITE]},
+    ],
+    "admin": [
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
+        {"apiGroups": [RBAC_GROUP], "resources": ["rolebindings", "roles"], "verbs": [*_READ, *_WRITE]},
+    ],
+}
 # ClusterRoleBinding name (= ClusterRole name) -> the groups bound to it.
 BOOTSTRAP_BINDINGS: dict[str, tuple[str, ...]] = {
     "cluster-admin": (MASTERS,),
@@ -333,11 +379,24 @@ BOOTSTRAP_BINDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _cluster_role(name: str, rules: list[dict[str, Any]], aggregated_into: Sequence[str] = (),
+                  aggregates: str | None = None) -> dict[str, Any]:
+    labels = {**_BOOTSTRAP_META["labels"], **{AGGREGATE_LABEL.format(into): "true" for into in aggregated_into}}
+    role = {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, **_BOOTSTRAP_META, "labels": labels}, "rules": rules}
+    if aggregates:
+        role["aggregationRule"] = {"clusterRoleSelectors": [{"matchLabels": {AGGREGATE_LABEL.format(aggregates):
+                                                                             "true"}}]}
+    return role
+
+
 def bootstrap_objects() -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
     """The ClusterRoles and ClusterRoleBindings kube-apiserver creates at start, as (key, object)."""
     for name, rules in BOOTSTRAP_CLUSTER_ROLES.items():
-        yield CLUSTER_ROLE_KEY, {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole",
-                                 "metadata": {"name": name, **_BOOTSTRAP_META}, "rules": rules}
+        yield CLUSTER_ROLE_KEY, _cluster_role(name, rules)
+    for name, into in AGGREGATED_CLUSTER_ROLES.items():
+        yield CLUSTER_ROLE_KEY, _cluster_role(name, [], into, aggregates=name)
+        yield CLUSTER_ROLE_KEY, _cluster_role(f"system:aggregate-to-{name}", AGGREGATE_BASE_RULES[name], (name,))
     for name, groups in BOOTSTRAP_BINDINGS.items():
         yield CLUSTER_ROLE_BINDING_KEY, {
             "apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRoleBinding",

@@ -155,6 +155,36 @@ def test_cluster_role_through_a_role_binding_is_confined_to_its_namespace(
         kube.kubectl("delete", "clusterrolebinding,clusterrole", role, "--ignore-not-found")
 
 
+def test_edit_and_view_gather_the_rules_of_roles_labelled_to_aggregate_into_them(
+        kube: KubeHandle, namespace: str, bot: str) -> None:
+    """`edit` (bound with a RoleBinding, the usual way to hand out a namespace) grants what every ClusterRole
+    labelled `aggregate-to-edit` grants, as soon as that role exists and no longer once it is gone; `view` stays
+    read-only; the aggregated rules are written into the roles, as on a real cluster."""
+    def rules_of(role: str) -> list[dict[str, Any]]:
+        return json.loads(kube.kubectl("get", "clusterrole", role, "-o", "json").stdout).get("rules") or []
+
+    widgets = f"widget-editor-{namespace}"
+    _apply(kube, _binding(namespace, "bot-edits", "ClusterRole", "edit", namespace))
+    config = kube.service_account_kubeconfig(namespace, "bot")
+    assert _as(kube, config, "create", "configmap", "made-by-bot", "-n", namespace).returncode == 0
+    assert _as(kube, config, "auth", "can-i", "create", "pods/portforward", "-n", namespace).returncode == 0
+    assert _as(kube, config, "auth", "can-i", "create", "roles", "-n", namespace).returncode != 0  # admin's
+    assert _as(kube, config, "auth", "can-i", "create", "resourcequotas", "-n", namespace).returncode != 0
+    rule = {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["create"]}
+    _apply(kube, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                  "metadata": {"name": widgets, "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+                  "rules": [rule]})
+    try:
+        until(lambda: rule in rules_of("edit") and rule in rules_of("admin"), "the rule in edit and admin")
+        assert rule not in rules_of("view")
+        assert _as(kube, config, "auth", "can-i", "create", "resourcequotas", "-n", namespace).returncode == 0
+        assert any("pods" in r["resources"] and "get" in r["verbs"] for r in rules_of("view"))
+    finally:
+        kube.kubectl("delete", "clusterrole", widgets)
+    until(lambda: rule not in rules_of("edit"), "the rule gone from edit with its role")
+    assert _as(kube, config, "auth", "can-i", "create", "resourcequotas", "-n", namespace).returncode != 0
+
+
 def test_resource_names_limit_a_rule_to_named_objects(kube: KubeHandle, namespace: str, bot: str) -> None:
     kube.kubectl("create", "configmap", "mine", "-n", namespace)
     kube.kubectl("create", "configmap", "theirs", "-n", namespace)
