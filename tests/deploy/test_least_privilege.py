@@ -10,7 +10,6 @@ image maps to our `dask-kube-operator` entry point, as the Dockerfile's ENTRYPOI
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,27 +26,15 @@ from dask_kube.localkube.pytest_plugin import run_kubectl
 from dask_kube.localkube.server import Denial
 from dask_kube.specs import make_cluster_spec
 from tests.deploy.render_module import load
+from tests.rbacdocs import documented_user_role
 from tests.waiting import until
 
 pytestmark = pytest.mark.localkube_only
 
 render = load()
-DOCS_RBAC = Path(__file__).resolve().parents[2] / "docs" / "rbac.md"
 OPERATOR_IMAGE = ImageMapping("ghcr.io/dask-kube/dask-kube-operator:*", entrypoint=("dask-kube-operator",))
 OPERATOR_NS = render.NAMESPACE
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def documented_user_role(namespace: str, account: str) -> list[dict[str, Any]]:
-    """The Role and RoleBinding from docs/rbac.md, moved to `namespace` and bound to ServiceAccount `account`."""
-    blocks = re.findall(r"```yaml\n(.*?)```", DOCS_RBAC.read_text(), flags=re.S)
-    docs = [d for block in blocks for d in yaml.safe_load_all(block) if d]
-    role = next(d for d in docs if d["kind"] == "Role")
-    binding = next(d for d in docs if d["kind"] == "RoleBinding")
-    for doc in (role, binding):
-        doc["metadata"]["namespace"] = namespace
-    binding["subjects"] = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
-    return [role, binding]
 
 
 def without(role: dict[str, Any], resource: str, verb: str) -> dict[str, Any]:
@@ -158,6 +145,34 @@ def test_operator_and_user_need_nothing_beyond_the_chart_and_the_documented_role
     assert denials_of(local, chart_operator) == []
     assert denials_of(local, user) == []
     assert not events(kubectl, ns, "Forbidden")
+
+
+def test_namespace_editors_and_viewers_get_the_dask_kinds_through_aggregation(
+        rbac_kube: tuple[ThreadedLocalKube, Kubectl], chart_operator: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's aggregated ClusterRoles: a ServiceAccount holding Kubernetes' own `edit` role in a namespace (a
+    RoleBinding, nothing Dask-specific) runs a KubeCluster there, with nothing refused; one holding `view` sees the
+    DaskCluster and may not scale it."""
+    local, kubectl = rbac_kube
+    ns = "editors"
+    kubectl("create", "namespace", ns)
+    for account, role in (("alice", "edit"), ("victor", "view")):
+        kubectl("create", "serviceaccount", account, "-n", ns)
+        kubectl("create", "rolebinding", f"{account}-{role}", f"--clusterrole={role}",
+                f"--serviceaccount={ns}:{account}", "-n", ns)
+    editor = f"system:serviceaccount:{ns}:alice"
+    viewer = str(local.service_account_kubeconfig(ns, "victor"))
+    monkeypatch.setenv("KUBECONFIG", str(local.service_account_kubeconfig(ns, "alice")))
+    with KubeCluster(name="ed", namespace=ns, n_workers=1, quiet=True) as cluster, Client(cluster) as client:
+        assert client.submit(sum, range(10)).result(timeout=60) == 45
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=90)
+        assert "scheduler" in " ".join(cluster.get_logs())
+        listed = kubectl("--kubeconfig", viewer, "get", "daskclusters", "-n", ns, "-o", "name")
+        assert listed.stdout.split() == ["daskcluster.kubernetes.dask.org/ed"]
+        refused = kubectl("--kubeconfig", viewer, "scale", "daskcluster", "ed", "--replicas=3", "-n", ns, check=False)
+        assert 'cannot patch resource "daskclusters/scale"' in refused.stderr, refused.stderr
+    until(lambda: get(kubectl, "daskcluster", "ed", "-n", ns) is None, "the DaskCluster to be deleted", within=60)
+    assert denials_of(local, editor) == []
 
 
 def act_as_user_without(rbac_kube: tuple[ThreadedLocalKube, Kubectl], monkeypatch: pytest.MonkeyPatch, ns: str,

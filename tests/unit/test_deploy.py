@@ -12,6 +12,7 @@ import yaml
 
 from dask_kube.operator import crd_schemas
 from tests.deploy.render_module import load
+from tests.rbacdocs import documented_user_role
 
 render = load()
 
@@ -60,10 +61,22 @@ def manifest_objects() -> list[dict[str, Any]]:
     return docs
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
 def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = [doc for doc in docs if doc["kind"] == kind]
     assert len(found) == 1, (kind, found)
     return found[0]
+
+
+def aggregated(doc: dict[str, Any]) -> bool:
+    return any(k.startswith(AGGREGATE) for k in doc["metadata"].get("labels") or {})
+
+
+def operator_role(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator's own ClusterRole (the others are aggregated into Kubernetes' user-facing roles)."""
+    return one([d for d in docs if not aggregated(d)], "ClusterRole")
 
 
 def helper_block(name: str) -> Any:
@@ -91,7 +104,7 @@ def test_no_stray_crd_copies() -> None:
 def test_manifests_parse_and_name_every_object() -> None:
     docs = manifest_objects()
     kinds = sorted(doc["kind"] for doc in docs)
-    assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+    assert kinds == sorted(["Namespace", "ServiceAccount", *["ClusterRole"] * 3, "ClusterRoleBinding", "Deployment",
                             *["CustomResourceDefinition"] * 4])
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
     for doc in docs:
@@ -112,8 +125,25 @@ def test_manifests_carry_no_helm_residue() -> None:
 
 
 def test_cluster_role_grants_exactly_the_operator_needs() -> None:
-    role = one(manifest_objects(), "ClusterRole")
+    role = operator_role(manifest_objects())
     assert rule_triples(role["rules"]) == OPERATOR_CLUSTER_RULES
+
+
+def test_edit_and_view_roles_aggregate_the_dask_kinds() -> None:
+    """Whoever holds admin or edit in a namespace may do everything KubeCluster does with the Dask kinds (the
+    Role documented for users), and kubectl scale; view may read them."""
+    roles = {doc["metadata"]["name"].rsplit("-", 1)[-1]: doc for doc in manifest_objects()
+             if doc["kind"] == "ClusterRole" and aggregated(doc)}
+    assert set(roles) == {"edit", "view"}
+    labels = {name: {k.removeprefix(AGGREGATE) for k in role["metadata"]["labels"] if k.startswith(AGGREGATE)}
+              for name, role in roles.items()}
+    assert labels == {"edit": {"admin", "edit"}, "view": {"view"}}
+    edit, view = rule_triples(roles["edit"]["rules"]), rule_triples(roles["view"]["rules"])
+    documented = documented_user_role("ns", "sa")[0]["rules"]
+    user = {t for t in rule_triples(documented) if t[0] == "kubernetes.dask.org"}
+    assert user <= edit and ("kubernetes.dask.org", "daskclusters/scale", "patch") in edit
+    assert {verb for _, _, verb in view} == {"get", "list", "watch"}
+    assert {resource for _, resource, _ in view} == {resource for _, resource, _ in edit}
 
 
 def test_namespaced_role_rules_are_the_namespaced_subset() -> None:
@@ -130,7 +160,7 @@ def test_bindings_point_at_the_service_account() -> None:
     account = one(docs, "ServiceAccount")["metadata"]
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": one(docs, "ClusterRole")["metadata"]["name"]}
+                                  "name": operator_role(docs)["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"],
                                     "namespace": account["namespace"]}]
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
@@ -172,7 +202,8 @@ def test_chart_metadata_and_image_follow_the_package_version() -> None:
 
 def test_values_defaults() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values["watchNamespaces"] == [] and values["rbac"] == {"create": True, "cluster": True}
+    assert values["watchNamespaces"] == [] and values["rbac"] == {"create": True, "cluster": True,
+                                                                  "aggregateToDefaultRoles": True}
     for key in ("extraEnv", "extraArgs", "tolerations", "volumes", "volumeMounts", "imagePullSecrets"):
         assert values[key] == [], key
     for key in ("nodeSelector", "affinity", "podAnnotations", "podLabels"):
