@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.render_module import load
-from tests.unit.test_deploy import OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACED_RULES, rule_triples
+from tests.unit.test_deploy import OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACED_RULES, aggregated, rule_triples
 
 render = load()
 ENGINE = render.engine_name()
@@ -20,11 +20,26 @@ pytestmark = pytest.mark.skipif(ENGINE is None, reason="no Helm engine (helm on 
 
 
 def rendered(values: dict[str, Any] | None = None, namespace: str = "ops") -> dict[str, dict[str, Any]]:
-    """{kind: object} of one render (each kind appears at most once in this chart)."""
-    objects = render.objects(render.render_chart(values, release="dk", namespace=namespace))
+    """{kind: object} of one render's operator objects (each kind appears once; the ClusterRoles aggregated into
+    Kubernetes' user-facing roles are left out: see aggregated_roles)."""
+    objects = [obj for obj in render.objects(render.render_chart(values, release="dk", namespace=namespace))
+               if not aggregated(obj)]
     by_kind = {obj["kind"]: obj for obj in objects}
     assert len(by_kind) == len(objects)
     return by_kind
+
+
+def aggregated_roles(values: dict[str, Any] | None = None) -> list[str]:
+    return sorted(obj["metadata"]["name"] for obj in render.objects(render.render_chart(values, release="dk",
+                                                                                         namespace="ops"))
+                  if aggregated(obj))
+
+
+def test_edit_and_view_roles_follow_the_rbac_values() -> None:
+    assert aggregated_roles() == ["dk-dask-kube-operator-edit", "dk-dask-kube-operator-view"]
+    assert aggregated_roles({"rbac": {"aggregateToDefaultRoles": False}}) == []
+    assert aggregated_roles({"rbac": {"cluster": False}}) == []  # cluster-scoped: not in single-namespace mode
+    assert aggregated_roles({"rbac": {"create": False}}) == []
 
 
 def container(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
