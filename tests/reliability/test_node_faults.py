@@ -14,10 +14,11 @@ held. The scheduler keeps Dask's defaults here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from distributed import Client
@@ -111,15 +112,46 @@ def _spread(kubectl: Kubectl, pool: str) -> list[str]:
     return by_node[CUT]
 
 
-def _under_way(client: Client, lost: list[str]) -> tuple[list[Any], Any, set[str]]:
-    """Start the slow squares and their sum; once 8 are done: the futures, the sum, and the keys held on `lost`."""
-    client.wait_for_workers(REPLICAS, timeout=60)
-    futures = _slow_squares(client)
-    total = client.submit(sum, futures)
-    until(lambda: sum(f.status == "finished" for f in futures) >= 8, "the computation to be under way", 60,
-          every=0.05)
-    held = {k for k, holders in client.who_has(futures).items() if any(w in lost for w in _names(client, holders))}
-    return futures, total, held
+class Cut(NamedTuple):
+    client: Client
+    lost: list[str]  # the worker pods on the cut node
+    futures: list[Any]  # the slow squares
+    total: Any  # their sum
+    held: set[str]  # keys that were held on the cut node
+    at: float  # time.monotonic() of the partition
+
+
+@contextlib.contextmanager
+def _partitioned_mid_computation(kubectl: Kubectl, namespace: str, local_kube: Any, pool: str) -> Iterator[Cut]:
+    """The cluster spread over both nodes computes the slow squares and their sum through a port-forward; once 8
+    are done, the node to cut is partitioned."""
+    lost = _spread(kubectl, pool)
+    forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
+    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+        client.wait_for_workers(REPLICAS, timeout=60)
+        futures = _slow_squares(client)
+        total = client.submit(sum, futures)
+        until(lambda: sum(f.status == "finished" for f in futures) >= 8, "the computation to be under way", 60,
+              every=0.05)
+        held = {k for k, holders in client.who_has(futures).items()
+                if any(w in lost for w in _names(client, holders))}
+        at = time.monotonic()
+        local_kube.call(local_kube.kube.nodes.set_ready, CUT, False, reachable=False)
+        yield Cut(client, lost, futures, total, held, at)
+
+
+def _right_result_on_the_live_workers(cut: Cut, live: list[dict[str, Any]]) -> tuple[float, list[str]]:
+    """The sum and every square are right (what the silent workers held was recomputed) and the scheduler ends
+    with exactly the live pods' workers: seconds from the partition to the result, and the live pods' names."""
+    client = cut.client
+    assert cut.total.result(timeout=90) == sum(i * i for i in range(TASKS))
+    assert client.gather(cut.futures) == [i * i for i in range(TASKS)]
+    result_after = time.monotonic() - cut.at
+    live_names = sorted(p["metadata"]["name"] for p in live)
+    until(lambda: sorted(_names(client, client.scheduler_info()["workers"])) == live_names,
+          "the scheduler to have exactly the live pods' workers", 60,
+          explain=lambda: str(sorted(_names(client, client.scheduler_info()["workers"]))))
+    return result_after, live_names
 
 
 def _live_workers(kubectl: Kubectl) -> list[dict[str, Any]]:
@@ -139,12 +171,8 @@ def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator
     started = time.monotonic()
     offset = operator.log_path.stat().st_size
     nodes = local_kube.kube.nodes
-    lost = _spread(kubectl, two_nodes)
-    forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
-    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
-        futures, total, held_on_cut = _under_way(client, lost)
-        partitioned_at = time.monotonic()
-        local_kube.call(nodes.set_ready, CUT, False, reachable=False)
+    with _partitioned_mid_computation(kubectl, namespace, local_kube, two_nodes) as cut:
+        client, lost, held_on_cut, partitioned_at = cut.client, cut.lost, cut.held, cut.at
 
         node = get(kubectl, "node", CUT)
         assert condition(node["status"], "Ready").get("status") == "Unknown"
@@ -164,13 +192,7 @@ def test_worker_node_partitioned_during_a_computation(kubectl: Kubectl, operator
         live = _live_workers(kubectl)
         assert not set(lost) & {p["metadata"]["name"] for p in live}
         # Dask's side: the result is right; what the silent workers held was recomputed.
-        assert total.result(timeout=90) == sum(i * i for i in range(TASKS))
-        assert client.gather(futures) == [i * i for i in range(TASKS)]
-        result_after = time.monotonic() - partitioned_at
-        live_names = sorted(p["metadata"]["name"] for p in live)
-        until(lambda: sorted(_names(client, client.scheduler_info()["workers"])) == live_names,
-              "the scheduler to have exactly the live pods' workers", 60,
-              explain=lambda: str(sorted(_names(client, client.scheduler_info()["workers"]))))
+        result_after, live_names = _right_result_on_the_live_workers(cut, live)
         # Honest partition: nobody can finish the evicted pods while their node is unreachable.
         stuck = sorted(p["metadata"]["name"] for p in worker_pods(kubectl, "split", include_deleting=True)
                        if p["metadata"].get("deletionTimestamp"))
@@ -217,27 +239,17 @@ def test_worker_pods_force_deleted_on_a_partitioned_node(kubectl: Kubectl, opera
     started = time.monotonic()
     offset = operator.log_path.stat().st_size
     nodes = local_kube.kube.nodes
-    lost = _spread(kubectl, two_nodes)
-    forward = Pod.get("split-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
-    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
-        futures, total, held_on_cut = _under_way(client, lost)
-        partitioned_at = time.monotonic()
-        local_kube.call(nodes.set_ready, CUT, False, reachable=False)
+    with _partitioned_mid_computation(kubectl, namespace, local_kube, two_nodes) as cut:
+        client, lost, held_on_cut = cut.client, cut.lost, cut.held
         kubectl("delete", "pod", *lost, "--force", "--grace-period=0")
         assert not [n for n in lost if get(kubectl, "pod", n)], "force-deleted pods are gone at once"
         assert set(lost) <= set(_names(client, client.scheduler_info()["workers"])), "yet still connected"
 
         live = _live_workers(kubectl)
         assert not set(lost) & {p["metadata"]["name"] for p in live}
-        assert total.result(timeout=90) == sum(i * i for i in range(TASKS))
-        assert client.gather(futures) == [i * i for i in range(TASKS)]
-        result_after = time.monotonic() - partitioned_at
+        result_after, live_names = _right_result_on_the_live_workers(cut, live)
         removed = " ".join(e["message"] for e in _events(kubectl, "WorkersLost"))
         assert all(n in removed for n in lost) and "force-deleted" in removed, removed
-        live_names = sorted(p["metadata"]["name"] for p in live)
-        until(lambda: sorted(_names(client, client.scheduler_info()["workers"])) == live_names,
-              "the scheduler to have exactly the live pods' workers", 60,
-              explain=lambda: str(sorted(_names(client, client.scheduler_info()["workers"]))))
 
         # Healing: the kubelet learns that the pods are gone and stops what is left of them.
         local_kube.call(nodes.set_ready, CUT, True)
