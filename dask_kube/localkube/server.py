@@ -241,6 +241,12 @@ class ApiServer:
         if cut is not None and cut.matches(request):
             await cut.hold()
 
+    async def _send_event(self, request: web.Request, resp: web.StreamResponse, event_type: str,
+                          obj: dict[str, Any]) -> None:
+        """One line of a watch stream, held while its client is cut off."""
+        await self._through_cut(request)
+        await resp.write(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
+
     def _authorize(self, request: web.Request) -> rbac.User:
         """The request's user, if it may do what it asks; else 401 or 403. The one check every request passes."""
         headers = request.headers
@@ -519,14 +525,11 @@ class ApiServer:
                 for _ in range(initial):
                     item = watcher.queue.get_nowait()
                     if item is not None:
-                        await self._through_cut(request)
-                        await resp.write(json.dumps({"type": item[0], "object": core._served(kind, item[1])})
-                                         .encode() + b"\n")
+                        await self._send_event(request, resp, item[0], core._served(kind, item[1]))
                 mark = {"kind": kind.kind, "apiVersion": kind.api_version,
                         "metadata": {"resourceVersion": str(snapshot_rv),
                                      "annotations": {"k8s.io/initial-events-end": "true"}}}
-                await self._through_cut(request)
-                await resp.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
+                await self._send_event(request, resp, "BOOKMARK", mark)
             while True:
                 wait = 1.0
                 if deadline is not None:
@@ -542,16 +545,14 @@ class ApiServer:
                         last_bookmark = time.monotonic()
                         mark = {"kind": kind.kind, "apiVersion": kind.api_version,
                                 "metadata": {"resourceVersion": str(core.store.revision)}}
-                        await self._through_cut(request)
-                        await resp.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
+                        await self._send_event(request, resp, "BOOKMARK", mark)
                     continue
                 if item is None:
                     break
                 event_type, obj = item
                 obj = core._served(kind, obj)
                 payload: dict[str, Any] = self._table(kind, [obj]) if table else obj
-                await self._through_cut(request)
-                await resp.write(json.dumps({"type": event_type, "object": payload}).encode() + b"\n")
+                await self._send_event(request, resp, event_type, payload)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
