@@ -8,21 +8,25 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test lint unit demo bench docs clean
 
-$(STAMP): pyproject.toml
+# dask_kube and LocalKube (./localkube, a distribution of its own), both editable from this repository.
+$(STAMP): pyproject.toml localkube/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,docs]'
+	$(PY) -m pip install --quiet -e './localkube[test]' -e '.[test,docs,local]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dask_kube tests bench deploy examples
+	$(VENV)/bin/ruff check dask_kube tests bench deploy examples localkube
 
 unit: $(STAMP)
+	cd localkube && ../$(PY) -m pytest tests/unit -q
 	$(PY) -m pytest tests/unit -q
 
+# LocalKube's own suite (run from its folder, as its developers would), then dask_kube's.
 test: lint
+	cd localkube && ../$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)

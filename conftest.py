@@ -1,1 +1,1 @@
-"""Root conftest: the test tiers and the LocalKube plugin are wired in tests/conftest.py."""
+"""Root conftest: the test tiers are wired in tests/conftest.py; LocalKube's pytest plugin loads by its entry point."""

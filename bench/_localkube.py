@@ -11,9 +11,9 @@ import yaml
 
 
 def start_localkube(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, str]:
-    """Start `python -m dask_kube.localkube`; return the process, its kubeconfig and its URL once it answers."""
+    """Start `python -m localkube`; return the process, its kubeconfig and its URL once it answers."""
     kubeconfig = tmp / "k.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "dask_kube.localkube", "--kubeconfig", str(kubeconfig)],
+    proc = subprocess.Popen([sys.executable, "-m", "localkube", "--kubeconfig", str(kubeconfig)],
                             stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not kubeconfig.exists():  # written only once the server answers

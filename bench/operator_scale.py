@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from localkube.cluster import LocalKube, ThreadedLocalKube
 
 from dask_kube import specs
-from dask_kube.localkube.cluster import LocalKube, ThreadedLocalKube
 
 CRDS = Path(__file__).parents[1] / "dask_kube" / "operator" / "crds"
 SIMULATE = {"localkube.dask.org/simulate": "true"}

@@ -1,6 +1,7 @@
 """`dask kube local up|down`: a LocalKube, the CRDs and the operator, running in the background.
 
-`up` starts two detached processes (`python -m dask_kube.localkube` and `python -m dask_kube.operator`), each in a
+`up` starts two detached processes (the `localkube` command, from the `dask-kube[local]` extra, and
+`python -m dask_kube.operator`), each in a
 session of its own so that closing the terminal or pressing Ctrl+C in it does not stop them, and records them in
 `STATE_DIR/local.json`; `down` stops both (operator first) with SIGTERM, and LocalKube stops every pod process.
 Their logs are `STATE_DIR/localkube.log` and `STATE_DIR/operator.log`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,21 +50,25 @@ class LocalProcesses:
         return {"operator": self.operator_pid, "localkube": self.localkube_pid}
 
 
+# What each recorded process's command line contains: a recycled pid running something else is not ours.
+COMMAND_MARKS = {"operator": b"dask_kube.operator", "localkube": b"localkube"}
+
+
 def pidfile(state_dir: Path) -> Path:
     return state_dir / "local.json"
 
 
-def alive(pid: int) -> bool:
-    """The process runs and is one of ours (a recycled pid running something else is not)."""
+def alive(pid: int, mark: bytes) -> bool:
+    """The process runs and its command line contains `mark` (a recycled pid running something else is not ours)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         if Path("/proc/self").exists():
             return False
-        cmdline = b"dask_kube"  # no /proc (macOS): trust the pid
+        cmdline = mark  # no /proc (macOS): trust the pid
     except OSError:
-        cmdline = b"dask_kube"
-    if b"dask_kube" not in cmdline:
+        cmdline = mark
+    if mark not in cmdline:
         return False
     try:
         os.kill(pid, 0)
@@ -88,6 +94,16 @@ def read_state(state_dir: Path) -> LocalProcesses | None:
         return None
     except (ValueError, KeyError, TypeError) as err:
         raise LocalKubeError(f"{path} is not a dask-kube pidfile ({err}); remove it if nothing runs") from None
+
+
+def localkube_command() -> list[str]:
+    """The `localkube` command of this environment (the `dask-kube[local]` extra installs it), else on PATH."""
+    script = Path(sys.executable).with_name("localkube")
+    found = str(script) if script.exists() else shutil.which("localkube")
+    if found is None:
+        raise LocalKubeError("`dask kube local` runs LocalKube, which is not installed here: "
+                             "pip install 'dask-kube[local]'")
+    return [found]
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -127,7 +143,7 @@ def up(state_dir: Path, install_crds: Callable[[Path], None], kubeconfig: Path |
         raise LocalKubeError(f"cannot create the state directory {state_dir}: {err.strerror}") from None
     current = read_state(state_dir)
     if current is not None:
-        running = [what for what, pid in current.pids.items() if alive(pid)]
+        running = [what for what, pid in current.pids.items() if alive(pid, COMMAND_MARKS[what])]
         if running:
             raise LocalKubeError(f"a local Kubernetes already runs from {state_dir} ({' and '.join(running)}; "
                                  f"KUBECONFIG={current.kubeconfig}). Stop it first with `dask kube local down"
@@ -141,24 +157,24 @@ def up(state_dir: Path, install_crds: Callable[[Path], None], kubeconfig: Path |
         raise LocalKubeError(f"cannot write the kubeconfig {kubeconfig}: {err.strerror}") from None
     env = dict(os.environ, KUBECONFIG=str(kubeconfig))
     kube_log, operator_log = state_dir / "localkube.log", state_dir / "operator.log"
-    args = [sys.executable, "-m", "dask_kube.localkube", "--kubeconfig", str(kubeconfig)]
+    args = [*localkube_command(), "--kubeconfig", str(kubeconfig)]
     if simulate_pods:
         args.append("--simulate-pods")
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         kube = _spawn(args, kube_log, env)
-        started.append(kube)
+        started.append(("localkube", kube))
         _wait(kubeconfig.exists, kube, "LocalKube", kube_log, within)
         install_crds(kubeconfig)
         operator_log.write_bytes(b"")
         operator = _spawn([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose"],
                           operator_log, env)
-        started.append(operator)
+        started.append(("operator", operator))
         _wait(lambda: b"operator started" in operator_log.read_bytes(), operator, "the operator", operator_log,
               within)
     except BaseException:
-        for proc in reversed(started):
-            _stop_pid(proc.pid, STOP_TIMEOUT)
+        for what, proc in reversed(started):
+            _stop_pid(proc.pid, COMMAND_MARKS[what], STOP_TIMEOUT)
         raise
     state = LocalProcesses(state_dir, kubeconfig, kube.pid, operator.pid)
     pidfile(state_dir).write_text(json.dumps({"kubeconfig": str(kubeconfig), "localkube_pid": kube.pid,
@@ -166,13 +182,13 @@ def up(state_dir: Path, install_crds: Callable[[Path], None], kubeconfig: Path |
     return state
 
 
-def _stop_pid(pid: int, within: float) -> bool:
+def _stop_pid(pid: int, mark: bytes, within: float) -> bool:
     """SIGTERM, then SIGKILL after `within` seconds. True if it was running."""
-    if not alive(pid):
+    if not alive(pid, mark):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + within
-    while alive(pid):
+    while alive(pid, mark):
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 5
@@ -187,6 +203,6 @@ def down(state_dir: Path, within: float = STOP_TIMEOUT) -> list[str]:
     if state is None:
         raise LocalKubeError(f"no local Kubernetes was started from {state_dir} (no {pidfile(state_dir).name}); "
                              "start one with `dask kube local up`.")
-    stopped = [what for what, pid in state.pids.items() if _stop_pid(pid, within)]
+    stopped = [what for what, pid in state.pids.items() if _stop_pid(pid, COMMAND_MARKS[what], within)]
     pidfile(state_dir).unlink(missing_ok=True)
     return stopped

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dask_kube.localkube.cluster import LocalKube
-from dask_kube.localkube.pytest_plugin import run_kubectl
+from localkube.cluster import LocalKube
+from localkube.pytest_plugin import run_kubectl
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = ROOT / "dask_kube" / "operator" / "crds"

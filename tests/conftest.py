@@ -1,4 +1,5 @@
-"""Test tiers: tests/unit needs no server; the rest use the session LocalKube (dask_kube.localkube.pytest_plugin).
+"""Test tiers: tests/unit needs no server; the rest use the session cluster of LocalKube's pytest plugin
+(`localkube.pytest_plugin`, loaded by its entry point: `--kube=local|existing|kind`).
 
 The `operator` fixture installs the CRDs and runs the real operator as a subprocess (`python -m
 dask_kube.operator --all-namespaces`), as users run it; tests that need it restarted or killed use its
@@ -17,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-pytest_plugins = ["dask_kube.localkube.pytest_plugin"]
 
 CRDS = Path(__file__).parents[1] / "dask_kube" / "operator" / "crds"
 

@@ -37,10 +37,10 @@ import idle
 import scaling
 import simulated
 from common import REPO, Kube, Tool, dk_image_mapping, dk_tool, ours_tool, tool_versions
+from localkube.cluster import LocalKube
 from report import Row, markdown_table, text_table
 
 import docs
-from dask_kube.localkube.cluster import LocalKube
 
 SCENARIOS = {"1": cold_start, "2": scaling, "3": simulated, "4": daskjob, "5": forward, "6": idle}
 

@@ -25,9 +25,8 @@ from typing import Any
 import aiohttp
 import psutil
 import yaml
-
-from dask_kube.localkube.cluster import ThreadedLocalKube
-from dask_kube.localkube.images import ImageMapping
+from localkube.cluster import ThreadedLocalKube
+from localkube.node.images import ImageMapping
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 from distributed import Client
+from localkube.cluster import LocalKube, ThreadedLocalKube
+from localkube.node.images import ImageMapping
 
 from dask_kube import naming
 from dask_kube.classic import KubeCluster
-from dask_kube.localkube.cluster import LocalKube, ThreadedLocalKube
-from dask_kube.localkube.images import ImageMapping
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from dask_kube.cli import main
-from tests import waiting
+from localkube import testing
 
 SCRIPT = Path(sys.executable).with_name("dask-kube")
 
@@ -47,5 +47,5 @@ def spawn(*args: str, kubeconfig: Path | None = None) -> subprocess.Popen[str]:
 
 def until(predicate: Callable[[], Any], what: str, within: float = 60, explain: Callable[[], str] | None = None
           ) -> Any:
-    """tests.waiting.until with the CLI tests' default of a minute."""
-    return waiting.until(predicate, what, within=within, explain=explain)
+    """localkube.testing.until with the CLI tests' default of a minute."""
+    return testing.until(predicate, what, within=within, explain=explain)

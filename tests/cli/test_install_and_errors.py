@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from localkube.cluster import LocalKube, ThreadedLocalKube
 
 from dask_kube import discovery
-from dask_kube.localkube.cluster import LocalKube, ThreadedLocalKube
 
 from .helpers import ok, run
 

@@ -21,6 +21,10 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _alive(what: str, pid: int) -> bool:
+    return cli_local.alive(pid, cli_local.COMMAND_MARKS[what])
+
+
 def test_local_up_then_down(tmp_path: Path) -> None:
     state = tmp_path / "state"
     kubeconfig = tmp_path / "kc" / "config.yaml"
@@ -29,8 +33,8 @@ def test_local_up_then_down(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stderr
         assert f"export KUBECONFIG={kubeconfig}" in up.stdout
         record = json.loads((state / "local.json").read_text())
-        pids = (record["localkube_pid"], record["operator_pid"])
-        assert record["kubeconfig"] == str(kubeconfig) and all(cli_local.alive(pid) for pid in pids)
+        pids = {"localkube": record["localkube_pid"], "operator": record["operator_pid"]}
+        assert record["kubeconfig"] == str(kubeconfig) and all(_alive(what, pid) for what, pid in pids.items())
 
         # the CRDs are installed and the operator reconciles: a cluster reaches a phase (pods are simulated)
         assert "No DaskClusters found" in ok("list", kubeconfig=kubeconfig)
@@ -48,7 +52,7 @@ def test_local_up_then_down(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stderr
         assert down.stdout.strip() == "Stopped operator and localkube."
         assert not (state / "local.json").exists()
-        until(lambda: not any(cli_local.alive(pid) for pid in pids), "both processes gone", within=30)
+        until(lambda: not any(_alive(what, pid) for what, pid in pids.items()), "both processes gone", within=30)
         assert (state / "localkube.log").exists() and (state / "operator.log").exists()
     finally:
         if (state / "local.json").exists():
@@ -82,7 +86,7 @@ def test_local_up_stops_what_it_started_when_the_operator_fails(tmp_path: Path) 
     with pytest.raises(cli_local.LocalKubeError, match="no CRDs today"):
         cli_local.up(state, failing_install)
     assert started and not (state / "local.json").exists()
-    until(lambda: not any(cli_local.alive(pid) for pid in started), "LocalKube stopped", within=30)
+    until(lambda: not any(_alive("localkube", pid) for pid in started), "LocalKube stopped", within=30)
 
 
 def _localkube_pids(state: Path) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.waiting import async_until, until
+from localkube.testing import async_until, until
 
 
 def wait_until(predicate: Callable[[], Any], within: float = 30, what: str = "condition") -> Any:

@@ -13,6 +13,8 @@ import kr8s
 import pytest
 import yaml
 from distributed import Client
+from localkube.cluster import LocalKube
+from localkube.pytest_plugin import run_kubectl
 
 from dask_kube import (
     CRDsNotInstalledError,
@@ -22,8 +24,6 @@ from dask_kube import (
     SpecError,
     make_cluster_spec,
 )
-from dask_kube.localkube.cluster import LocalKube
-from dask_kube.localkube.pytest_plugin import run_kubectl
 
 from ..conftest import CRDS
 

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 import yaml
 from distributed import Client
+from localkube.testing import until
 
 from dask_kube import KubeCluster
-from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 

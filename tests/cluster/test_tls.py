@@ -7,10 +7,10 @@ import json
 import pytest
 import yaml
 from distributed import Client
+from localkube.testing import until
 
 from dask_kube import KubeCluster, naming, specs
 from dask_kube.errors import SpecError
-from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from localkube.testing import until
 
 from dask_kube import KubeCluster
-from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 

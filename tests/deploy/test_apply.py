@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from localkube.pytest_plugin import KubeHandle
 
-from dask_kube.localkube.pytest_plugin import KubeHandle
 from tests.deploy.render_module import load
 
 render = load()

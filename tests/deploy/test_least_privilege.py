@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 import yaml
 from distributed import Client
+from localkube.apiserver.server import Denial
+from localkube.cluster import LocalKube, ThreadedLocalKube
+from localkube.node.images import ImageMapping
+from localkube.pytest_plugin import run_kubectl
+from localkube.testing import until
 
 from dask_kube import KubeCluster
-from dask_kube.localkube.cluster import LocalKube, ThreadedLocalKube
-from dask_kube.localkube.images import ImageMapping
-from dask_kube.localkube.pytest_plugin import run_kubectl
-from dask_kube.localkube.server import Denial
 from dask_kube.specs import make_cluster_spec
 from tests.deploy.render_module import load
 from tests.rbacdocs import documented_user_role
-from tests.waiting import until
 
 pytestmark = pytest.mark.localkube_only
 

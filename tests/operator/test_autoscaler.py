@@ -14,11 +14,10 @@ import pytest
 import yaml
 from distributed import Client, wait
 from kr8s.objects import Pod
+from localkube.testing import free_port, until
 
 from dask_kube import naming, specs
 from dask_kube.naming import ConditionType, Reason
-from tests.net import free_port
-from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]

@@ -10,11 +10,10 @@ import pytest
 import yaml
 from distributed import Client
 from kr8s.objects import Pod
+from localkube.testing import free_port, until
 
 from dask_kube import naming
-from tests.net import free_port
 from tests.paths import EXAMPLE_MANIFESTS
-from tests.waiting import until
 
 SHARED = EXAMPLE_MANIFESTS
 pytestmark = pytest.mark.e2e
@@ -200,7 +199,7 @@ def test_invalid_specs_end_in_error_with_the_reason(kubectl, operator, mutate, f
 @pytest.mark.localkube_only
 def test_rapids_manifest_unschedulable_without_gpus_then_scheduled_on_a_gpu_node(  # type: ignore[no-untyped-def]
         kubectl, operator, local_kube) -> None:
-    from dask_kube.localkube.controllers.nodes import NodeConfig
+    from localkube.controllers.nodes import NodeConfig
 
     kubectl("apply", "-f", str(SHARED / "rapids-dask-cluster.yaml"))
 

@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 import yaml
 from distributed import Client, Event
+from localkube.cluster import LocalKube
+from localkube.node.images import ImageMapping
+from localkube.pytest_plugin import run_kubectl
+from localkube.testing import until
 
 from dask_kube import naming, specs
-from dask_kube.localkube.cluster import LocalKube
-from dask_kube.localkube.images import ImageMapping
-from dask_kube.localkube.pytest_plugin import run_kubectl
 from dask_kube.naming import JobStatus, Reason
 from tests.conftest import CRDS, OperatorProcess
 from tests.paths import EXAMPLE_MANIFESTS
-from tests.waiting import until
 
 SHARED = EXAMPLE_MANIFESTS
 pytestmark = pytest.mark.e2e

@@ -11,12 +11,11 @@ import yaml
 from distributed import Client
 from distributed.security import Security
 from kr8s.objects import Pod
+from localkube.testing import free_port, until
 
 from dask_kube import naming, specs, tls
-from tests.net import free_port
 from tests.paths import EXAMPLE_MANIFESTS
 from tests.tlsprobe import refusal_without_client_cert
-from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 NAME = "tls-dask-cluster"  # examples/manifests/tls-dask-cluster.yaml

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from dask_kube import naming, specs
-from tests import waiting
+from localkube import testing
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 SIMULATE = {"localkube.dask.org/simulate": "true"}
@@ -40,8 +40,8 @@ def record(test: str, case: str, *, kind: str = "fault", injected: str, survived
 
 def until(predicate: Callable[[], Any], what: str, timeout: float = 60,
           explain: Callable[[], str] | None = None, every: float = 0.2) -> Any:
-    """tests.waiting.until with this suite's defaults (a minute, polled every 0.2 s)."""
-    return waiting.until(predicate, what, within=timeout, interval=every, explain=explain)
+    """localkube.testing.until with this suite's defaults (a minute, polled every 0.2 s)."""
+    return testing.until(predicate, what, within=timeout, interval=every, explain=explain)
 
 
 def get(kubectl: Kubectl, kind: str, name: str) -> dict[str, Any]:

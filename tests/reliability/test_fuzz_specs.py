@@ -34,10 +34,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kr8s.objects import new_class
+from localkube.cluster import LocalKube, ThreadedLocalKube
+from localkube.pytest_plugin import run_kubectl
 
 from dask_kube import naming, specs
-from dask_kube.localkube.cluster import LocalKube, ThreadedLocalKube
-from dask_kube.localkube.pytest_plugin import run_kubectl
 from tests.conftest import CRDS, OperatorProcess
 from tests.reliability import SIMULATE, record, tracebacks, until
 

@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 import pytest
 from distributed import Client
 from kr8s.objects import Pod
+from localkube.controllers.nodes import UNREACHABLE_TAINT, NodeConfig
+from localkube.testing import free_port
 
-from dask_kube.localkube.controllers.nodes import UNREACHABLE_TAINT, NodeConfig
-from tests.net import free_port
 from tests.reliability import (
     Kubectl,
     apply,

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dask_kube.localkube.api import POD_KEY
-from dask_kube.localkube.cluster import LocalKube
-from dask_kube.localkube.controllers.nodes import NOT_READY_TAINT, UNREACHABLE_TAINT, NodeConfig
-from tests.waiting import async_until
+from localkube.apiserver.core import POD_KEY
+from localkube.cluster import LocalKube
+from localkube.controllers.nodes import NOT_READY_TAINT, UNREACHABLE_TAINT, NodeConfig
+from localkube.testing import async_until
 
 # An HTTP server probed by HTTP: frozen, it accepts connections (the kernel does) but never answers them.
 SERVER = ["python", "-m", "http.server", "8080"]

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from distributed import Client
 from kr8s.objects import Pod
+from localkube.testing import free_port
 
 from dask_kube import KubeCluster, naming
 from dask_kube.naming import JobStatus
-from tests.net import free_port
 from tests.reliability import (
     Kubectl,
     apply,

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from distributed import Client, wait
 from kr8s.objects import Pod
+from localkube.testing import free_port
 
-from tests.net import free_port
 from tests.reliability import (
     Kubectl,
     apply,

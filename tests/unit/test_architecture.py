@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -34,18 +35,48 @@ def _files(*parts: str) -> list[Path]:
     return sorted(root.rglob("*.py")) if root.is_dir() else [root.with_suffix(".py")]
 
 
-PRODUCT = [p for p in _files() if "localkube" not in p.parts]
+PRODUCT = _files()
+LOCALKUBE = Path(__file__).parents[2] / "localkube"
+
+
+def _localkube_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module)
+    return out
 
 
 @pytest.mark.parametrize("path", PRODUCT, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_product_never_imports_localkube(path: Path) -> None:
-    assert not any(m.startswith("dask_kube.localkube") for m in _imports(path))
+    assert not any(m == "localkube" or m.startswith("localkube.") for m in _imports(path))
 
 
-@pytest.mark.parametrize("path", _files("localkube"), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_localkube_imports_nothing_from_the_product(path: Path) -> None:
-    product = {m for m in _imports(path) if m.startswith("dask_kube") and not m.startswith("dask_kube.localkube")}
-    assert product == set()
+def test_product_holds_no_emulator_code() -> None:
+    assert not (PACKAGE / "localkube").exists()
+    assert all("localkube" not in p.stem for p in PRODUCT if p.name != "cli_local.py")
+
+
+@pytest.mark.parametrize("path", sorted((LOCALKUBE / "localkube").rglob("*.py")) + sorted(
+    (LOCALKUBE / "tests").rglob("*.py")), ids=lambda p: str(p.relative_to(LOCALKUBE)))
+def test_localkube_imports_nothing_of_dask(path: Path) -> None:
+    """LocalKube stands alone: neither its code nor its own tests import the product, dask or distributed."""
+    roots = {m.split(".")[0] for m in _localkube_imports(path)}
+    assert not roots & {"dask_kube", "dask", "distributed"}
+
+
+def test_localkube_is_an_extra_not_a_dependency() -> None:
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    assert not any(dep.startswith("localkube") for dep in project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert any(dep.startswith("localkube") for dep in extras["local"])
+    assert any(dep.startswith("localkube[test]") for dep in extras["test"])
+    own = tomllib.loads((LOCALKUBE / "pyproject.toml").read_text())["project"]
+    assert not any(dep.split("[")[0].split(">")[0].split("<")[0].strip() in {"dask", "distributed", "dask-kube"}
+                   for dep in own["dependencies"] + own["optional-dependencies"]["test"])
 
 
 @pytest.mark.parametrize("name", ["specs", "naming", "validation", "errors"])

@@ -9,10 +9,10 @@ import logging
 import httpx
 import kr8s
 import pytest
+from localkube.testing import async_until
 
 from dask_kube.operator.kube import denied_message, outage_message
 from dask_kube.operator.loops import Loops
-from tests.waiting import async_until
 
 KEY = ("daskclusters", "ns", "c")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from localkube.apiserver import schema
 
 from dask_kube import naming, specs
-from dask_kube.localkube import schema
 from dask_kube.operator import crd_schemas
 from tests.paths import EXAMPLE_MANIFESTS
 

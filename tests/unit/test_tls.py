@@ -16,11 +16,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store, VerificationError
 from distributed.comm import connect, listen
 from distributed.security import Security
+from localkube.apiserver import schema
 
 from dask_kube import KubeCluster, naming, specs, tls
 from dask_kube.cluster import options
 from dask_kube.errors import SpecError
-from dask_kube.localkube import schema
 from dask_kube.operator import crd_schemas
 from tests.tlsprobe import refusal_without_client_cert
 

@@ -1,0 +1,190 @@
+"""Defaults the real API server fills into built-in objects.
+
+Clients read them back (kubectl describe shows `restartPolicy`, kr8s reads `terminationGracePeriodSeconds`,
+the kubelet needs probe timings), so they must be present exactly as on a real cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from localkube.apiserver.kinds import Kind
+
+Obj = dict[str, Any]
+
+_PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+]
+
+
+def _image_pull_policy(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    if "@" in name:
+        return "IfNotPresent"
+    tag = name.split(":", 1)[1] if ":" in name else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def _container(c: Obj) -> None:
+    if isinstance(c.get("image"), str):
+        c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    c.setdefault("resources", {})
+    for port in c.get("ports") or ():
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+    for probe_name in ("readinessProbe", "livenessProbe", "startupProbe"):
+        probe = c.get(probe_name)
+        if isinstance(probe, dict):
+            for key, value in _PROBE_DEFAULTS.items():
+                probe.setdefault(key, value)
+            if isinstance(probe.get("httpGet"), dict):
+                probe["httpGet"].setdefault("scheme", "HTTP")
+                probe["httpGet"].setdefault("path", "/")
+    for env in c.get("env") or ():
+        if isinstance(env, dict) and isinstance(env.get("valueFrom"), dict):
+            field_ref = env["valueFrom"].get("fieldRef")
+            if isinstance(field_ref, dict):
+                field_ref.setdefault("apiVersion", "v1")
+
+
+def pod_spec(spec: Obj) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    for group in ("containers", "initContainers", "ephemeralContainers"):
+        for c in spec.get(group) or ():
+            if isinstance(c, dict):
+                _container(c)
+
+
+def _qos_class(spec: Obj) -> str:
+    containers = [c for c in spec.get("containers") or () if isinstance(c, dict)]
+    requests = [(c.get("resources") or {}).get("requests") or {} for c in containers]
+    limits = [(c.get("resources") or {}).get("limits") or {} for c in containers]
+    if not any(requests) and not any(limits):
+        return "BestEffort"
+    guaranteed = all(
+        lim.get("cpu") and lim.get("memory") and all(req.get(r, lim.get(r)) == lim.get(r) for r in ("cpu", "memory"))
+        for req, lim in zip(requests, limits, strict=True)
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _pod(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    pod_spec(spec)
+    if old is None:
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        tolerations = spec.setdefault("tolerations", [])
+        if isinstance(tolerations, list):
+            present = {t.get("key") for t in tolerations if isinstance(t, dict)}
+            tolerations.extend(dict(t) for t in _TOLERATIONS if t["key"] not in present)
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+
+
+def _template(obj: Obj) -> None:
+    template = (obj.get("spec") or {}).get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod_spec(template["spec"])
+
+
+def _deployment(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxSurge", "25%")
+        rolling.setdefault("maxUnavailable", "25%")
+    _template(obj)
+
+
+def _replicaset(obj: Obj, old: Obj | None) -> None:
+    obj.setdefault("spec", {}).setdefault("replicas", 1)
+    _template(obj)
+
+
+def _statefulset(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+    _template(obj)
+
+
+def _job(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    _template(obj)
+
+
+def _service(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec["type"] != "ExternalName":
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    for port in spec.get("ports") or ():
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+    if old is None:
+        obj["status"] = {"loadBalancer": {}}
+
+
+def _namespace(obj: Obj, old: Obj | None) -> None:
+    if old is None:
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj["status"] = {"phase": "Active"}
+    labels = obj["metadata"].setdefault("labels", {})
+    if isinstance(labels, dict):
+        labels["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
+
+
+def _secret(obj: Obj, old: Obj | None) -> None:
+    obj.setdefault("type", "Opaque")
+
+
+_DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Obj | None], None]] = {
+    ("", "pods"): _pod,
+    ("", "services"): _service,
+    ("", "namespaces"): _namespace,
+    ("", "secrets"): _secret,
+    ("apps", "deployments"): _deployment,
+    ("apps", "replicasets"): _replicaset,
+    ("apps", "statefulsets"): _statefulset,
+    ("batch", "jobs"): _job,
+}
+
+
+def apply(kind: Kind, obj: Obj, old: Obj | None) -> None:
+    """Fill the server-side defaults of a built-in kind into `obj` (in place; `obj` is a private copy)."""
+    defaulter = _DEFAULTERS.get(kind.key)
+    if defaulter is not None and isinstance(obj.get("spec", {}), dict):
+        defaulter(obj, old)

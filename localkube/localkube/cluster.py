@@ -1,0 +1,379 @@
+"""`LocalKube`: the store, the API server, the controllers and the kubelet, started and stopped as one.
+
+Use it in-process as an async context manager, or on a background thread (`LocalKube.in_thread()`) so that
+blocking client code in the same process (a sync `KubeCluster`, a `KopfRunner`) never stalls the server.
+
+It listens twice on 127.0.0.1: plain HTTP (`url`, in the admin kubeconfig; requests without credentials are the
+admin) and HTTPS (`tls_url`), where kubectl sends bearer tokens, so that ServiceAccount kubeconfigs
+(`service_account_kubeconfig`, and the one the kubelet gives each pod) are subject to RBAC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from localkube.apiserver import certs, rbac, serviceaccounts
+from localkube.apiserver.authn import ADMIN_TOKEN, DEFAULT_EXPIRATION, SERVICE_ACCOUNT_KEY, Authenticator
+from localkube.apiserver.core import ApiCore
+from localkube.apiserver.server import ApiServer, ClientCut, Denial, FaultRule
+from localkube.apiserver.store import Store
+from localkube.controllers.aggregation import ClusterRoleAggregator
+from localkube.controllers.base import Controller
+from localkube.controllers.garbage import GarbageCollector
+from localkube.controllers.namespaces import NamespaceController
+from localkube.controllers.nodes import NodeConfig, NodeController
+from localkube.controllers.scheduler import Scheduler
+from localkube.controllers.serviceaccounts import DefaultServiceAccountController
+from localkube.controllers.workloads import DeploymentController, ReplicaSetController
+from localkube.node.images import ImageMapping
+from localkube.node.kubelet import Kubelet
+from localkube.node.network import Network
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATE_FILE = "state.json"
+POD_KUBECONFIG = "kubeconfig"
+# The kubelet does not rotate pod tokens; kube-apiserver likewise extends kubelet-requested tokens to a year.
+POD_TOKEN_SECONDS = 365 * 24 * 3600
+
+
+def kubeconfig_document(url: str, namespace: str = "default", *, token: str = ADMIN_TOKEN,
+                        ca_pem: bytes | None = None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "localkube", "cluster": cluster}],
+        "users": [{"name": "localkube", "user": {"token": token}}],
+        "contexts": [{"name": "localkube", "context": {"cluster": "localkube", "user": "localkube",
+                                                       "namespace": namespace}}],
+        "current-context": "localkube",
+        "preferences": {},
+    }
+
+
+class LocalKube:
+    """A Kubernetes API server on 127.0.0.1 whose pods run as local processes.
+
+    `kubeconfig` is written once the server answers. `state_dir` keeps the objects, the token signing key and the
+    HTTPS certificates across restarts.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: str | Path | None = None,
+        *,
+        port: int = 0,
+        tls_port: int = 0,
+        state_dir: str | Path | None = None,
+        run_pods: bool = True,
+        simulate_pods: bool = False,
+        nodes: Sequence[NodeConfig] | None = None,
+        image_map: Sequence[ImageMapping] = (),
+        network_block: int | None = None,
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="localkube-")
+            state_dir = self._tmp.name
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = Path(kubeconfig) if kubeconfig else self.state_dir / "kubeconfig"
+        self.port = port
+        self.tls_port = tls_port
+        self.tls = certs.ensure(self.state_dir)
+        self._tls_sock: socket.socket | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self.run_pods = run_pods
+        self.simulate_pods = simulate_pods
+        self.node_configs = list(nodes) if nodes else [NodeConfig(simulate=simulate_pods)]
+        self.store = Store()
+        state = self.state_dir / STATE_FILE
+        if state.exists():
+            self.store.load(state)
+        self.core = ApiCore(self.store)
+        self.server = ApiServer(self.core)
+        self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
+        self.server.authenticator = self.authenticator
+        serviceaccounts.install(self.core)
+        self.nodes = NodeController(self.core, self.node_configs)
+        self.controllers: list[Controller] = []
+        self._runner: web.AppRunner | None = None
+        # The network runs even without a kubelet: Service IPs and Endpoints are API behaviour.
+        self.network = Network(self.core, self.state_dir, block=network_block)
+        self.kubelet: Kubelet | None = None
+        if run_pods:
+            self.kubelet = Kubelet(self.core, node_name=self.node_configs[0].name,
+                                   work_dir=self.state_dir / "kubelet", network=self.network,
+                                   simulate=simulate_pods, image_map=image_map)
+            self.server.runtime = self.kubelet
+            self.nodes.kubelet = self.kubelet
+            self.kubelet.credentials = self._pod_kubeconfig
+        # Started in order, stopped in reverse: objects with async start()/stop().
+        self.extensions: list[Any] = [self.network, *([self.kubelet] if self.kubelet else [])]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> LocalKube:
+        self.core.bootstrap()
+        self._bootstrap_access()
+        # Bound before pods start, so that the kubeconfig each pod gets names the right port.
+        self._tls_sock = self._bind_tls()
+        if self.kubelet is not None:
+            port = str(self.tls_port)
+            self.kubelet.api_env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
+                                    "KUBERNETES_SERVICE_PORT_HTTPS": port,
+                                    "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}"}
+        self.nodes.start()
+        self.controllers = [
+            GarbageCollector(self.core),
+            NamespaceController(self.core),
+            Scheduler(self.core),
+            ReplicaSetController(self.core),
+            DeploymentController(self.core),
+            DefaultServiceAccountController(self.core),
+            ClusterRoleAggregator(self.core),
+        ]
+        for controller in self.controllers:
+            controller.start()
+        for ext in self.extensions:
+            await ext.start()
+        await self._start_http()
+        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.url)))
+        log.info("LocalKube serving %s (kubeconfig %s)", self.url, self.kubeconfig)
+        return self
+
+    def _bootstrap_access(self) -> None:
+        """Default ServiceAccounts for namespaces restored from state, and the default cluster roles."""
+        serviceaccounts.ensure_all_defaults(self.core)
+        for key, obj in rbac.bootstrap_objects():
+            if self.store.get(key, "", obj["metadata"]["name"]) is None:
+                self.core.create(self.core.kind_of(key), "", obj)
+
+    def _bind_tls(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.tls_port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.tls_port = sock.getsockname()[1]
+        return sock
+
+    async def _start_http(self) -> None:
+        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]
+        if self._ssl is None:
+            self._ssl = self.tls.server_context()
+        sock, self._tls_sock = self._tls_sock or self._bind_tls(), None
+        await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()
+
+    async def _stop_http(self) -> None:
+        self.store.close_all_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def stop(self) -> None:
+        await self._stop_http()
+        for ext in reversed(self.extensions):
+            try:
+                await ext.stop()
+            except Exception:  # keep stopping the rest: no process may outlive LocalKube
+                log.exception("stopping %s failed", type(ext).__name__)
+        for controller in self.controllers:
+            await controller.stop()
+        await self.nodes.stop()
+        self.store.save(self.state_dir / STATE_FILE)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> LocalKube:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- fault hooks ---------------------------------------------------------------------------------------
+
+    def fail_requests(self, pattern: str, *, status: int | None = 500, count: int = 1, method: str = "*",
+                      delay: float = 0.0, user_agent: str | None = None) -> FaultRule:
+        """Make the next `count` requests whose path matches `pattern` fail with `status` (or stall `delay` s)."""
+        rule = FaultRule(pattern, method=method, status=status, delay=delay, count=count, user_agent=user_agent)
+        self.server.faults.append(rule)
+        return rule
+
+    def cut_off_clients(self, *user_agents: str) -> ClientCut:
+        """Partition the clients whose User-Agent starts with one of `user_agents` (e.g. "kopf/", "kr8s/") from the
+        API server until `reconnect_clients()`: their new requests and the events of their open watches wait, and
+        what they gave up on meanwhile is never served. Other clients (kubectl, the kubelet) are unaffected, and so
+        are port-forward and log streams already open."""
+        self.reconnect_clients()
+        self.server.cut = ClientCut(tuple(user_agents))
+        return self.server.cut
+
+    def reconnect_clients(self) -> None:
+        """Heal `cut_off_clients`: what was held is served, in order, and watches deliver what they kept."""
+        if self.server.cut is not None:
+            self.server.cut.healed.set()
+            self.server.cut = None
+
+    def close_watches(self) -> int:
+        """Cut every open watch stream, as an API server restart or a load balancer would."""
+        return self.store.close_all_watches()
+
+    async def restart_api(self) -> None:
+        """Restart the HTTP server on the same port with the same objects; clients must re-establish watches."""
+        await self._stop_http()
+        await self._start_http()
+
+    # -- identities ----------------------------------------------------------------------------------------
+
+    def tls_kubeconfig(self, path: str | Path | None = None) -> Path:
+        """The admin kubeconfig over HTTPS, where kubectl sends credentials (`kubectl --as=...` needs it)."""
+        target = Path(path) if path else self.state_dir / "kubeconfig-tls"
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, ca_pem=self.tls.ca_pem())))
+        return target
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: str | Path | None = None, *,
+                                   expiration_seconds: int = DEFAULT_EXPIRATION) -> Path:
+        """A kubeconfig (HTTPS, a fresh token) acting as ServiceAccount `namespace/name`, which must exist."""
+        sa = self.store.get(SERVICE_ACCOUNT_KEY, namespace, name)
+        if sa is None:
+            raise LookupError(f"serviceaccount {namespace}/{name} does not exist")
+        token, _expires = self.authenticator.issue(sa, expiration_seconds)
+        target = Path(path) if path else self.state_dir / "serviceaccounts" / f"{namespace}_{name}.kubeconfig"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, namespace, token=token,
+                                                             ca_pem=self.tls.ca_pem())))
+        return target
+
+    def _pod_kubeconfig(self, pod: dict[str, Any], directory: Path) -> Path | None:
+        """The kubeconfig a pod's containers get: its ServiceAccount's token, bound to the pod (kubelet hook)."""
+        sa = serviceaccounts.automounts(self.core, pod)
+        if sa is None:
+            return None
+        token, _expires = self.authenticator.issue(sa, POD_TOKEN_SECONDS, pod=pod)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / POD_KUBECONFIG
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, pod["metadata"]["namespace"],
+                                                             token=token, ca_pem=self.tls.ca_pem())))
+        return target
+
+    def forbidden(self, reset: bool = False) -> list[Denial]:
+        """Requests refused by RBAC so far (user, verb, resource, namespace); `reset` empties the record."""
+        out = list(self.server.denials)
+        if reset:
+            self.server.denials.clear()
+        return out
+
+    def request_counts(self) -> dict[str, int]:
+        """API requests served so far, by client (User-Agent product: kopf, kr8s, kubectl, ...)."""
+        out: dict[str, int] = {}
+        for (agent, _method), count in self.server.stats.items():
+            out[agent] = out.get(agent, 0) + count
+        return out
+
+    # -- threads -------------------------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[ThreadedLocalKube]:
+        handle = ThreadedLocalKube(cls(*args, **kwargs))
+        handle.start()
+        try:
+            yield handle
+        finally:
+            handle.stop()
+
+
+class ThreadedLocalKube:
+    """A LocalKube running on its own event loop thread, for synchronous and multi-loop callers."""
+
+    def __init__(self, kube: LocalKube) -> None:
+        self.kube = kube
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="localkube", daemon=True)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.kube.kubeconfig
+
+    @property
+    def url(self) -> str:
+        return self.kube.url
+
+    def start(self) -> None:
+        self._thread.start()
+        self.run(self.kube.start())
+
+    def run(self, coro: Awaitable[T], timeout: float | None = 60) -> T:
+        """Run a coroutine on LocalKube's loop and wait for its result."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a synchronous LocalKube method on its loop (fault hooks mutate loop-owned state)."""
+
+        async def wrapper() -> T:
+            return fn(*args, **kwargs)
+
+        return self.run(wrapper())
+
+    @property
+    def tls_url(self) -> str:
+        return self.kube.tls_url
+
+    def tls_kubeconfig(self, path: str | Path | None = None) -> Path:
+        return self.call(self.kube.tls_kubeconfig, path)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: str | Path | None = None, *,
+                                   expiration_seconds: int = DEFAULT_EXPIRATION) -> Path:
+        return self.call(self.kube.service_account_kubeconfig, namespace, name, path,
+                         expiration_seconds=expiration_seconds)
+
+    def forbidden(self, reset: bool = False) -> list[Denial]:
+        return self.call(self.kube.forbidden, reset)
+
+    def stop(self) -> None:
+        try:
+            self.run(self.kube.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
