@@ -135,12 +135,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--clusters", type=int, default=100)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, LocalKube.in_thread() as kube:
+    with tempfile.TemporaryDirectory() as tmp, LocalKube.in_thread(http_port=0) as kube:
         subprocess.run(["kubectl", "apply", "-f", str(CRDS)], check=True, capture_output=True,
                        env=dict(os.environ, KUBECONFIG=str(kube.kubeconfig), KUBECACHEDIR=tmp))
         proc = _start_operator(kube.kubeconfig, Path(tmp) / "operator.log")
         try:
-            rows = asyncio.run(run(kube.url, kube, args.workers, args.clusters))
+            rows = asyncio.run(run(kube.http_url, kube, args.workers, args.clusters))
         finally:
             proc.terminate()
             proc.wait(30)

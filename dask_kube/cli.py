@@ -668,12 +668,16 @@ state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False, 
               metavar="PATH", help="Where to write the kubeconfig (default: STATE_DIR/kubeconfig).")
 @click.option("--simulate-pods", is_flag=True,
               help="Pods become Running without running anything (for trying manifests, not computations).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="A LocalKube cluster configuration file: nodes (GPU nodes, taints), image "
+                                   "mappings, ports, version (see LocalKube's README).")
 @state_dir_option
-def local_up(kubeconfig_path: Path | None, simulate_pods: bool, state_dir: Path | None) -> None:
+def local_up(kubeconfig_path: Path | None, simulate_pods: bool, config_path: Path | None,
+             state_dir: Path | None) -> None:
     """Start LocalKube and the operator in the background and print the kubeconfig to use."""
     try:
         started = cli_local.up(state_dir or cli_local.default_state_dir(), install_packaged_crds, kubeconfig_path,
-                               simulate_pods=simulate_pods)
+                               simulate_pods=simulate_pods, config=config_path)
     except cli_local.LocalKubeError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"LocalKube (pid {started.localkube_pid}) and the dask_kube operator (pid {started.operator_pid}) "

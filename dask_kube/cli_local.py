@@ -131,7 +131,7 @@ def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, l
 
 
 def up(state_dir: Path, install_crds: Callable[[Path], None], kubeconfig: Path | None = None,
-       simulate_pods: bool = False, within: float = STARTUP_TIMEOUT) -> LocalProcesses:
+       simulate_pods: bool = False, config: Path | None = None, within: float = STARTUP_TIMEOUT) -> LocalProcesses:
     """Start LocalKube, apply the CRDs with `install_crds(kubeconfig)`, start the operator; record both.
 
     If anything fails, whatever was started is stopped again.
@@ -160,6 +160,8 @@ def up(state_dir: Path, install_crds: Callable[[Path], None], kubeconfig: Path |
     args = [*localkube_command(), "--kubeconfig", str(kubeconfig)]
     if simulate_pods:
         args.append("--simulate-pods")
+    if config is not None:
+        args += ["--config", str(config.expanduser().resolve())]
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         kube = _spawn(args, kube_log, env)

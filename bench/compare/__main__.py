@@ -138,7 +138,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         image_map = [dk_image_mapping(dk_venv, tmp / "dk-scripts")] if (dk_venv / "bin" / "python").exists() else []
         started = datetime.datetime.now(datetime.UTC)
-        with LocalKube.in_thread(image_map=image_map) as threaded:
+        with LocalKube.in_thread(image_map=image_map, http_port=0) as threaded:
             rows, ctx = asyncio.run(run(args, tmp, threaded))
         minutes = (datetime.datetime.now(datetime.UTC) - started).total_seconds() / 60
         if args.logs:

@@ -137,13 +137,14 @@ class Sample:
 
 
 class Kube:
-    """The harness's view of the one LocalKube: HTTP with our own User-Agent, and the request counter."""
+    """The harness's view of the one LocalKube: its plain-HTTP listener with our own User-Agent (the tools under
+    test use the kubeconfig, HTTPS), and the request counter."""
 
     def __init__(self, kube: ThreadedLocalKube, tmp: Path) -> None:
         self.kube = kube
         self.tmp = tmp
         self.kubeconfig = Path(kube.kubeconfig)
-        self.url = kube.url
+        self.url = kube.http_url
         self.http: aiohttp.ClientSession | None = None
         self.installed: Tool | None = None
 

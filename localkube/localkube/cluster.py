@@ -3,9 +3,9 @@
 Use it in-process as an async context manager, or on a background thread (`LocalKube.in_thread()`) so that
 blocking client code in the same process (a sync `KubeCluster`, a `KopfRunner`) never stalls the server.
 
-It listens twice on 127.0.0.1: plain HTTP (`url`, in the admin kubeconfig; requests without credentials are the
-admin) and HTTPS (`tls_url`), where kubectl sends bearer tokens, so that ServiceAccount kubeconfigs
-(`service_account_kubeconfig`, and the one the kubelet gives each pod) are subject to RBAC.
+It listens on 127.0.0.1 over HTTPS (`url`): the kubeconfig it writes carries the CA and the admin's bearer token,
+as a real cluster's does, and ServiceAccount kubeconfigs (`service_account_kubeconfig`, and the one the kubelet
+gives each pod) are subject to RBAC. A plain-HTTP listener (`http_url`) is there only when asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +32,8 @@ from localkube.apiserver.authn import ADMIN_TOKEN, DEFAULT_EXPIRATION, SERVICE_A
 from localkube.apiserver.core import ApiCore
 from localkube.apiserver.server import ApiServer, ClientCut, Denial, FaultRule
 from localkube.apiserver.store import Store
+from localkube.config import ClusterConfig
+from localkube.config import load as load_config
 from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
 from localkube.controllers.garbage import GarbageCollector
@@ -72,48 +75,58 @@ def kubeconfig_document(url: str, namespace: str = "default", *, token: str = AD
 class LocalKube:
     """A Kubernetes API server on 127.0.0.1 whose pods run as local processes.
 
-    `kubeconfig` is written once the server answers. `state_dir` keeps the objects, the token signing key and the
-    HTTPS certificates across restarts.
+    `config` is a `ClusterConfig` or the path of a configuration file (localkube/config.py); the keyword arguments
+    override its fields. `kubeconfig` is written once the server answers: HTTPS with the cluster's CA and the admin
+    token, as a real cluster's is. `state_dir` keeps the objects, the token signing key and the certificates across
+    restarts. `http_port` (off by default; 0 for any free port) adds a plain-HTTP listener where requests without
+    credentials are the admin, for raw-HTTP tests and benchmarks (`http_url`).
     """
 
     def __init__(
         self,
         kubeconfig: str | Path | None = None,
         *,
-        port: int = 0,
-        tls_port: int = 0,
+        config: ClusterConfig | str | Path | None = None,
+        port: int | None = None,
+        http_port: int | None = None,
         state_dir: str | Path | None = None,
         run_pods: bool = True,
-        simulate_pods: bool = False,
+        simulate_pods: bool | None = None,
         nodes: Sequence[NodeConfig] | None = None,
-        image_map: Sequence[ImageMapping] = (),
+        image_map: Sequence[ImageMapping] | None = None,
+        kubernetes_version: str | None = None,
         network_block: int | None = None,
     ) -> None:
+        base = config if isinstance(config, ClusterConfig) else load_config(config) if config else ClusterConfig()
+        overrides = {"https_port": port, "http_port": http_port, "state_dir": state_dir,
+                     "simulate_pods": simulate_pods, "kubernetes_version": kubernetes_version,
+                     "nodes": tuple(nodes) if nodes else None,
+                     "images": tuple(image_map) if image_map is not None else None}
+        self.config = replace(base, **{k: v for k, v in overrides.items() if v is not None}).with_defaults()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if state_dir is None:
+        if self.config.state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="localkube-")
-            state_dir = self._tmp.name
-        self.state_dir = Path(state_dir)
+        self.state_dir = Path(self._tmp.name if self._tmp else self.config.state_dir)  # type: ignore[arg-type]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = Path(kubeconfig) if kubeconfig else self.state_dir / "kubeconfig"
-        self.port = port
-        self.tls_port = tls_port
+        self.port = self.config.https_port
+        self.http_port = self.config.http_port
         self.tls = certs.ensure(self.state_dir)
         self._tls_sock: socket.socket | None = None
         self._ssl: ssl.SSLContext | None = None
         self.run_pods = run_pods
-        self.simulate_pods = simulate_pods
-        self.node_configs = list(nodes) if nodes else [NodeConfig(simulate=simulate_pods)]
+        self.simulate_pods = self.config.simulate_pods
+        self.node_configs = list(self.config.nodes)
         self.store = Store()
         state = self.state_dir / STATE_FILE
         if state.exists():
             self.store.load(state)
         self.core = ApiCore(self.store)
-        self.server = ApiServer(self.core)
+        self.server = ApiServer(self.core, kubernetes_version=self.config.kubernetes_version)
         self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
         self.server.authenticator = self.authenticator
         serviceaccounts.install(self.core)
-        self.nodes = NodeController(self.core, self.node_configs)
+        self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
         # The network runs even without a kubelet: Service IPs and Endpoints are API behaviour.
@@ -122,7 +135,7 @@ class LocalKube:
         if run_pods:
             self.kubelet = Kubelet(self.core, node_name=self.node_configs[0].name,
                                    work_dir=self.state_dir / "kubelet", network=self.network,
-                                   simulate=simulate_pods, image_map=image_map)
+                                   simulate=self.simulate_pods, image_map=self.config.images)
             self.server.runtime = self.kubelet
             self.nodes.kubelet = self.kubelet
             self.kubelet.credentials = self._pod_kubeconfig
@@ -131,11 +144,19 @@ class LocalKube:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The API server (HTTPS), as the kubeconfig names it."""
+        return f"https://127.0.0.1:{self.port}"
 
     @property
-    def tls_url(self) -> str:
-        return f"https://127.0.0.1:{self.tls_port}"
+    def http_url(self) -> str:
+        """The plain-HTTP listener, where requests without credentials are the admin (only with `http_port`)."""
+        if self.http_port is None:
+            raise RuntimeError("this LocalKube serves no plain HTTP: start it with http_port=0 (or a port)")
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this LocalKube's CA (for raw HTTPS requests)."""
+        return ssl.create_default_context(cadata=self.tls.ca_pem().decode())
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -145,7 +166,7 @@ class LocalKube:
         # Bound before pods start, so that the kubeconfig each pod gets names the right port.
         self._tls_sock = self._bind_tls()
         if self.kubelet is not None:
-            port = str(self.tls_port)
+            port = str(self.port)
             self.kubelet.api_env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
                                     "KUBERNETES_SERVICE_PORT_HTTPS": port,
                                     "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}"}
@@ -165,7 +186,7 @@ class LocalKube:
             await ext.start()
         await self._start_http()
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.url)))
+        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.url, ca_pem=self.tls.ca_pem())))
         log.info("LocalKube serving %s (kubeconfig %s)", self.url, self.kubeconfig)
         return self
 
@@ -179,24 +200,25 @@ class LocalKube:
     def _bind_tls(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.tls_port))
+        sock.bind(("127.0.0.1", self.port))
         sock.listen(128)
         sock.setblocking(False)
-        self.tls_port = sock.getsockname()[1]
+        self.port = sock.getsockname()[1]
         return sock
 
     async def _start_http(self) -> None:
         self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        if self.port == 0:
-            self.port = self._runner.addresses[0][1]
         if self._ssl is None:
             self._ssl = self.tls.server_context()
         sock, self._tls_sock = self._tls_sock or self._bind_tls(), None
         await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()
+        if self.http_port is not None:
+            site = web.TCPSite(self._runner, "127.0.0.1", self.http_port, reuse_address=True)
+            await site.start()
+            if self.http_port == 0:
+                self.http_port = self._runner.addresses[-1][1]
 
     async def _stop_http(self) -> None:
         self.store.close_all_watches()
@@ -260,12 +282,6 @@ class LocalKube:
 
     # -- identities ----------------------------------------------------------------------------------------
 
-    def tls_kubeconfig(self, path: str | Path | None = None) -> Path:
-        """The admin kubeconfig over HTTPS, where kubectl sends credentials (`kubectl --as=...` needs it)."""
-        target = Path(path) if path else self.state_dir / "kubeconfig-tls"
-        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, ca_pem=self.tls.ca_pem())))
-        return target
-
     def service_account_kubeconfig(self, namespace: str, name: str, path: str | Path | None = None, *,
                                    expiration_seconds: int = DEFAULT_EXPIRATION) -> Path:
         """A kubeconfig (HTTPS, a fresh token) acting as ServiceAccount `namespace/name`, which must exist."""
@@ -275,7 +291,7 @@ class LocalKube:
         token, _expires = self.authenticator.issue(sa, expiration_seconds)
         target = Path(path) if path else self.state_dir / "serviceaccounts" / f"{namespace}_{name}.kubeconfig"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, namespace, token=token,
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.url, namespace, token=token,
                                                              ca_pem=self.tls.ca_pem())))
         return target
 
@@ -287,7 +303,7 @@ class LocalKube:
         token, _expires = self.authenticator.issue(sa, POD_TOKEN_SECONDS, pod=pod)
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / POD_KUBECONFIG
-        target.write_text(yaml.safe_dump(kubeconfig_document(self.tls_url, pod["metadata"]["namespace"],
+        target.write_text(yaml.safe_dump(kubeconfig_document(self.url, pod["metadata"]["namespace"],
                                                              token=token, ca_pem=self.tls.ca_pem())))
         return target
 
@@ -356,11 +372,11 @@ class ThreadedLocalKube:
         return self.run(wrapper())
 
     @property
-    def tls_url(self) -> str:
-        return self.kube.tls_url
+    def http_url(self) -> str:
+        return self.kube.http_url
 
-    def tls_kubeconfig(self, path: str | Path | None = None) -> Path:
-        return self.call(self.kube.tls_kubeconfig, path)
+    def ssl_context(self) -> ssl.SSLContext:
+        return self.kube.ssl_context()
 
     def service_account_kubeconfig(self, namespace: str, name: str, path: str | Path | None = None, *,
                                    expiration_seconds: int = DEFAULT_EXPIRATION) -> Path:

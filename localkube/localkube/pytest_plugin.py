@@ -8,20 +8,16 @@ Fixtures: `kube` (the session cluster handle), `kubeconfig` (its path), `namespa
 `kubectl` (runs the real kubectl against the cluster).
 
 To act as a ServiceAccount, `kube.service_account_kubeconfig(namespace, name)` writes a kubeconfig holding a token
-for it (on any cluster: elsewhere it asks `kubectl create token`); `kube.credentialed_kubeconfig()` is the admin
-kubeconfig that carries credentials, which `kubectl --as=...` needs. On LocalKube, `local_kube.forbidden()` lists
-the requests RBAC refused.
+for it (on any cluster: elsewhere it asks `kubectl create token`); `kube.request(method, path, body)` is a raw API
+call as the kubeconfig's user. On LocalKube, `local_kube.forbidden()` lists the requests RBAC refused.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +28,7 @@ import pytest
 import yaml
 
 from localkube.cluster import LocalKube, ThreadedLocalKube
+from localkube.testing import ApiTarget, api_request
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,22 +82,14 @@ class KubeHandle:
             "contexts": [{"name": "sa", "context": {"cluster": "sa", "user": "sa", "namespace": namespace}}]}))
         return target
 
-    def credentialed_kubeconfig(self) -> Path:
-        """The admin kubeconfig over a transport where kubectl sends credentials (needed by `kubectl --as`)."""
-        if self.local is not None:
-            return self.local.tls_kubeconfig(self.cache_dir / "admin-tls.kubeconfig")
-        return self.kubeconfig
+    @property
+    def api(self) -> ApiTarget:
+        """The kubeconfig's server, TLS trust and credentials, for raw HTTP clients (urllib, aiohttp)."""
+        return ApiTarget.of(self.kubeconfig)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """A raw API call (for set-up and assertions where no client library is wanted)."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        """A raw API call as the kubeconfig's user (for set-up and assertions where no client library is wanted)."""
+        return api_request(self.kubeconfig, method, path, body)
 
 
 def run_kubectl(kubeconfig: Path, cache_dir: Path, *args: str, check: bool = True, timeout: float = 60,
@@ -115,13 +104,6 @@ def run_kubectl(kubeconfig: Path, cache_dir: Path, *args: str, check: bool = Tru
     return proc
 
 
-def _server_url(kubeconfig: Path) -> str:
-    doc = yaml.safe_load(kubeconfig.read_text())
-    current = doc.get("current-context")
-    context = next(c["context"] for c in doc["contexts"] if c["name"] == current)
-    return next(c["cluster"]["server"] for c in doc["clusters"] if c["name"] == context["cluster"])
-
-
 @pytest.fixture(scope="session")
 def kube(request: pytest.FixtureRequest) -> Iterator[KubeHandle]:
     mode = request.config.getoption("--kube")
@@ -134,15 +116,15 @@ def kube(request: pytest.FixtureRequest) -> Iterator[KubeHandle]:
                 yield KubeHandle(local.kubeconfig, local.url, local, cache)
         elif mode == "existing":
             path = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
-            yield KubeHandle(path, _server_url(path), None, cache)
+            yield KubeHandle(path, ApiTarget.of(path).server, None, cache)
         else:
             kind_mod = pytest.importorskip("pytest_kind", reason="--kube=kind needs pytest-kind and Docker")
             cluster = kind_mod.KindCluster("dask-kube-tests")
             cluster.create()
             try:
                 os.environ["KUBECONFIG"] = str(cluster.kubeconfig_path)
-                yield KubeHandle(Path(cluster.kubeconfig_path), _server_url(Path(cluster.kubeconfig_path)), None,
-                                 cache)
+                path = Path(cluster.kubeconfig_path)
+                yield KubeHandle(path, ApiTarget.of(path).server, None, cache)
             finally:
                 cluster.delete()
     finally:

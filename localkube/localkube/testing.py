@@ -1,13 +1,22 @@
 """Helpers for tests against a Kubernetes: wait on a condition with a deadline and a message (never a fixed
-sleep), and pick a free local port."""
+sleep), pick a free local port, and make raw API calls as a kubeconfig's user."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
+import ssl
 import time
-from collections.abc import Awaitable, Callable
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 def until(predicate: Callable[[], Any], what: str = "condition", within: float = 30, interval: float = 0.1,
@@ -44,3 +53,44 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """Where a kubeconfig's current context points, and how to talk to it: server, TLS trust, credentials."""
+
+    server: str
+    context: ssl.SSLContext | None
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, kubeconfig: Path) -> ApiTarget:
+        doc = yaml.safe_load(kubeconfig.read_text())
+        current = next(c["context"] for c in doc["contexts"] if c["name"] == doc.get("current-context"))
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == current["cluster"])
+        user = next((u.get("user") or {} for u in doc.get("users") or () if u["name"] == current.get("user")), {})
+        context = None
+        if cluster["server"].startswith("https:"):
+            context = ssl.create_default_context()
+            if cluster.get("insecure-skip-tls-verify"):
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            elif cluster.get("certificate-authority-data"):
+                context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+            elif cluster.get("certificate-authority"):
+                context.load_verify_locations(cafile=cluster["certificate-authority"])
+        token = user.get("token")
+        return cls(cluster["server"], context, {"Authorization": f"Bearer {token}"} if token else {})
+
+
+def api_request(kubeconfig: Path, method: str, path: str, body: Any = None, *,
+                headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    """A raw API call as `kubeconfig`'s user: (status code, decoded JSON body), errors included."""
+    target = ApiTarget.of(kubeconfig)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(target.server + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **target.headers, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=target.context) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")

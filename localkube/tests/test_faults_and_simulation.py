@@ -32,7 +32,8 @@ def _running(kube: LocalKube, ns: str = "default") -> list[str]:
 
 
 async def test_server_wide_simulated_pods_run_without_processes() -> None:
-    async with LocalKube(simulate_pods=True) as kube, aiohttp.ClientSession(base_url=kube.url) as http:
+    async with (LocalKube(simulate_pods=True, http_port=0) as kube,
+                aiohttp.ClientSession(base_url=kube.http_url) as http):
         start = time.monotonic()
         for i in range(300):
             async with http.post("/api/v1/namespaces/default/pods", json=_pod(f"p{i}")) as resp:
@@ -86,29 +87,29 @@ async def test_fail_requests_then_recover_and_close_watches() -> None:
 
 
 async def test_stalled_requests_and_api_restart_keep_objects() -> None:
-    async with LocalKube(run_pods=False) as kube, aiohttp.ClientSession() as http:
+    async with LocalKube(run_pods=False, http_port=0) as kube, aiohttp.ClientSession() as http:
         kube.fail_requests(r"/namespaces/default/secrets$", status=None, delay=0.5, count=1, method="GET")
         start = time.monotonic()
-        async with http.get(f"{kube.url}/api/v1/namespaces/default/secrets") as resp:
+        async with http.get(f"{kube.http_url}/api/v1/namespaces/default/secrets") as resp:
             assert resp.status == 200
         assert time.monotonic() - start >= 0.5
-        async with http.post(f"{kube.url}/api/v1/namespaces/default/configmaps",
+        async with http.post(f"{kube.http_url}/api/v1/namespaces/default/configmaps",
                              json={"metadata": {"name": "kept"}}) as resp:
             assert resp.status == 201
         port = kube.port
-        watch = await http.get(f"{kube.url}/api/v1/namespaces/default/configmaps?watch=true")
+        watch = await http.get(f"{kube.http_url}/api/v1/namespaces/default/configmaps?watch=true")
         await kube.restart_api()
         assert kube.port == port
         assert await asyncio.wait_for(watch.content.read(), 10) is not None  # the old stream ended
         watch.close()
         async with aiohttp.ClientSession() as fresh, fresh.get(
-                f"{kube.url}/api/v1/namespaces/default/configmaps/kept") as resp:
+                f"{kube.http_url}/api/v1/namespaces/default/configmaps/kept") as resp:
             assert resp.status == 200 and json.loads(await resp.text())["metadata"]["name"] == "kept"
 
 
 async def test_clients_cut_off_wait_for_the_heal_and_requests_given_up_are_never_served() -> None:
-    async with LocalKube(run_pods=False) as kube:
-        cut_off, other = (aiohttp.ClientSession(base_url=kube.url, headers={"User-Agent": agent})
+    async with LocalKube(run_pods=False, http_port=0) as kube:
+        cut_off, other = (aiohttp.ClientSession(base_url=kube.http_url, headers={"User-Agent": agent})
                           for agent in ("kopf/1.0", "kubectl/v1.34"))
         async with cut_off, other:
             configmaps = "/api/v1/namespaces/default/configmaps"

@@ -85,7 +85,7 @@ class Cluster:
         return proc.pid
 
     async def get(self, path: str, **params: str) -> tuple[int, bytes]:
-        async with aiohttp.ClientSession() as session, session.get(self.kube.url + path, params=params) as resp:
+        async with aiohttp.ClientSession() as session, session.get(self.kube.http_url + path, params=params) as resp:
             return resp.status, await resp.read()
 
     async def log(self, name: str, **params: str) -> tuple[int, bytes]:
@@ -106,7 +106,7 @@ async def wait_for(condition: Callable[[], Any], within: float = 20.0, what: str
 
 @contextlib.asynccontextmanager
 async def cluster(tmp_path: Path, **options: Any) -> AsyncIterator[Cluster]:
-    async with LocalKube(state_dir=tmp_path / "state", run_pods=False) as kube:
+    async with LocalKube(state_dir=tmp_path / "state", run_pods=False, http_port=0) as kube:
         kubelet = Kubelet(kube.core, work_dir=tmp_path / "kubelet", **options)
         await kubelet.start()
         kube.extensions.append(kubelet)  # LocalKube.stop stops it
@@ -407,24 +407,24 @@ async def test_exec(tmp_path: Path) -> None:
         c.create("box", [{"name": "c", "image": "busybox", "command": ["sleep", "60"], "workingDir": str(tmp_path),
                           "env": [{"name": "WHO", "value": "pod"}]}])
         await wait_for(lambda: c.status("box").get("phase") == "Running", what="running")
-        frames = await exec_frames(c.kube.url, "box", ["sh", "-c", "echo $WHO; pwd; echo err >&2"])
+        frames = await exec_frames(c.kube.http_url, "box", ["sh", "-c", "echo $WHO; pwd; echo err >&2"])
         assert frames[1] == f"pod\n{tmp_path}\n".encode() and frames[2] == b"err\n"
         assert json.loads(frames[3]) == {"metadata": {}, "status": "Success"}
-        frames = await exec_frames(c.kube.url, "box", ["sh", "-c", "exit 3"])
+        frames = await exec_frames(c.kube.http_url, "box", ["sh", "-c", "exit 3"])
         status = json.loads(frames[3])
         assert status["reason"] == "NonZeroExitCode"
         assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
-        frames = await exec_frames(c.kube.url, "box", ["no-such-program-here"])
+        frames = await exec_frames(c.kube.http_url, "box", ["no-such-program-here"])
         assert json.loads(frames[3])["details"]["causes"][0]["message"] == "127"
         assert b"executable file not found" in frames[2]
-        frames = await exec_frames(c.kube.url, "box", ["cat"], protocol="v5.channel.k8s.io", stdin=b"typed")
+        frames = await exec_frames(c.kube.http_url, "box", ["cat"], protocol="v5.channel.k8s.io", stdin=b"typed")
         assert frames[1] == b"typed" and json.loads(frames[3])["status"] == "Success"
         code, out, err = await kubectl(c.kube, tmp_path, "exec", "box", "--", "sh", "-c", "echo via-kubectl; exit 4")
         assert out == "via-kubectl\n" and code == 4, err
         # A client that hangs up ends its command.
         container = c.kubelet.workers[c.pod("box")["metadata"]["uid"]].containers[0]
         async with aiohttp.ClientSession() as session, session.ws_connect(
-                f"{c.kube.url}/api/v1/namespaces/default/pods/box/exec?command=sleep&command=60&stdout=true",
+                f"{c.kube.http_url}/api/v1/namespaces/default/pods/box/exec?command=sleep&command=60&stdout=true",
                 protocols=["v4.channel.k8s.io"]):
             session_pgid = await wait_for(lambda: container.extra_groups and min(container.extra_groups),
                                           what="exec started")

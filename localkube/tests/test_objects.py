@@ -96,9 +96,10 @@ def test_field_validation_strict_warn_ignore(kube, namespace) -> None:  # type: 
     assert 'strict decoding error: unknown field "spec.containers[0].resources.limit"' in err["message"]
     import urllib.request
 
-    req = urllib.request.Request(kube.url + f"{base}?fieldValidation=Warn", data=json.dumps(pod).encode(),
-                                 method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as resp:
+    api = kube.api
+    req = urllib.request.Request(api.server + f"{base}?fieldValidation=Warn", data=json.dumps(pod).encode(),
+                                 method="POST", headers={"Content-Type": "application/json", **api.headers})
+    with urllib.request.urlopen(req, context=api.context) as resp:
         assert resp.status == 201
         assert 'unknown field \\"spec.containers[0].resources.limit\\"' in resp.headers["Warning"]
     code, obj = kube.request("POST", f"{base}?fieldValidation=Ignore", dict(pod, metadata={"name": "q"}))
@@ -120,10 +121,11 @@ def test_unsupported_things_are_refused_with_status(kube, namespace) -> None:  #
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(kube.url + f"/api/v1/namespaces/{namespace}/configmaps/x", method="PATCH",
-                                 data=b"{}", headers={"Content-Type": "application/xml"})
+    api = kube.api
+    req = urllib.request.Request(api.server + f"/api/v1/namespaces/{namespace}/configmaps/x", method="PATCH",
+                                 data=b"{}", headers={"Content-Type": "application/xml", **api.headers})
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(req)
+        urllib.request.urlopen(req, context=api.context)
     assert info.value.code == 415 and json.loads(info.value.read())["reason"] == "UnsupportedMediaType"
 
 

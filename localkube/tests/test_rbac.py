@@ -270,7 +270,7 @@ def test_auth_can_i_as_the_service_account_and_with_impersonation(kube: KubeHand
     assert whoami["status"]["userInfo"]["username"] == bot
     assert "system:serviceaccounts:" + namespace in whoami["status"]["userInfo"]["groups"]
 
-    admin = kube.credentialed_kubeconfig()
+    admin = kube.kubeconfig  # it carries credentials, which `kubectl --as` needs
     assert _as(kube, admin, "auth", "can-i", "list", "pods", "-n", namespace, f"--as={bot}").stdout.strip() == "yes"
     assert _as(kube, admin, "auth", "can-i", "list", "pods", "-n", other_namespace,
                f"--as={bot}").stdout.strip() == "no"

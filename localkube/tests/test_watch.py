@@ -41,7 +41,9 @@ class WatchStream:
 
 @pytest.fixture
 async def http(kube) -> AsyncIterator[aiohttp.ClientSession]:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession(base_url=kube.url) as session:
+    api = kube.api
+    async with aiohttp.ClientSession(base_url=api.server, headers=api.headers,
+                                     connector=aiohttp.TCPConnector(ssl=api.context)) as session:
         yield session
 
 

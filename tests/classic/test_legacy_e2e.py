@@ -6,7 +6,6 @@ scripts standing in for them and maps the old image onto that directory, as the 
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -14,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from distributed import Client
 from localkube.cluster import LocalKube, ThreadedLocalKube
 from localkube.node.images import ImageMapping
+from localkube.testing import api_request
 
 from dask_kube import naming
 from dask_kube.classic import KubeCluster
@@ -74,11 +73,9 @@ def old_image_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Threade
 
 
 def _api(lk: ThreadedLocalKube, method: str, path: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(lk.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
+    code, out = api_request(lk.kubeconfig, method, path, body)
+    assert code < 400, out
+    return out
 
 
 @pytest.fixture

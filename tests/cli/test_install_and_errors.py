@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from localkube.cluster import LocalKube, ThreadedLocalKube
+from localkube.testing import api_request
 
 from dask_kube import discovery
 
@@ -33,10 +34,9 @@ async def _discovered() -> list[tuple[str, type]]:
 
 
 def _crds(kube: ThreadedLocalKube) -> set[str]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{kube.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions") as resp:
-        return {item["metadata"]["name"] for item in json.load(resp)["items"]}
+    code, crds = api_request(kube.kubeconfig, "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+    assert code == 200, crds
+    return {item["metadata"]["name"] for item in crds["items"]}
 
 
 def test_missing_crds_then_install(bare: ThreadedLocalKube, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,10 +28,17 @@ def _alive(what: str, pid: int) -> bool:
 def test_local_up_then_down(tmp_path: Path) -> None:
     state = tmp_path / "state"
     kubeconfig = tmp_path / "kc" / "config.yaml"
-    up = _cli("local", "up", "--state-dir", str(state), "--kubeconfig", str(kubeconfig), "--simulate-pods")
+    config = tmp_path / "cluster.yaml"
+    config.write_text("nodes: [{name: localkube-node}, {name: gpu-node, capacity: {nvidia.com/gpu: '1'}}]\n")
+    up = _cli("local", "up", "--state-dir", str(state), "--kubeconfig", str(kubeconfig), "--simulate-pods",
+              "--config", str(config))
     try:
         assert up.returncode == 0, up.stderr
         assert f"export KUBECONFIG={kubeconfig}" in up.stdout
+        gpus = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "get", "node", "gpu-node", "-o",
+                               "jsonpath={.status.capacity.nvidia\\.com/gpu}"], capture_output=True, text=True,
+                              timeout=60)
+        assert gpus.stdout == "1", gpus.stderr
         record = json.loads((state / "local.json").read_text())
         pids = {"localkube": record["localkube_pid"], "operator": record["operator_pid"]}
         assert record["kubeconfig"] == str(kubeconfig) and all(_alive(what, pid) for what, pid in pids.items())
@@ -72,6 +79,16 @@ def test_local_up_reports_what_it_cannot_do(tmp_path: Path) -> None:
     assert not (tmp_path / "s" / "local.json").exists()
     result = _cli("local", "up", "--state-dir", str(blocker / "state"))
     assert result.returncode == 1 and "cannot create the state directory" in result.stderr
+
+
+def test_local_up_refuses_a_bad_config_and_leaves_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "cluster.yaml"
+    config.write_text("nodes: [{name: gpu-node, capacity: {nvidia.com/gpu: many}}]\n")
+    result = _cli("local", "up", "--state-dir", str(tmp_path / "s"), "--config", str(config))
+    assert result.returncode == 1
+    assert "LocalKube exited with code 2 while starting" in result.stderr
+    assert "nodes[0].capacity.nvidia.com/gpu: 'many' is not a quantity" in result.stderr
+    assert not (tmp_path / "s" / "local.json").exists() and not _localkube_pids(tmp_path / "s")
 
 
 def test_local_up_stops_what_it_started_when_the_operator_fails(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from kr8s.objects import new_class
 from localkube.cluster import LocalKube, ThreadedLocalKube
 from localkube.pytest_plugin import run_kubectl
+from localkube.testing import api_request
 
 from dask_kube import naming, specs
 from tests.conftest import CRDS, OperatorProcess
@@ -63,14 +64,7 @@ class Capped:
     api: Any
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.local.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", "User-Agent": "fuzz-test"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        return api_request(self.kubeconfig, method, path, body, headers={"User-Agent": "fuzz-test"})
 
     def kubectl(self, *args: str, **kw: Any) -> Any:
         return run_kubectl(self.kubeconfig, self.cache, *args, **kw)

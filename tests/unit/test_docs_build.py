@@ -44,6 +44,11 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     assert 'id="dask_kube.KubeCluster.from_name"' in api and 'id="dask_kube.discovery.discover"' in api
     assert "reach a scheduler from your machine" in (html / "cli.html").read_text()
 
+    # LocalKube's pages are its own docs (localkube/), with their links between each other kept working
+    localkube = (html / "localkube.html").read_text()
+    assert "The configuration file" in localkube and 'href="localkube-networking.html"' in localkube
+    assert "Address plan" in (html / "localkube-networking.html").read_text()
+
 
 def test_troubleshooting_explains_every_reason_the_operator_reports() -> None:
     from dask_kube.naming import Reason

@@ -1,8 +1,11 @@
 """Authentication: who a request is, from its bearer token and impersonation headers.
 
-- No `Authorization` header: the admin. This is LocalKube's equivalent of kube-apiserver's old insecure port, and
-  it is what plain-`http://` clients get anyway: kubectl never sends a token over `http://`, and most tests and
-  benchmarks speak raw HTTP.
+- No `Authorization` header over HTTPS (the listener in the kubeconfig LocalKube writes): `system:anonymous`, in
+  `system:unauthenticated`, as kube-apiserver's anonymous authentication makes it: RBAC lets it read `/version` and
+  the health endpoints, nothing else.
+- No `Authorization` header over plain HTTP (a listener that is off unless asked for, for raw-HTTP tests and
+  benchmarks): the admin, LocalKube's equivalent of kube-apiserver's old insecure port. kubectl never sends a token
+  over `http://` anyway.
 - `Bearer localkube` (the token of the kubeconfig LocalKube writes): the admin, `localkube-admin` in
   `system:masters`.
 - A ServiceAccount token (issued by the TokenRequest API, `kubectl create token`, or the kubelet for a pod):
@@ -34,6 +37,7 @@ from localkube.apiserver.errors import ApiError
 from localkube.apiserver.rbac import (
     AUTHENTICATED,
     MASTERS,
+    UNAUTHENTICATED,
     Attributes,
     Authorizer,
     User,
@@ -45,6 +49,8 @@ from localkube.apiserver.store import Store
 
 ADMIN_TOKEN = "localkube"
 ADMIN = User("localkube-admin", (MASTERS, AUTHENTICATED), "localkube-admin")
+# Who a request without credentials is over HTTPS, as with kube-apiserver's --anonymous-auth (the default).
+ANONYMOUS = User("system:anonymous", (UNAUTHENTICATED,))
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 ISSUER = API_AUDIENCE
 KEY_FILE = "serviceaccount.key"
@@ -153,11 +159,12 @@ class Authenticator:
 
     # -- requests ------------------------------------------------------------------------------------------
 
-    def authenticate(self, headers: Mapping[str, str]) -> User:
-        """The user of a request (401 if its credentials are not valid), after any impersonation."""
+    def authenticate(self, headers: Mapping[str, str], *, secure: bool = True) -> User:
+        """The user of a request (401 if its credentials are not valid), after any impersonation. Without
+        credentials: `system:anonymous` over HTTPS, the admin over plain HTTP (the insecure port)."""
         authorization = headers.get("Authorization")
         if authorization is None:
-            user = ADMIN
+            user = ANONYMOUS if secure else ADMIN
         else:
             scheme, _, token = authorization.partition(" ")
             found = self.user_for_token(token.strip()) if scheme.lower() == "bearer" else None

@@ -11,17 +11,30 @@ from typing import Any
 
 from localkube.apiserver.kinds import Kind, KindRegistry
 
-KUBERNETES_VERSION = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0-localkube",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
+DEFAULT_VERSION = "1.32"
+
+
+def release(version: str = DEFAULT_VERSION) -> str:
+    """The release tag of a Kubernetes `version` ("1.33" or "1.33.2"): "v1.33.0", as kubelets report it."""
+    major, minor, *patch = version.split(".")
+    return f"v{major}.{minor}.{patch[0] if patch else 0}"
+
+
+def version_info(version: str = DEFAULT_VERSION) -> dict[str, str]:
+    """`/version`: kubectl (and the kubectl dispatcher that picks a binary by it) reads `major` and `minor`."""
+    major, minor, *_ = version.split(".")
+    return {
+        "major": major,
+        "minor": minor,
+        "gitVersion": f"{release(version)}-localkube",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.23.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
@@ -150,7 +163,8 @@ def openapi_root(registry: KindRegistry) -> dict[str, Any]:
     return {"paths": paths}
 
 
-def openapi_document(registry: KindRegistry, gv_path: str) -> dict[str, Any] | None:
+def openapi_document(registry: KindRegistry, gv_path: str, kubernetes_version: str = DEFAULT_VERSION
+                     ) -> dict[str, Any] | None:
     parts = gv_path.strip("/").split("/")
     if parts[0] == "api" and len(parts) == 2:
         group, version = "", parts[1]
@@ -179,7 +193,7 @@ def openapi_document(registry: KindRegistry, gv_path: str) -> dict[str, Any] | N
         paths[coll_path] = {"post": dict(op, operationId=f"create{kind.kind}")}
     return {
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
+        "info": {"title": "Kubernetes", "version": version_info(kubernetes_version)["gitVersion"]},
         "paths": paths,
         "components": {"schemas": {}},
     }

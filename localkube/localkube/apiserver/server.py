@@ -26,7 +26,7 @@ import yaml
 from aiohttp import WSMsgType, web
 
 from localkube.apiserver import discovery, rbac, reviews, serviceaccounts, tables
-from localkube.apiserver.authn import ADMIN, Authenticator
+from localkube.apiserver.authn import ADMIN, ANONYMOUS, Authenticator
 from localkube.apiserver.core import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, POD_KEY, STRATEGIC_PATCH, ApiCore
 from localkube.apiserver.errors import ApiError, success_status
 from localkube.apiserver.kinds import Kind
@@ -168,9 +168,11 @@ def _user_agent_product(request: web.Request) -> str:
 
 
 class ApiServer:
-    def __init__(self, core: ApiCore, runtime: PodRuntime | None = None) -> None:
+    def __init__(self, core: ApiCore, runtime: PodRuntime | None = None,
+                 kubernetes_version: str = discovery.DEFAULT_VERSION) -> None:
         self.core = core
         self.runtime: PodRuntime = runtime or NoRuntime()
+        self.kubernetes_version = kubernetes_version
         self.faults: list[FaultRule] = []
         self.stats: Counter[tuple[str, str]] = Counter()
         self.bookmark_interval = 30.0
@@ -250,9 +252,14 @@ class ApiServer:
     def _authorize(self, request: web.Request) -> rbac.User:
         """The request's user, if it may do what it asks; else 401 or 403. The one check every request passes."""
         headers = request.headers
-        if self.authenticator is None or ("Authorization" not in headers and "Impersonate-User" not in headers):
-            return ADMIN  # no credentials: the insecure-port equivalent (see auth.py)
-        user = self.authenticator.authenticate(headers)
+        if self.authenticator is None:
+            return ADMIN
+        if "Authorization" not in headers and "Impersonate-User" not in headers:
+            if not request.secure:
+                return ADMIN  # the insecure port: plain HTTP, off unless asked for (see authn.py)
+            user = ANONYMOUS
+        else:
+            user = self.authenticator.authenticate(headers, secure=request.secure)
         if user.is_master:
             return user
         attrs = rbac.request_attributes(request.method, request.path, request.query)
@@ -264,7 +271,7 @@ class ApiServer:
     # -- discovery -----------------------------------------------------------------------------------------
 
     async def _version(self, request: web.Request) -> web.Response:
-        return _json(discovery.KUBERNETES_VERSION)
+        return _json(discovery.version_info(self.kubernetes_version))
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -301,7 +308,7 @@ class ApiServer:
         return _json(discovery.openapi_root(self.core.registry))
 
     async def _openapi_doc(self, request: web.Request) -> web.Response:
-        doc = discovery.openapi_document(self.core.registry, request.match_info["gv"])
+        doc = discovery.openapi_document(self.core.registry, request.match_info["gv"], self.kubernetes_version)
         if doc is None:
             raise ApiError(404, "the server could not find the requested resource")
         return _json(doc)

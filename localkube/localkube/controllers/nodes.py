@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localkube.apiserver.core import ApiCore
+from localkube.apiserver.discovery import DEFAULT_VERSION, release
 from localkube.apiserver.errors import ApiError
 from localkube.controllers.nodelifecycle import NodeLifecycleController
 
@@ -43,10 +44,9 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 READINESS_TAINTS = (NOT_READY_TAINT, UNREACHABLE_TAINT)
 UNKNOWN_REASON, UNKNOWN_MESSAGE = "NodeStatusUnknown", "Kubelet stopped posting node status."
-KUBELET_VERSION = "v1.32.0"
 
 # Big enough for the operator benchmarks (1,000 simulated workers plus schedulers) on one node.
-_DEFAULT_CAPACITY = {"cpu": "64", "memory": "256Gi", "pods": "5000", "ephemeral-storage": "100Gi"}
+DEFAULT_CAPACITY = {"cpu": "64", "memory": "256Gi", "pods": "5000", "ephemeral-storage": "100Gi"}
 _PRESSURE = (
     ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
     ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
@@ -58,7 +58,7 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
 @dataclass(frozen=True)
 class NodeConfig:
     name: str = "localkube-node"
-    capacity: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_CAPACITY))
+    capacity: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Mapping[str, Any], ...] = ()
     simulate: bool = False  # pods here become Running without processes (read by the kubelet)
@@ -98,7 +98,7 @@ def node_object(config: NodeConfig) -> Obj:
     return {"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec}
 
 
-def node_status(config: NodeConfig, now: str) -> Obj:
+def node_status(config: NodeConfig, now: str, kubelet_version: str) -> Obj:
     uname = os.uname()
     return {
         "capacity": dict(config.capacity),
@@ -115,8 +115,8 @@ def node_status(config: NodeConfig, now: str) -> Obj:
             "kernelVersion": uname.release,
             "osImage": f"LocalKube ({uname.sysname} {uname.release})",
             "containerRuntimeVersion": "localkube://0.1",
-            "kubeletVersion": KUBELET_VERSION,
-            "kubeProxyVersion": KUBELET_VERSION,
+            "kubeletVersion": kubelet_version,
+            "kubeProxyVersion": kubelet_version,
             "operatingSystem": "linux",
             "architecture": _arch(),
         },
@@ -158,8 +158,10 @@ def _taint_id(taint: Mapping[str, Any]) -> tuple[str, str, str]:
 class NodeController:
     """Registers the configured nodes and carries the node fault hooks. `start()` is synchronous, like Controller."""
 
-    def __init__(self, core: ApiCore, nodes: Sequence[NodeConfig] = (NodeConfig(),)) -> None:
+    def __init__(self, core: ApiCore, nodes: Sequence[NodeConfig] = (NodeConfig(),), *,
+                 kubernetes_version: str = DEFAULT_VERSION) -> None:
         self.core = core
+        self.kubelet_version = release(kubernetes_version)
         self.configs: dict[str, NodeConfig] = {c.name: c for c in nodes}
         self.lifecycle = NodeLifecycleController(core)
         # The kubelet (set by LocalKube when it runs pods): a partition cuts it off from its node's pods.
@@ -190,7 +192,7 @@ class NodeController:
             return current  # restored from state: keep its conditions
 
         def write_status(obj: Obj) -> None:
-            obj["status"] = node_status(config, now)
+            obj["status"] = node_status(config, now, self.kubelet_version)
 
         return self.core.mutate(kind, "", config.name, write_status, subresource="status")
 

@@ -21,7 +21,7 @@ T0 = 1_795_316_400.0  # NOW as seconds since the epoch
 
 def _node(**config: Any) -> dict[str, Any]:
     node = node_object(NodeConfig(**config))
-    node["status"] = node_status(NodeConfig(**config), NOW)
+    node["status"] = node_status(NodeConfig(**config), NOW, "v1.32.0")
     return node
 
 

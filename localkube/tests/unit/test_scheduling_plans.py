@@ -18,7 +18,7 @@ def node(name: str = "n1", capacity: dict[str, str] | None = None, labels: dict[
     config = NodeConfig(name=name, capacity=capacity or {"cpu": "4", "memory": "8Gi", "pods": "10"},
                         labels=labels or {}, taints=taints)
     obj = node_object(config)
-    obj["status"] = node_status(config, NOW)
+    obj["status"] = node_status(config, NOW, "v1.32.0")
     if unschedulable:
         obj["spec"]["unschedulable"] = True
     if not ready:
