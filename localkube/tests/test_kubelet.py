@@ -346,7 +346,9 @@ async def test_environment_expansion_and_references(tmp_path: Path) -> None:
             "NODE": NODE, "COLOR": "blue", "TOKEN": "s3cr3t", "MEM": "256", "CM_color": "blue", "CM_size": "L",
             "HOSTNAME": "env"}
         assert "OPT" not in env
-        assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(PY)
+        # The python image's bin directory (catalog.py) first, then this interpreter's.
+        assert env["PATH"].split(os.pathsep)[:2] == [str(tmp_path / "kubelet" / "images" / "python" / "bin"),
+                                                     os.path.dirname(PY)]
         assert Path(data["cwd"]).is_relative_to(tmp_path / "kubelet")
 
 

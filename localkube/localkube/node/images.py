@@ -1,8 +1,9 @@
 """What an image would give a container, when there is no image: its program, environment and working directory.
 
-LocalKube runs a container's `command` + `args` directly in the current Python environment. Image entrypoints are
-unknown, so a container with no `command` runs `args[0]`. An `ImageMapping` lets images that match a pattern run
-with extra `PATH` entries and environment (another virtualenv, a different dask version, ...).
+LocalKube runs a container's `command` + `args` directly in the current Python environment. An `ImageMapping` lets
+images that match a pattern run with extra `PATH` entries and environment (another virtualenv, a different dask
+version, ...) and says what their ENTRYPOINT and CMD are; well-known images have mappings built in (catalog.py).
+Other images' entrypoints are unknown, so a container with no `command` runs `args[0]`.
 
 Environment rules follow the kubelet: `envFrom` first, then `env` in order, each value `$(VAR)`-expanded against
 the variables defined before it; `command` and `args` are expanded against the container's whole environment.

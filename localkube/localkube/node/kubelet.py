@@ -1,7 +1,8 @@
 """The kubelet of LocalKube: each container of a pod bound to this node runs as a local process group.
 
 It behaves like a real kubelet from the API's point of view: status goes through the `status` subresource
-(phases, IPs, conditions, container states with CrashLoopBackOff and its real exponential back-off), probes
+(phases, IPs, conditions, container states with CrashLoopBackOff and its real exponential back-off, images it
+knows no program for as failed pulls: ErrImagePull, then ImagePullBackOff on the same schedule), probes
 gate readiness and restart unhealthy containers, and deletion is SIGTERM, grace period, SIGKILL, Ready=False,
 then `finalize_pod`. It is also the server's `PodRuntime` for logs, port connections and exec.
 
@@ -40,10 +41,12 @@ from localkube.apiserver.server import LogOptions
 from localkube.apiserver.store import DELETED, Event
 from localkube.controllers.base import Controller
 from localkube.controllers.nodes import KUBELET_LABEL, SIMULATE_ANNOTATION
-from localkube.node import images
+from localkube.node import catalog, images
+from localkube.node.catalog import CATALOG, Catalog, CatalogEntry, ImagePullError
 from localkube.node.images import ConfigError, ImageMapping
 from localkube.node.podlogs import ContainerLogs, read_log
 from localkube.node.probes import Prober, check
+from localkube.node.references import parse as parse_image
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ Process = asyncio.subprocess.Process
 NODE_KEY = ("", "nodes")
 HOST_IP = "127.0.0.1"
 CONFIG_RETRY = 1.0  # seconds between attempts to create a container whose ConfigMap/Secret is missing
+PULL_ERROR_SHOWN = 1.0  # seconds a failed pull shows as ErrImagePull before ImagePullBackOff (at most half the delay)
 PIPE_DRAIN = 1.0  # seconds to collect output still buffered in pipes after a container exits
 READ_CHUNK = 64 * 1024
 
@@ -181,6 +185,8 @@ class Container:
         self.image: str = str(spec.get("image") or "")
         self.logs = logs
         self.backoff = backoff
+        self.pull_backoff = CrashBackOff(backoff.base, backoff.cap)  # the kubelet's image back-off: same schedule
+        self.image_changed = asyncio.Event()  # set when the pod spec names a new image for a never-started container
         self.restart_count = 0
         self.instances = 0
         self.state: Obj = {"waiting": {"reason": waiting}}
@@ -295,8 +301,22 @@ class PodWorker:
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
+        self._adopt_images(pod)
         if pod["metadata"].get("deletionTimestamp"):
             self.begin_termination(int(pod["metadata"].get("deletionGracePeriodSeconds") or 0))
+
+    def _adopt_images(self, pod: Obj) -> None:
+        """A container that never started (its image could not be pulled) takes a new image from the pod spec at
+        once, as after `kubectl set image`; a started one keeps its image (LocalKube restarts nothing for it)."""
+        spec = pod.get("spec") or {}
+        specs = {s.get("name"): s for s in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+        for c in self.all_containers():
+            new = specs.get(c.name)
+            if new is None or c.container_id is not None or str(new.get("image") or "") == c.image:
+                continue
+            c.spec, c.image = new, str(new.get("image") or "")
+            c.pull_backoff = CrashBackOff(c.backoff.base, c.backoff.cap)
+            c.image_changed.set()
 
     async def _live(self) -> None:
         try:
@@ -338,6 +358,9 @@ class PodWorker:
         while not self.terminating:
             try:
                 argv = self._prepare(c)
+            except ImagePullError as err:
+                await self._pull_back_off(c, err.message)
+                continue
             except ConfigError as err:
                 c.state = {"waiting": {"reason": err.reason, "message": err.message}}
                 self.publish()
@@ -358,12 +381,51 @@ class PodWorker:
                     return
             c.backoff.restarted(loop.time())
 
+    async def _pull_back_off(self, c: Container, message: str) -> None:
+        """A failed pull as the kubelet shows it: ErrImagePull, then ImagePullBackOff until the back-off (base,
+        doubling up to the cap) has passed since the failure; then the next attempt. A new image ends the wait."""
+        loop = asyncio.get_running_loop()
+        failed = loop.time()
+        c.pull_backoff.restarted(failed)
+        delay = c.pull_backoff.current or 0.0
+        c.image_changed.clear()
+        c.state = {"waiting": {"reason": "ErrImagePull", "message": message}}
+        self.publish()
+        if await self._pull_wait(c, min(PULL_ERROR_SHOWN, delay / 2)):
+            return
+        c.state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c.image}"'}}
+        self.publish()
+        await self._pull_wait(c, failed + delay - loop.time())
+
+    async def _pull_wait(self, c: Container, seconds: float) -> bool:
+        """Sleep; True as soon as the pod terminates or the container's image changes."""
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(c.image_changed.wait())]
+        try:
+            done, _pending = await asyncio.wait(waits, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return bool(done)
+
+    def _image(self, c: Container) -> tuple[ImageMapping | None, bool]:
+        """The user's mapping for the image, else the catalog's (then True); raises when the image cannot run."""
+        kubelet = self.kubelet
+        mapping = images.find_mapping(c.image, kubelet.image_map)
+        if mapping is not None:
+            return mapping, False
+        if parse_image(c.image) is None:
+            raise catalog.invalid_name(c.image)
+        mapping = kubelet.catalog.mapping(c.image)
+        if mapping is None and not c.spec.get("command") and not c.spec.get("args"):
+            raise catalog.pull_failure(c.image)
+        return mapping, mapping is not None
+
     def _prepare(self, c: Container) -> list[str]:
         """Resolve the container's environment, program and working directory (raises ConfigError)."""
         kubelet = self.kubelet
         ip = self.ip or HOST_IP
+        image, builtin = self._image(c)
         defined = images.container_env(self.pod, c.spec, kubelet.lookup, ip, HOST_IP)
-        image = images.find_mapping(c.image, kubelet.image_map)
         argv = images.container_argv(c.spec, defined, image)
         env = images.base_environment(image)
         env["HOSTNAME"] = self.name
@@ -378,7 +440,7 @@ class PodWorker:
         images.overlay(env, kubelet.network.pod_environment(self.pod, ip))
         c.env = env
         c.cwd = str(self._working_dir(c.spec.get("workingDir")))
-        return argv
+        return catalog.host_program(argv, env.get("PATH")) if builtin else argv
 
     def _working_dir(self, requested: str | None) -> Path:
         """`workingDir` if the host has it; otherwise the same path under the pod's own directory."""
@@ -738,13 +800,15 @@ class Kubelet:
 
     def __init__(self, core: ApiCore, *, node_name: str = "localkube-node", work_dir: Path,
                  network: PodNetwork | None = None, simulate: bool = False, image_map: Sequence[ImageMapping] = (),
-                 backoff_base: float = 10.0, backoff_cap: float = 300.0, stop_grace: float = 2.0) -> None:
+                 backoff_base: float = 10.0, backoff_cap: float = 300.0, stop_grace: float = 2.0,
+                 image_catalog: Sequence[CatalogEntry] = CATALOG) -> None:
         self.core = core
         self.node_name = node_name
         self.work_dir = Path(work_dir)
         self.network: PodNetwork = network or HostNetwork()
         self.simulate = simulate
         self.image_map = tuple(image_map)
+        self.catalog = Catalog(self.work_dir / "images", image_catalog)  # after the user's mappings
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.stop_grace = stop_grace
