@@ -2,7 +2,8 @@
 
 The pages are the Markdown files of docs/ (MyST); `resources.md` renders the CRD reference from
 `dask_kube.operator.crd_schemas.crds()` through the local extension in `_ext/crd_reference.py`, and `api.md` the
-API reference from docstrings (autodoc).
+API reference from docstrings (autodoc). LocalKube, a distribution of its own, keeps its docs in localkube/:
+`localkube.md` and `localkube-networking.md` render them, with their links between each other rewritten.
 """
 
 from __future__ import annotations
@@ -55,5 +56,25 @@ def _drop_pending_pages(app, docname, source):  # type: ignore[no-untyped-def]
             source[0] = source[0].replace(f"\n{page}\n", "\n")
 
 
+# Pages whose text lives in LocalKube's folder: docname -> (file, {link in that file: link on this site}).
+LOCALKUBE = HERE.parent / "localkube"
+BORROWED_PAGES = {
+    "localkube": (LOCALKUBE / "README.md", {"(docs/networking.md)": "(localkube-networking.md)",
+                                             "(../README.md)": "(index.md)"}),
+    "localkube-networking": (LOCALKUBE / "docs" / "networking.md", {}),
+}
+
+
+def _borrow_pages(app, docname, source):  # type: ignore[no-untyped-def]
+    if docname not in BORROWED_PAGES:
+        return
+    path, links = BORROWED_PAGES[docname]
+    text = path.read_text()
+    for old, new in links.items():
+        text = text.replace(old, new)
+    source[0] = text
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("source-read", _drop_pending_pages)
+    app.connect("source-read", _borrow_pages)

@@ -20,7 +20,6 @@ import yaml
 from distributed import Client
 from localkube.apiserver.server import Denial
 from localkube.cluster import LocalKube, ThreadedLocalKube
-from localkube.node.images import ImageMapping
 from localkube.pytest_plugin import run_kubectl
 from localkube.testing import until
 
@@ -32,7 +31,6 @@ from tests.rbacdocs import documented_user_role
 pytestmark = pytest.mark.localkube_only
 
 render = load()
-OPERATOR_IMAGE = ImageMapping("ghcr.io/dask-kube/dask-kube-operator:*", entrypoint=("dask-kube-operator",))
 OPERATOR_NS = render.NAMESPACE
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -56,7 +54,7 @@ def without(role: dict[str, Any], resource: str, verb: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def rbac_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ThreadedLocalKube, Kubectl]]:
     cache = tmp_path_factory.mktemp("kubectl-cache")
-    with LocalKube.in_thread(image_map=[OPERATOR_IMAGE]) as local:
+    with LocalKube.in_thread() as local:  # the operator's image is in LocalKube's catalog
         def kubectl(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
             return run_kubectl(local.kubeconfig, cache, *args, **kwargs)
 

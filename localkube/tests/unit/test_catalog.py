@@ -238,3 +238,8 @@ def test_markdown_table_lists_every_entry() -> None:
         assert entry.runs in line
     assert "`nginx`" in table and "`registry.k8s.io/pause`" in table and "`daskdev/dask`" in table
     assert "`nginx -g 'daemon off;'`" in table
+
+
+def test_the_readme_lists_the_catalog_as_it_is() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert markdown_table() in readme
