@@ -17,12 +17,13 @@ import binascii
 import fnmatch
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from localkube.apiserver.validation import parse_quantity
 
 Obj = dict[str, Any]
 # (plural, namespace, name) -> object or None: how env resolution reads ConfigMaps and Secrets.
@@ -101,28 +102,6 @@ def expand(text: str, env: Mapping[str, str]) -> str:
             out.append("$" + nxt)
             i += 2
     return "".join(out)
-
-
-# -- quantities (resourceFieldRef) ------------------------------------------------------------------------------
-
-_SUFFIXES = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}
-
-
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([a-zA-Z]*)$")
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """A Kubernetes quantity ("500m", "2Gi", "1e3") as a number."""
-    match = _QUANTITY.match(str(value).strip())
-    if match is None or match.group(2) not in _SUFFIXES:
-        raise ValueError(f"quantities must match the regular expression: {value!r}")
-    return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
 
 
 def _total_memory() -> int:
