@@ -15,6 +15,7 @@ import base64
 import concurrent.futures
 import contextlib
 import logging
+import os
 import socket
 import ssl
 import tempfile
@@ -56,20 +57,37 @@ POD_TOKEN_SECONDS = 365 * 24 * 3600
 
 
 def kubeconfig_document(url: str, namespace: str = "default", *, token: str = ADMIN_TOKEN,
-                        ca_pem: bytes | None = None) -> dict[str, Any]:
+                        ca_pem: bytes | None = None, client: tuple[bytes, bytes] | None = None) -> dict[str, Any]:
+    """A kubeconfig for `url`: trusting `ca_pem`, authenticating with `token` and, if given, a client certificate
+    and key (PEM)."""
     cluster: dict[str, Any] = {"server": url}
     if ca_pem is not None:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    user: dict[str, Any] = {"token": token}
+    if client is not None:
+        user["client-certificate-data"] = base64.b64encode(client[0]).decode()
+        user["client-key-data"] = base64.b64encode(client[1]).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "localkube", "cluster": cluster}],
-        "users": [{"name": "localkube", "user": {"token": token}}],
+        "users": [{"name": "localkube", "user": user}],
         "contexts": [{"name": "localkube", "context": {"cluster": "localkube", "user": "localkube",
                                                        "namespace": namespace}}],
         "current-context": "localkube",
         "preferences": {},
     }
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (a kubeconfig holds keys and tokens), all at once: readers that wait
+    for it to exist never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(partial, path)
 
 
 class LocalKube:
@@ -185,8 +203,9 @@ class LocalKube:
         for ext in self.extensions:
             await ext.start()
         await self._start_http()
-        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.url, ca_pem=self.tls.ca_pem())))
+        admin = (self.tls.admin_cert.read_bytes(), self.tls.admin_key.read_bytes())
+        write_private(self.kubeconfig, yaml.safe_dump(kubeconfig_document(self.url, ca_pem=self.tls.ca_pem(),
+                                                                          client=admin)))
         log.info("LocalKube serving %s (kubeconfig %s)", self.url, self.kubeconfig)
         return self
 
@@ -290,9 +309,8 @@ class LocalKube:
             raise LookupError(f"serviceaccount {namespace}/{name} does not exist")
         token, _expires = self.authenticator.issue(sa, expiration_seconds)
         target = Path(path) if path else self.state_dir / "serviceaccounts" / f"{namespace}_{name}.kubeconfig"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(kubeconfig_document(self.url, namespace, token=token,
-                                                             ca_pem=self.tls.ca_pem())))
+        write_private(target, yaml.safe_dump(kubeconfig_document(self.url, namespace, token=token,
+                                                                 ca_pem=self.tls.ca_pem())))
         return target
 
     def _pod_kubeconfig(self, pod: dict[str, Any], directory: Path) -> Path | None:
@@ -301,10 +319,9 @@ class LocalKube:
         if sa is None:
             return None
         token, _expires = self.authenticator.issue(sa, POD_TOKEN_SECONDS, pod=pod)
-        directory.mkdir(parents=True, exist_ok=True)
         target = directory / POD_KUBECONFIG
-        target.write_text(yaml.safe_dump(kubeconfig_document(self.url, pod["metadata"]["namespace"],
-                                                             token=token, ca_pem=self.tls.ca_pem())))
+        write_private(target, yaml.safe_dump(kubeconfig_document(self.url, pod["metadata"]["namespace"],
+                                                                 token=token, ca_pem=self.tls.ca_pem())))
         return target
 
     def forbidden(self, reset: bool = False) -> list[Denial]:

@@ -164,6 +164,6 @@ async def test_wait_for_condition_and_jsonpath(api, namespace: str, widget_crd) 
 
 
 async def test_whoami_and_access_reviews(api, kubectl) -> None:  # type: ignore[no-untyped-def]
-    assert await api.whoami() == "localkube-admin"
+    assert await api.whoami() == "kubernetes-admin"
     assert kubectl("auth", "can-i", "create", "pods").stdout.strip() == "yes"
-    assert "localkube-admin" in kubectl("auth", "whoami").stdout
+    assert "kubernetes-admin" in kubectl("auth", "whoami").stdout

@@ -6,8 +6,10 @@
 - No `Authorization` header over plain HTTP (a listener that is off unless asked for, for raw-HTTP tests and
   benchmarks): the admin, LocalKube's equivalent of kube-apiserver's old insecure port. kubectl never sends a token
   over `http://` anyway.
-- `Bearer localkube` (the token of the kubeconfig LocalKube writes): the admin, `localkube-admin` in
-  `system:masters`.
+- A client certificate signed by the cluster's CA (x509 authentication, checked first as kube-apiserver does): the
+  subject's CN is the user, each O a group. The kubeconfig LocalKube writes carries the admin's,
+  `kubernetes-admin` in `system:masters`, as kubeadm's and kind's do.
+- `Bearer localkube` (the token the kubeconfig LocalKube writes also carries): the same admin.
 - A ServiceAccount token (issued by the TokenRequest API, `kubectl create token`, or the kubelet for a pod):
   `system:serviceaccount:NS:NAME`, while it is unexpired, its ServiceAccount still exists with the uid it was issued
   for, and the pod it is bound to (if any) still exists.
@@ -33,6 +35,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from localkube.apiserver.certs import ADMIN_USER
 from localkube.apiserver.errors import ApiError
 from localkube.apiserver.rbac import (
     AUTHENTICATED,
@@ -48,7 +51,7 @@ from localkube.apiserver.rbac import (
 from localkube.apiserver.store import Store
 
 ADMIN_TOKEN = "localkube"
-ADMIN = User("localkube-admin", (MASTERS, AUTHENTICATED), "localkube-admin")
+ADMIN = User(ADMIN_USER, (MASTERS, AUTHENTICATED))
 # Who a request without credentials is over HTTPS, as with kube-apiserver's --anonymous-auth (the default).
 ANONYMOUS = User("system:anonymous", (UNAUTHENTICATED,))
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
@@ -151,6 +154,18 @@ class Authenticator:
                      "authentication.kubernetes.io/pod-uid": [pod_ref["uid"]]}
         return service_account_user(ns, sa_ref["name"], sa_ref.get("uid", ""), extra), token_audiences
 
+    @staticmethod
+    def user_for_certificate(peercert: Mapping[str, Any] | None) -> User | None:
+        """The user a verified client certificate names (`ssl.SSLSocket.getpeercert()` form), if any."""
+        if not peercert:
+            return None
+        fields = [(key, value) for rdn in peercert.get("subject", ()) for key, value in rdn]
+        names = [value for key, value in fields if key == "commonName"]
+        if not names:
+            return None
+        groups = tuple(value for key, value in fields if key == "organizationName")
+        return User(names[0], (*groups, *(() if AUTHENTICATED in groups else (AUTHENTICATED,))))
+
     def user_for_token(self, token: str, audiences: list[str] | None = None) -> User | None:
         if token == ADMIN_TOKEN:
             return ADMIN
@@ -159,11 +174,16 @@ class Authenticator:
 
     # -- requests ------------------------------------------------------------------------------------------
 
-    def authenticate(self, headers: Mapping[str, str], *, secure: bool = True) -> User:
-        """The user of a request (401 if its credentials are not valid), after any impersonation. Without
-        credentials: `system:anonymous` over HTTPS, the admin over plain HTTP (the insecure port)."""
+    def authenticate(self, headers: Mapping[str, str], *, secure: bool = True,
+                     peercert: Mapping[str, Any] | None = None) -> User:
+        """The user of a request (401 if its credentials are not valid), after any impersonation: its client
+        certificate first, then its bearer token. Without either: `system:anonymous` over HTTPS, the admin over
+        plain HTTP (the insecure port)."""
         authorization = headers.get("Authorization")
-        if authorization is None:
+        certified = self.user_for_certificate(peercert)
+        if certified is not None:
+            user = certified
+        elif authorization is None:
             user = ANONYMOUS if secure else ADMIN
         else:
             scheme, _, token = authorization.partition(" ")

@@ -323,6 +323,12 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
                            "verbs": ["create"]}],
     "system:public-info-viewer": [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"],
                                    "verbs": ["get"]}],
+    # What a component that delegates authentication and authorization to the API server binds (kr8s's tests, and
+    # any server that checks its callers' tokens, use it for TokenReview).
+    "system:auth-delegator": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+                               "verbs": ["create"]},
+                              {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+                               "verbs": ["create"]}],
 }
 # The user-facing roles (bound with a RoleBinding to give someone a namespace): each gathers the rules of every
 # ClusterRole labelled `aggregate-to-<its name>`, which is how a CRD's chart lets namespace editors use its kinds.

@@ -254,12 +254,14 @@ class ApiServer:
         headers = request.headers
         if self.authenticator is None:
             return ADMIN
-        if "Authorization" not in headers and "Impersonate-User" not in headers:
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if request.secure and transport is not None else None
+        if "Authorization" not in headers and "Impersonate-User" not in headers and not peercert:
             if not request.secure:
                 return ADMIN  # the insecure port: plain HTTP, off unless asked for (see authn.py)
             user = ANONYMOUS
         else:
-            user = self.authenticator.authenticate(headers, secure=request.secure)
+            user = self.authenticator.authenticate(headers, secure=request.secure, peercert=peercert)
         if user.is_master:
             return user
         attrs = rbac.request_attributes(request.method, request.path, request.query)
