@@ -7,6 +7,7 @@ LocalKube knows nothing of Dask and its own tests need no Dask; these check the 
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
 
 import pytest
@@ -90,3 +91,31 @@ def test_dask_through_a_load_balancer_advertises_pod_ips(kubectl, namespace) -> 
         info = client.scheduler_info()
     assert info["address"] == f"tcp://{_pod_ip(kubectl, 'sched')}:8786"
     assert [w.split("//")[1].rsplit(":", 1)[0] for w in info["workers"]] == [_pod_ip(kubectl, "worker-0")]
+
+
+def test_dask_dashboard_through_the_api_server_service_proxy(kube, kubectl, namespace) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard at `.../services/sched:http-dashboard/proxy/status`, the URL `kubectl proxy` users open: the
+    request goes to the API server with the session's token and CA, never to the pod directly."""
+    pod, service = _scheduler()
+    service["spec"]["ports"].append({"name": "http-dashboard", "port": 8787, "targetPort": "http-dashboard"})
+    _apply(kubectl, pod, service)
+    _wait_ready(kubectl, "sched")
+    api = kube.api
+    base = f"{api.server}/api/v1/namespaces/{namespace}/services/sched:http-dashboard/proxy"
+
+    def get(path: str) -> tuple[int, str, bytes]:
+        request = urllib.request.Request(base + path, headers=api.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=api.context) as resp:
+                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers.get("Content-Type", ""), err.read()
+
+    # The Endpoints follow the pod's readiness a moment later; until then the proxy answers 503.
+    health = until(lambda: (r := get("/health"))[0] == 200 and r, what="the scheduler's /health through the proxy",
+                   explain=lambda: repr(get("/health")))
+    assert health[2] == b"ok"
+    status, content_type, page = get("/status")
+    assert status == 200, page[:500]
+    assert content_type.startswith("text/html")
+    assert b"Dask" in page  # the dashboard, or without bokeh distributed's page saying it needs bokeh

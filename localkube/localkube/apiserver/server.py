@@ -1,4 +1,5 @@
-"""The HTTP face of LocalKube: Kubernetes REST paths onto `ApiCore`, plus watch, logs and port-forward streams.
+"""The HTTP face of LocalKube: Kubernetes REST paths onto `ApiCore`, plus watch, logs and port-forward streams,
+and the pod and service proxy (`proxy.py`).
 
 Everything that is not implemented is refused the way a real server refuses it (a `Status` body with 404, 405 or
 415), never half-done.
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 import yaml
 from aiohttp import WSMsgType, web
 
-from localkube.apiserver import discovery, rbac, reviews, serviceaccounts, tables
+from localkube.apiserver import discovery, proxy, rbac, reviews, serviceaccounts, tables
 from localkube.apiserver.authn import ADMIN, ANONYMOUS, Authenticator
 from localkube.apiserver.core import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, POD_KEY, STRATEGIC_PATCH, ApiCore
 from localkube.apiserver.errors import ApiError, success_status
@@ -410,7 +411,9 @@ class ApiServer:
         if sub == "token" and method == "POST" and self.authenticator is not None:
             body = await self._read_body(request)
             return _json(serviceaccounts.token_request(core, self.authenticator, ns, name, body), 201)
-        if sub in ("log", "portforward", "exec", "attach", "proxy", "binding", "eviction", "token", "finalize"):
+        if sub == "proxy":
+            return await proxy.handle(request, core, kind.plural, ns, name, self.runtime.open_port)
+        if sub in ("log", "portforward", "exec", "attach", "binding", "eviction", "token", "finalize"):
             return await self._pod_subresource(request, kind, ns, name, sub)
         if sub == "scale":
             if method == "GET":
