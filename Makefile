@@ -6,13 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint unit demo bench docs clean
+.PHONY: venv test lint unit demo bench docs clean conformance
 
 # dask_kube and LocalKube (./localkube, a distribution of its own), both editable from this repository.
 $(STAMP): pyproject.toml localkube/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './localkube[test]' -e '.[test,docs,local]'
+	$(PY) -m pip install --quiet -e './localkube[test,conformance]' -e '.[test,docs,local]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -28,6 +28,10 @@ unit: $(STAMP)
 test: lint
 	cd localkube && ../$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# kr8s's own test suite against a fresh LocalKube; regenerates docs/conformance.md (localkube/conformance/run.py).
+conformance: $(STAMP)
+	$(PY) localkube/conformance/run.py --report docs/conformance.md
 
 demo: $(STAMP)
 	@$(PY) -c "import numpy" 2>/dev/null || $(PY) -m pip install --quiet numpy  # the quickstart's dask array

