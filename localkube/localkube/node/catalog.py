@@ -86,9 +86,11 @@ CATALOG: tuple[CatalogEntry, ...] = (
         entrypoint=("pause",), programs=(Program("pause", _stand_in("pause", "-I", "-S")),)),
     CatalogEntry(
         "nginx", docker_hub("nginx"),
-        "a stand-in nginx: the welcome page on port 80, `Server: nginx`, access log on stdout",
+        "a stand-in nginx: the files of `/usr/share/nginx/html` (the welcome page, `50x.html`) on port 80, "
+        "`Server: nginx`, access log on stdout",
         entrypoint=("docker-entrypoint.sh",), cmd=("nginx", "-g", "daemon off;"),
-        programs=(Program("docker-entrypoint.sh"), Program("nginx", _stand_in("nginx")))),
+        programs=(Program("docker-entrypoint.sh"), Program("nginx", _stand_in("nginx"))),
+        directories={"/usr/share/nginx/html": PROGRAMS_DIR / "nginx-html"}),
     CatalogEntry("busybox", docker_hub("busybox"), "the host's shell and tools", cmd=("sh",)),
     CatalogEntry("alpine", docker_hub("alpine"), "the host's shell and tools", cmd=("/bin/sh",)),
     CatalogEntry("ubuntu", docker_hub("ubuntu"), "the host's shell and tools", cmd=("/bin/bash",)),
