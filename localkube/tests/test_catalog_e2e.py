@@ -3,6 +3,7 @@ LocalKube knows no program for fails to pull as on a real cluster."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,8 +13,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from kr8s.objects import Pod
+
+from localkube.testing import free_port, until
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +111,64 @@ def test_an_nginx_deployment_rolls_out_and_each_replica_answers(kubectl, namespa
               "    print(r.status, r.headers['Server'], b'Welcome to nginx!' in r.read())\n")
     out = kubectl("exec", pods[0]["metadata"]["name"], "--", "python3", "-c", script, *ips).stdout
     assert out.splitlines() == ["200 nginx True", "200 nginx True"]
+
+
+@needs_port_80
+def test_files_written_into_an_nginx_pod_are_served_by_it_alone(kube, kubectl, namespace) -> None:  # type: ignore[no-untyped-def]
+    """kr8s's own test fixture, step by step: dd into the html root with exec, then fetch through a port-forward."""
+    host_root = Path("/usr/share/nginx/html")
+    host_had_it = host_root.exists()
+    probe = {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1}
+    _apply(kubectl, *(_pod(name, {"image": "nginx:latest", "ports": [{"containerPort": 80}], "readinessProbe": probe},
+                           terminationGracePeriodSeconds=5) for name in ("web", "other")))
+    _wait(kubectl, "condition=Ready", "web", "other")
+    assert kubectl("exec", "other", "--", "ls", str(host_root)).stdout.split() == ["50x.html", "index.html"]
+
+    kubectl("exec", "web", "--", "dd", "if=/dev/random", f"of={host_root}/foo.dat", "bs=4M", "count=10")
+    digest = kubectl("exec", "web", "--", "sha256sum", f"{host_root}/foo.dat").stdout.split()[0]
+    assert kubectl("exec", "web", "--", "ls", str(host_root)).stdout.split() == ["50x.html", "foo.dat", "index.html"]
+    forward = PortForward(kube, namespace, "pod/web", 80)
+    try:
+        status, headers, body = forward.request("GET", "/foo.dat")
+        assert (status, len(body), int(headers["Content-Length"])) == (200, 41943040, 41943040)
+        assert hashlib.sha256(body).hexdigest() == digest
+        status, _, page = forward.request("GET", "/")
+        assert status == 200 and b"<title>Welcome to nginx!</title>" in page
+        assert forward.request("GET", "/foo")[0] == 404
+    finally:
+        forward.close()
+
+    # The other pod has its own copy of the image's directory, without foo.dat.
+    assert kubectl("exec", "other", "--", "ls", str(host_root)).stdout.split() == ["50x.html", "index.html"]
+    forward = PortForward(kube, namespace, "pod/other", 80)
+    try:
+        assert forward.request("GET", "/foo.dat")[0] == 404
+    finally:
+        forward.close()
+    if kube.local is not None:  # LocalKube wrote into its state directory only
+        assert host_root.exists() == host_had_it and not (host_root / "foo.dat").exists()
+        state = kube.local.kube.state_dir
+        copies = state.glob(f"kubelet/pods/{namespace}_web_*/containers/main/rootfs{host_root}/foo.dat")
+        assert [p.stat().st_size for p in copies] == [41943040]
+
+
+@needs_port_80
+def test_kr8s_nginx_fixture_runs_as_in_kr8s_own_suite(namespace) -> None:  # type: ignore[no-untyped-def]
+    """The same sequence through kr8s: its exec, its port-forward, and an httpx client on `localhost`."""
+    pod = Pod({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kr8s-nginx", "namespace": namespace},
+               "spec": {"containers": [{"name": "nginx", "image": "nginx:latest", "ports": [{"containerPort": 80}],
+                                        "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1}}],
+                        "terminationGracePeriodSeconds": 5}})
+    pod.create()
+    until(pod.ready, "the nginx pod Ready", within=60)
+    done = pod.exec(["dd", "if=/dev/random", "of=/usr/share/nginx/html/foo.dat", "bs=4M", "count=10"])
+    assert done.returncode == 0 and b"41943040 bytes" in done.stderr
+    with pod.portforward(80, local_port=free_port()) as port, httpx.Client(base_url=f"http://localhost:{port}",
+                                                                           timeout=30) as client:
+        response = client.get("/foo.dat")
+        assert response.status_code == 200 and len(response.content) == 41943040
+        assert client.get("/").status_code == 200
+        assert client.get("/foo").status_code == 404
 
 
 def test_shell_and_python_images_run_their_commands(kubectl, namespace) -> None:  # type: ignore[no-untyped-def]

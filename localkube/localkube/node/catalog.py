@@ -13,6 +13,8 @@ in Python); for well-known images the kubelet falls back on `CATALOG`, one table
   on PATH when it runs (`dask` for `dask-worker`), or, with no argv, its own arguments (a pass-through
   entrypoint such as nginx's `/docker-entrypoint.sh`).
 - `env`: variables the image sets, under the pod's own.
+- `directories`: directories the image holds, image path -> their initial contents (a folder of programs/): each
+  container gets its own writable copy, and paths into them are mapped to it (imagefs.py).
 
 A catalog image's absolute program paths that the host does not have (`/pause`, `/usr/local/bin/python`) are
 looked up by name on the container's PATH, as the image would have them where it expects them.
@@ -62,6 +64,7 @@ class CatalogEntry:
     cmd: tuple[str, ...] = ()
     programs: tuple[Program, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    directories: Mapping[str, Path] = field(default_factory=dict)
 
 
 def docker_hub(name: str) -> tuple[str, ...]:
@@ -83,9 +86,11 @@ CATALOG: tuple[CatalogEntry, ...] = (
         entrypoint=("pause",), programs=(Program("pause", _stand_in("pause", "-I", "-S")),)),
     CatalogEntry(
         "nginx", docker_hub("nginx"),
-        "a stand-in nginx: the welcome page on port 80, `Server: nginx`, access log on stdout",
+        "a stand-in nginx: the files of `/usr/share/nginx/html` (the welcome page, `50x.html`) on port 80, "
+        "`Server: nginx`, access log on stdout",
         entrypoint=("docker-entrypoint.sh",), cmd=("nginx", "-g", "daemon off;"),
-        programs=(Program("docker-entrypoint.sh"), Program("nginx", _stand_in("nginx")))),
+        programs=(Program("docker-entrypoint.sh"), Program("nginx", _stand_in("nginx"))),
+        directories={"/usr/share/nginx/html": PROGRAMS_DIR / "nginx-html"}),
     CatalogEntry("busybox", docker_hub("busybox"), "the host's shell and tools", cmd=("sh",)),
     CatalogEntry("alpine", docker_hub("alpine"), "the host's shell and tools", cmd=("/bin/sh",)),
     CatalogEntry("ubuntu", docker_hub("ubuntu"), "the host's shell and tools", cmd=("/bin/bash",)),
@@ -188,7 +193,8 @@ class Catalog:
             # The image's own entrypoint works even when the pod's env replaces PATH, as an absolute path would.
             if entrypoint and entrypoint[0] in {p.name for p in entry.programs}:
                 entrypoint = (str(bin_dir / entrypoint[0]), *entrypoint[1:])
-        return ImageMapping(entry.key, path=path, env=dict(entry.env), entrypoint=entrypoint, cmd=entry.cmd)
+        return ImageMapping(entry.key, path=path, env=dict(entry.env), entrypoint=entrypoint, cmd=entry.cmd,
+                            directories={k: str(v) for k, v in entry.directories.items()})
 
 
 def host_program(argv: list[str], path: str | None) -> list[str]:

@@ -43,6 +43,9 @@ class ImageMapping:
     `entrypoint` and `cmd` stand for the image's ENTRYPOINT and CMD, with the container runtime's rules: a
     container's `command` replaces the entrypoint (and drops the CMD), its `args` replace the CMD. So a manifest
     written for a real image (the operator's Deployment gives only `args`) runs unchanged.
+
+    `directories` are those the image holds (image path -> a host directory with their initial contents): each
+    container gets its own copy, with paths into them mapped (imagefs.py).
     """
 
     pattern: str
@@ -50,6 +53,7 @@ class ImageMapping:
     env: Mapping[str, str] = field(default_factory=dict)
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
+    directories: Mapping[str, str] = field(default_factory=dict)
 
     def matches(self, image: str) -> bool:
         return fnmatch.fnmatchcase(image, self.pattern)

@@ -41,7 +41,7 @@ from localkube.apiserver.server import LogOptions
 from localkube.apiserver.store import DELETED, Event
 from localkube.controllers.base import Controller
 from localkube.controllers.nodes import KUBELET_LABEL, SIMULATE_ANNOTATION
-from localkube.node import catalog, images
+from localkube.node import catalog, imagefs, images
 from localkube.node.catalog import CATALOG, Catalog, CatalogEntry, ImagePullError
 from localkube.node.images import ConfigError, ImageMapping
 from localkube.node.podlogs import ContainerLogs, read_log
@@ -195,6 +195,7 @@ class Container:
         self.proc: Process | None = None
         self.env: dict[str, str] = {}
         self.cwd = "/"
+        self.image_paths: dict[str, str] = {}  # the image's directories -> this instance's copies (imagefs.py)
         self.started = False
         self.readiness: bool | None = None
         self.extra_groups: set[int] = set()  # exec sessions: they die with the container
@@ -357,7 +358,7 @@ class PodWorker:
         loop = asyncio.get_running_loop()
         while not self.terminating:
             try:
-                argv = self._prepare(c)
+                argv = await self._prepare(c)
             except ImagePullError as err:
                 await self._pull_back_off(c, err.message)
                 continue
@@ -420,13 +421,16 @@ class PodWorker:
             raise catalog.pull_failure(c.image)
         return mapping, mapping is not None
 
-    def _prepare(self, c: Container) -> list[str]:
-        """Resolve the container's environment, program and working directory (raises ConfigError)."""
+    async def _prepare(self, c: Container) -> list[str]:
+        """Resolve the container's environment, program and working directory, and copy its image's directories
+        afresh (raises ConfigError)."""
         kubelet = self.kubelet
         ip = self.ip or HOST_IP
         image, builtin = self._image(c)
         defined = images.container_env(self.pod, c.spec, kubelet.lookup, ip, HOST_IP)
         argv = images.container_argv(c.spec, defined, image)
+        c.image_paths = await self._image_directories(c, image)
+        argv = imagefs.map_argv(argv, c.image_paths)
         env = images.base_environment(image)
         env["HOSTNAME"] = self.name
         env.update(defined)
@@ -438,12 +442,29 @@ class PodWorker:
         for name, value in kubelet.api_env.items():  # the container's own variables win, as on a node
             env.setdefault(name, value)
         images.overlay(env, kubelet.network.pod_environment(self.pod, ip))
+        if c.image_paths:
+            env[imagefs.ENV_VAR] = json.dumps(c.image_paths)
         c.env = env
-        c.cwd = str(self._working_dir(c.spec.get("workingDir")))
+        c.cwd = str(self._working_dir(c.spec.get("workingDir"), c.image_paths))
         return catalog.host_program(argv, env.get("PATH")) if builtin else argv
 
-    def _working_dir(self, requested: str | None) -> Path:
-        """`workingDir` if the host has it; otherwise the same path under the pod's own directory."""
+    async def _image_directories(self, c: Container, image: ImageMapping | None) -> dict[str, str]:
+        """Fresh copies of the image's directories for this instance, as its writable layer (gone with the pod)."""
+        if image is None or not image.directories:
+            return {}
+        try:
+            return await asyncio.to_thread(imagefs.fresh_copies, self.dir / "containers" / c.name / "rootfs",
+                                           image.directories)
+        except (OSError, ValueError) as err:
+            raise ConfigError("CreateContainerError", f"copying the directories of image {c.image!r}: {err}")
+
+    def _working_dir(self, requested: str | None, image_paths: imagefs.PathTable) -> Path:
+        """`workingDir` in the image's directories, else the host's if it has it, else the same path under the
+        pod's own directory."""
+        mapped = imagefs.map_path(requested, image_paths) if requested else None
+        if mapped is not None:
+            Path(mapped).mkdir(parents=True, exist_ok=True)
+            return Path(mapped)
         if requested and Path(requested).is_dir():
             return Path(requested)
         path = self.dir / "rootfs" / requested.lstrip("/") if requested else self.dir / "work"
@@ -545,7 +566,8 @@ class PodWorker:
 
     async def _exec_probe(self, c: Container, argv: list[str], limit: float) -> int:
         try:
-            proc = await spawn(argv, c.env, c.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = await spawn(imagefs.map_argv(argv, c.image_paths), c.env, c.cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
         except OSError as err:
             return start_error(argv, err)[0]
         try:
@@ -966,7 +988,8 @@ class Kubelet:
             return
         want_stdin = _query_flag(ws, "stdin")
         try:
-            proc = await spawn(command, c.env, c.cwd, stdin=subprocess.PIPE if want_stdin else subprocess.DEVNULL)
+            proc = await spawn(imagefs.map_argv(command, c.image_paths), c.env, c.cwd,
+                               stdin=subprocess.PIPE if want_stdin else subprocess.DEVNULL)
         except OSError as err:
             code, message = start_error(command, err)
             await ws.send_bytes(b"\x02" + message.encode() + b"\n")
