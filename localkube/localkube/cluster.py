@@ -27,7 +27,13 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from localkube.apiserver import certs, rbac, serviceaccounts
+from localkube.apiserver import (
+    autoscaling,
+    certificates,
+    certs,
+    rbac,
+    serviceaccounts,
+)
 from localkube.apiserver.authn import ADMIN_TOKEN, DEFAULT_EXPIRATION, SERVICE_ACCOUNT_KEY, Authenticator
 from localkube.apiserver.core import ApiCore
 from localkube.apiserver.server import ApiServer, ClientCut, Denial, FaultRule
@@ -126,6 +132,8 @@ class LocalKube:
         self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
         self.server.authenticator = self.authenticator
         serviceaccounts.install(self.core)
+        certificates.install(self.core)
+        autoscaling.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
