@@ -31,6 +31,7 @@ from localkube.apiserver import (
     autoscaling,
     certificates,
     certs,
+    priority,
     rbac,
     serviceaccounts,
 )
@@ -132,6 +133,7 @@ class LocalKube:
         self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
         self.server.authenticator = self.authenticator
         serviceaccounts.install(self.core)
+        priority.install(self.core)
         certificates.install(self.core)
         autoscaling.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
@@ -171,6 +173,7 @@ class LocalKube:
     async def start(self) -> LocalKube:
         self.core.bootstrap()
         self._bootstrap_access()
+        priority.ensure_system_classes(self.core)  # before controllers create pods that name them
         # Bound before pods start, so that the kubeconfig each pod gets names the right port.
         self._tls_sock = self._bind_tls()
         if self.kubelet is not None:

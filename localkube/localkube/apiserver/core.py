@@ -98,9 +98,13 @@ class ApiCore:
         # Hooks run right after an object of a kind is stored, inside the same write (a namespace's default
         # ServiceAccount), so no client can observe the object without them.
         self.after_create: dict[tuple[str, str], list[Callable[[Obj], None]]] = {}
+        # Validating admission: run once the object passed validation, before it is stored (quotas, limit ranges).
+        self.validating: dict[tuple[str, str], list[Callable[[Obj, Obj | None], None]]] = {}
         # (kind key, subresource) -> (request body, stored object) -> the object to store: subresources with their
         # own update strategy (a CSR's approval, and its status, which keeps the approval conditions).
         self.subresource_writes: dict[tuple[tuple[str, str], str], Callable[[Obj, Obj], Obj]] = {}
+        # Checks before an object is deleted (the system PriorityClasses cannot be).
+        self.before_delete: dict[tuple[str, str], list[Callable[[Obj], None]]] = {}
         # Kinds also served at a version other than the stored one (autoscaling/v1 HPAs):
         # (kind key, served version) -> (served form -> stored form, stored form -> served form).
         self.conversions: dict[tuple[tuple[str, str], str], tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]]] = {}
@@ -313,6 +317,8 @@ class ApiCore:
             raise ApiError(400, validation.strict_decoding_message(kind.kind, kind.api_version, unknown))
         if causes:
             raise invalid(kind.qualified_kind, name, causes, kind.group)
+        for hook in self.validating.get(kind.key, ()):
+            hook(obj, old)
         return validation.warning_headers(unknown) if unknown and field_validation == "Warn" else []
 
     # -- update --------------------------------------------------------------------------------------------
@@ -475,6 +481,8 @@ class ApiCore:
     ) -> Obj:
         old = self.get(kind, namespace, name)
         meta_old = old["metadata"]
+        for hook in self.before_delete.get(kind.key, ()):
+            hook(old)
         if preconditions:
             if preconditions.get("uid") and preconditions["uid"] != meta_old["uid"]:
                 raise ApiError(409, f"Precondition failed: UID in precondition: {preconditions['uid']}, "

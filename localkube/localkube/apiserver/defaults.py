@@ -83,12 +83,11 @@ def _pod(obj: Obj, old: Obj | None) -> None:
     if not isinstance(spec, dict):
         return
     pod_spec(spec)
+    # `priority` and `preemptionPolicy` come from the Priority admission plugin (priority.py), not defaulting.
     if old is None:
         spec.setdefault("serviceAccountName", "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         tolerations = spec.setdefault("tolerations", [])
         if isinstance(tolerations, list):
             present = {t.get("key") for t in tolerations if isinstance(t, dict)}
