@@ -31,7 +31,9 @@ from localkube.apiserver import (
     autoscaling,
     certificates,
     certs,
+    limitranger,
     priority,
+    quota,
     rbac,
     serviceaccounts,
 )
@@ -46,6 +48,7 @@ from localkube.controllers.base import Controller
 from localkube.controllers.garbage import GarbageCollector
 from localkube.controllers.namespaces import NamespaceController
 from localkube.controllers.nodes import NodeConfig, NodeController
+from localkube.controllers.resourcequota import ResourceQuotaController
 from localkube.controllers.scheduler import Scheduler
 from localkube.controllers.serviceaccounts import DefaultServiceAccountController
 from localkube.controllers.workloads import DeploymentController, ReplicaSetController
@@ -132,10 +135,14 @@ class LocalKube:
         self.server = ApiServer(self.core, kubernetes_version=self.config.kubernetes_version)
         self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
         self.server.authenticator = self.authenticator
+        # Admission, in kube-apiserver's plugin order: LimitRanger, ServiceAccount, Priority, then the validating
+        # ones (ResourceQuota last); CSR approval and signing checks run in the CSR's own write path.
+        limitranger.install(self.core)
         serviceaccounts.install(self.core)
         priority.install(self.core)
         certificates.install(self.core)
         autoscaling.install(self.core)
+        quota.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
@@ -190,6 +197,7 @@ class LocalKube:
             DeploymentController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
+            ResourceQuotaController(self.core),
         ]
         for controller in self.controllers:
             controller.start()

@@ -78,11 +78,26 @@ def _qos_class(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+def _requests_from_limits(container: Obj) -> None:
+    """A pod container's limits stand in for the requests it leaves out (pods only, not templates)."""
+    resources = container.get("resources")
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    if isinstance(limits, dict) and limits:
+        requests = resources.setdefault("requests", {})
+        if isinstance(requests, dict):
+            for name, value in limits.items():
+                requests.setdefault(name, value)
+
+
 def _pod(obj: Obj, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
         return
     pod_spec(spec)
+    for group in ("containers", "initContainers"):
+        for c in spec.get(group) or ():
+            if isinstance(c, dict):
+                _requests_from_limits(c)
     # `priority` and `preemptionPolicy` come from the Priority admission plugin (priority.py), not defaulting.
     if old is None:
         spec.setdefault("serviceAccountName", "default")

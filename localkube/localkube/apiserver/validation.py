@@ -260,7 +260,16 @@ def parse_quantity(text: str | int | float) -> Decimal:
 
 def canonical_quantity(text: str | int | float) -> str:
     """Quantity.String(): the canonical spelling the server writes back and quotes in errors."""
-    amount, fmt = _parse(text)
+    return format_quantity(*_parse(text))
+
+
+def quantity_format(text: str | int | float) -> str:
+    """The format a quantity keeps through arithmetic: "DecimalSI", "BinarySI" or "DecimalExponent"."""
+    return _parse(text)[1]
+
+
+def format_quantity(amount: Decimal, fmt: str) -> str:
+    """Quantity.String() of `amount` held in format `fmt` (sums keep the format of their first term)."""
     if fmt == "BinarySI" and (abs(amount) < 1024 or amount != amount.to_integral_value()):
         fmt = "DecimalSI"
     if fmt == "BinarySI":
