@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from localkube import system
 from localkube.apiserver import (
     autoscaling,
     certificates,
@@ -203,6 +204,7 @@ class LocalKube:
             controller.start()
         for ext in self.extensions:
             await ext.start()
+        system.ensure(self.core, api_port=self.port, service_prefix=self.network.prefix)
         await self._start_http()
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.url, ca_pem=self.tls.ca_pem())))
