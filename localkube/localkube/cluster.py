@@ -28,7 +28,17 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from localkube.apiserver import certs, rbac, serviceaccounts
+from localkube import system
+from localkube.apiserver import (
+    autoscaling,
+    certificates,
+    certs,
+    limitranger,
+    priority,
+    quota,
+    rbac,
+    serviceaccounts,
+)
 from localkube.apiserver.authn import ADMIN_TOKEN, DEFAULT_EXPIRATION, SERVICE_ACCOUNT_KEY, Authenticator
 from localkube.apiserver.core import ApiCore
 from localkube.apiserver.server import ApiServer, ClientCut, Denial, FaultRule
@@ -40,6 +50,7 @@ from localkube.controllers.base import Controller
 from localkube.controllers.garbage import GarbageCollector
 from localkube.controllers.namespaces import NamespaceController
 from localkube.controllers.nodes import NodeConfig, NodeController
+from localkube.controllers.resourcequota import ResourceQuotaController
 from localkube.controllers.scheduler import Scheduler
 from localkube.controllers.serviceaccounts import DefaultServiceAccountController
 from localkube.controllers.workloads import DeploymentController, ReplicaSetController
@@ -143,7 +154,14 @@ class LocalKube:
         self.server = ApiServer(self.core, kubernetes_version=self.config.kubernetes_version)
         self.authenticator = Authenticator(self.store, self.state_dir, self.server.authorizer)
         self.server.authenticator = self.authenticator
+        # Admission, in kube-apiserver's plugin order: LimitRanger, ServiceAccount, Priority, then the validating
+        # ones (ResourceQuota last); CSR approval and signing checks run in the CSR's own write path.
+        limitranger.install(self.core)
         serviceaccounts.install(self.core)
+        priority.install(self.core)
+        certificates.install(self.core)
+        autoscaling.install(self.core)
+        quota.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
         self.controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
@@ -181,6 +199,7 @@ class LocalKube:
     async def start(self) -> LocalKube:
         self.core.bootstrap()
         self._bootstrap_access()
+        priority.ensure_system_classes(self.core)  # before controllers create pods that name them
         # Bound before pods start, so that the kubeconfig each pod gets names the right port.
         self._tls_sock = self._bind_tls()
         if self.kubelet is not None:
@@ -197,11 +216,13 @@ class LocalKube:
             DeploymentController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
+            ResourceQuotaController(self.core),
         ]
         for controller in self.controllers:
             controller.start()
         for ext in self.extensions:
             await ext.start()
+        system.ensure(self.core, api_port=self.port, service_prefix=self.network.prefix)
         await self._start_http()
         admin = (self.tls.admin_cert.read_bytes(), self.tls.admin_key.read_bytes())
         write_private(self.kubeconfig, yaml.safe_dump(kubeconfig_document(self.url, ca_pem=self.tls.ca_pem(),

@@ -32,6 +32,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ ADMIN_TOKEN = "localkube"
 ADMIN = User(ADMIN_USER, (MASTERS, AUTHENTICATED))
 # Who a request without credentials is over HTTPS, as with kube-apiserver's --anonymous-auth (the default).
 ANONYMOUS = User("system:anonymous", (UNAUTHENTICATED,))
+# The user of the request being served, for what the API records about its author (a CSR's spec.username) and
+# admission plugins that authorize (CSR approval). Set by the server for each request; in-process writers (the
+# controllers, the kubelet) are the admin.
+REQUEST_USER: ContextVar[User] = ContextVar("localkube_request_user", default=ADMIN)
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 ISSUER = API_AUDIENCE
 KEY_FILE = "serviceaccount.key"

@@ -495,6 +495,88 @@ CRD_SPEC = OBJ(
     preserveUnknownFields=BOOL,
 )
 
+# networking.k8s.io/v1: Ingress and IngressClass
+TYPED_LOCAL_OBJECT_REFERENCE = OBJ(apiGroup=STR, kind=STR, name=STR)
+INGRESS_BACKEND = OBJ(
+    service=OBJ(name=STR, port=OBJ(name=STR, number=INT)),
+    resource=TYPED_LOCAL_OBJECT_REFERENCE,
+)
+INGRESS_SPEC = OBJ(
+    ingressClassName=STR,
+    defaultBackend=INGRESS_BACKEND,
+    tls=LIST(OBJ(hosts=STRS, secretName=STR)),
+    rules=LIST(OBJ(host=STR, http=OBJ(paths=LIST(OBJ(path=STR, pathType=STR, backend=INGRESS_BACKEND))))),
+)
+INGRESS_CLASS_SPEC = OBJ(
+    controller=STR,
+    parameters=OBJ(apiGroup=STR, kind=STR, name=STR, scope=STR, namespace=STR),
+)
+
+# certificates.k8s.io/v1
+CSR_SPEC = OBJ(
+    request=STR,
+    signerName=STR,
+    expirationSeconds=INT,
+    usages=STRS,
+    username=STR,
+    uid=STR,
+    groups=STRS,
+    extra=MAP(STRS),
+)
+
+# storage.k8s.io/v1
+CSI_DRIVER_SPEC = OBJ(
+    attachRequired=BOOL,
+    podInfoOnMount=BOOL,
+    volumeLifecycleModes=STRS,
+    storageCapacity=BOOL,
+    fsGroupPolicy=STR,
+    tokenRequests=LIST(OBJ(audience=STR, expirationSeconds=INT)),
+    requiresRepublish=BOOL,
+    seLinuxMount=BOOL,
+)
+CSI_NODE_SPEC = OBJ(drivers=LIST(OBJ(name=STR, nodeID=STR, topologyKeys=STRS, allocatable=OBJ(count=INT))))
+
+# autoscaling/v2
+CROSS_VERSION_OBJECT_REFERENCE = OBJ(kind=STR, name=STR, apiVersion=STR)
+METRIC_TARGET = OBJ(type=STR, value=QUANTITY, averageValue=QUANTITY, averageUtilization=INT)
+METRIC_IDENTIFIER = OBJ(name=STR, selector=LABEL_SELECTOR)
+METRIC_SPEC = OBJ(
+    type=STR,
+    object=OBJ(describedObject=CROSS_VERSION_OBJECT_REFERENCE, target=METRIC_TARGET, metric=METRIC_IDENTIFIER),
+    pods=OBJ(metric=METRIC_IDENTIFIER, target=METRIC_TARGET),
+    resource=OBJ(name=STR, target=METRIC_TARGET),
+    containerResource=OBJ(name=STR, target=METRIC_TARGET, container=STR),
+    external=OBJ(metric=METRIC_IDENTIFIER, target=METRIC_TARGET),
+)
+HPA_SCALING_RULES = OBJ(
+    stabilizationWindowSeconds=INT,
+    selectPolicy=STR,
+    policies=LIST(OBJ(type=STR, value=INT, periodSeconds=INT)),
+)
+HPA_SPEC = OBJ(
+    scaleTargetRef=CROSS_VERSION_OBJECT_REFERENCE,
+    minReplicas=INT,
+    maxReplicas=INT,
+    metrics=LIST(METRIC_SPEC),
+    behavior=OBJ(scaleUp=HPA_SCALING_RULES, scaleDown=HPA_SCALING_RULES),
+)
+
+# core/v1: LimitRange and ResourceQuota
+LIMIT_RANGE_ITEM = OBJ(
+    type=STR,
+    max=RESOURCE_LIST,
+    min=RESOURCE_LIST,
+    default=RESOURCE_LIST,
+    defaultRequest=RESOURCE_LIST,
+    maxLimitRequestRatio=RESOURCE_LIST,
+)
+RESOURCE_QUOTA_SPEC = OBJ(
+    hard=RESOURCE_LIST,
+    scopes=STRS,
+    scopeSelector=OBJ(matchExpressions=LIST(OBJ(scopeName=STR, operator=STR, values=STRS))),
+)
+
 CORE_EVENT_FIELDS: dict[str, Schema] = {
     name: ANY
     for name in (
@@ -587,6 +669,29 @@ BUILTIN_SCHEMAS: dict[tuple[str, str], Obj] = {
         spec=OBJ(podSelector=LABEL_SELECTOR, ingress=ANY, egress=ANY, policyTypes=STRS), status=ANY
     ),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): _kind(spec=CRD_SPEC, status=ANY),
+    ("v1", "LimitRange"): _kind(spec=OBJ(limits=LIST(LIMIT_RANGE_ITEM))),
+    ("v1", "ResourceQuota"): _kind(spec=RESOURCE_QUOTA_SPEC, status=OBJ(hard=RESOURCE_LIST, used=RESOURCE_LIST)),
+    ("networking.k8s.io/v1", "Ingress"): _kind(spec=INGRESS_SPEC, status=ANY),
+    ("networking.k8s.io/v1", "IngressClass"): _kind(spec=INGRESS_CLASS_SPEC),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): _kind(spec=CSR_SPEC, status=ANY),
+    ("storage.k8s.io/v1", "StorageClass"): _kind(
+        provisioner=STR,
+        parameters=STR_MAP,
+        reclaimPolicy=STR,
+        mountOptions=STRS,
+        allowVolumeExpansion=BOOL,
+        volumeBindingMode=STR,
+        allowedTopologies=LIST(OBJ(matchLabelExpressions=LIST(OBJ(key=STR, values=STRS)))),
+    ),
+    ("storage.k8s.io/v1", "CSIDriver"): _kind(spec=CSI_DRIVER_SPEC),
+    ("storage.k8s.io/v1", "CSINode"): _kind(spec=CSI_NODE_SPEC),
+    ("storage.k8s.io/v1", "CSIStorageCapacity"): _kind(
+        nodeTopology=LABEL_SELECTOR, storageClassName=STR, capacity=QUANTITY, maximumVolumeSize=QUANTITY
+    ),
+    ("scheduling.k8s.io/v1", "PriorityClass"): _kind(
+        value=INT, globalDefault=BOOL, description=STR, preemptionPolicy=STR
+    ),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): _kind(spec=HPA_SPEC, status=ANY),
 }
 
 

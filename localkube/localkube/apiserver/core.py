@@ -98,6 +98,16 @@ class ApiCore:
         # Hooks run right after an object of a kind is stored, inside the same write (a namespace's default
         # ServiceAccount), so no client can observe the object without them.
         self.after_create: dict[tuple[str, str], list[Callable[[Obj], None]]] = {}
+        # Validating admission: run once the object passed validation, before it is stored (quotas, limit ranges).
+        self.validating: dict[tuple[str, str], list[Callable[[Obj, Obj | None], None]]] = {}
+        # (kind key, subresource) -> (request body, stored object) -> the object to store: subresources with their
+        # own update strategy (a CSR's approval, and its status, which keeps the approval conditions).
+        self.subresource_writes: dict[tuple[tuple[str, str], str], Callable[[Obj, Obj], Obj]] = {}
+        # Checks before an object is deleted (the system PriorityClasses cannot be).
+        self.before_delete: dict[tuple[str, str], list[Callable[[Obj], None]]] = {}
+        # Kinds also served at a version other than the stored one (autoscaling/v1 HPAs):
+        # (kind key, served version) -> (served form -> stored form, stored form -> served form).
+        self.conversions: dict[tuple[tuple[str, str], str], tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -143,10 +153,21 @@ class ApiCore:
         return self._served(kind, obj)
 
     def _served(self, kind: Kind, obj: Obj) -> Obj:
-        """The object as seen at `kind`'s version (only apiVersion differs between served versions)."""
+        """The object as seen at `kind`'s version (only apiVersion differs, unless a conversion is registered)."""
+        convert = self.conversions.get((kind.key, kind.version))
+        if convert is not None:
+            return convert[1](obj)
         if obj.get("apiVersion") != kind.api_version:
             return dict(obj, apiVersion=kind.api_version)
         return obj
+
+    def _converted(self, kind: Kind, obj: Obj) -> tuple[Kind, Obj]:
+        """The stored kind and the object in its form, for a kind served through a conversion; else unchanged."""
+        convert = self.conversions.get((kind.key, kind.version))
+        if convert is None:
+            return kind, obj
+        self._check_type(kind, obj)
+        return self.kind_of(kind.key), convert[0](obj)
 
     def predicate(
         self, kind: Kind, label_selector: str | None, field_selector: str | None
@@ -193,6 +214,11 @@ class ApiCore:
         if not isinstance(body, Mapping):
             raise ApiError(400, "the body of the request was in an unknown format")
         obj: Obj = copy.deepcopy(dict(body))
+        stored_kind, obj = self._converted(kind, obj)
+        if stored_kind is not kind:
+            created, warnings = self.create(stored_kind, namespace, obj, field_validation=field_validation,
+                                            dry_run=dry_run)
+            return self._served(kind, created), warnings
         self._check_type(kind, obj)
         if kind.virtual:
             # Only in-process callers get here (the server answers reviews itself, as the requesting user).
@@ -291,6 +317,8 @@ class ApiCore:
             raise ApiError(400, validation.strict_decoding_message(kind.kind, kind.api_version, unknown))
         if causes:
             raise invalid(kind.qualified_kind, name, causes, kind.group)
+        for hook in self.validating.get(kind.key, ()):
+            hook(obj, old)
         return validation.warning_headers(unknown) if unknown and field_validation == "Warn" else []
 
     # -- update --------------------------------------------------------------------------------------------
@@ -310,6 +338,11 @@ class ApiCore:
         if not isinstance(body, Mapping):
             raise ApiError(400, "the body of the request was in an unknown format")
         new: Obj = copy.deepcopy(dict(body))
+        stored_kind, new = self._converted(kind, new)
+        if stored_kind is not kind:
+            replaced, warnings = self.replace(stored_kind, namespace, name, new, subresource=subresource,
+                                              field_validation=field_validation, dry_run=dry_run)
+            return self._served(kind, replaced), warnings
         self._check_type(kind, new)
         meta = new.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
@@ -363,6 +396,11 @@ class ApiCore:
             if rv:
                 raise conflict(kind.resource, name, kind.group, kind.plural)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        stored_kind, new = self._converted(kind, new)
+        if stored_kind is not kind:
+            stored = self.get(stored_kind, namespace, name)
+            patched, warnings = self._update(stored_kind, stored, new, subresource, field_validation, dry_run)
+            return self._served(kind, patched), warnings
         return self._update(kind, old, new, subresource, field_validation, dry_run)
 
     def mutate(self, kind: Kind, namespace: str, name: str, change: Callable[[Obj], None],
@@ -377,7 +415,10 @@ class ApiCore:
         self, kind: Kind, old: Obj, new: Obj, subresource: str | None, field_validation: str, dry_run: bool
     ) -> tuple[Obj, list[str]]:
         old_meta = old["metadata"]
-        if subresource == "status":
+        write = self.subresource_writes.get((kind.key, subresource)) if subresource else None
+        if write is not None:
+            new = write(new, old)
+        elif subresource == "status":
             status = new.get("status")
             new = copy.deepcopy(old)
             if status is None:
@@ -440,6 +481,8 @@ class ApiCore:
     ) -> Obj:
         old = self.get(kind, namespace, name)
         meta_old = old["metadata"]
+        for hook in self.before_delete.get(kind.key, ()):
+            hook(old)
         if preconditions:
             if preconditions.get("uid") and preconditions["uid"] != meta_old["uid"]:
                 raise ApiError(409, f"Precondition failed: UID in precondition: {preconditions['uid']}, "

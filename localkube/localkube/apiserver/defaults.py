@@ -6,6 +6,7 @@ the kubelet needs probe timings), so they must be present exactly as on a real c
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -77,17 +78,31 @@ def _qos_class(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+def _requests_from_limits(container: Obj) -> None:
+    """A pod container's limits stand in for the requests it leaves out (pods only, not templates)."""
+    resources = container.get("resources")
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    if isinstance(limits, dict) and limits:
+        requests = resources.setdefault("requests", {})
+        if isinstance(requests, dict):
+            for name, value in limits.items():
+                requests.setdefault(name, value)
+
+
 def _pod(obj: Obj, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
         return
     pod_spec(spec)
+    for group in ("containers", "initContainers"):
+        for c in spec.get(group) or ():
+            if isinstance(c, dict):
+                _requests_from_limits(c)
+    # `priority` and `preemptionPolicy` come from the Priority admission plugin (priority.py), not defaulting.
     if old is None:
         spec.setdefault("serviceAccountName", "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         tolerations = spec.setdefault("tolerations", [])
         if isinstance(tolerations, list):
             present = {t.get("key") for t in tolerations if isinstance(t, dict)}
@@ -171,6 +186,86 @@ def _secret(obj: Obj, old: Obj | None) -> None:
     obj.setdefault("type", "Opaque")
 
 
+def _pod_template(obj: Obj, old: Obj | None) -> None:
+    template = obj.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod_spec(template["spec"])
+
+
+def _limit_range(obj: Obj, old: Obj | None) -> None:
+    """A Container item's default limit falls back to max, its default request to the default limit, then min."""
+    for item in (obj.get("spec") or {}).get("limits") or ():
+        if not isinstance(item, dict) or item.get("type") != "Container":
+            continue
+        default = {**(item.get("max") or {}), **(item.get("default") or {})}
+        request = {**(item.get("min") or {}), **default, **(item.get("defaultRequest") or {})}
+        for key, values in (("default", default), ("defaultRequest", request)):
+            if values:
+                item[key] = values
+
+
+def _resource_quota(obj: Obj, old: Obj | None) -> None:
+    if old is None:
+        obj["status"] = {}
+
+
+def _ingress(obj: Obj, old: Obj | None) -> None:
+    if old is None:
+        obj["status"] = {"loadBalancer": {}}
+
+
+def _ingress_class(obj: Obj, old: Obj | None) -> None:
+    parameters = (obj.get("spec") or {}).get("parameters")
+    if isinstance(parameters, dict):
+        parameters.setdefault("scope", "Cluster")
+
+
+def _storage_class(obj: Obj, old: Obj | None) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
+def _csi_driver(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    for key, value in (("attachRequired", True), ("podInfoOnMount", False), ("storageCapacity", False),
+                       ("fsGroupPolicy", "ReadWriteOnceWithFSType"), ("requiresRepublish", False),
+                       ("seLinuxMount", False)):
+        spec.setdefault(key, value)
+    if not spec.get("volumeLifecycleModes"):
+        spec["volumeLifecycleModes"] = ["Persistent"]
+
+
+def _priority_class(obj: Obj, old: Obj | None) -> None:
+    obj.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
+def _csr(obj: Obj, old: Obj | None) -> None:
+    if old is None:
+        obj["status"] = {}
+
+
+_SCALE_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+             "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                          {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_SCALE_DOWN = {"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+
+
+def _hpa(obj: Obj, old: Obj | None) -> None:
+    """autoscaling/v2: at least one replica, 80% CPU when no metric is given, the scaling rules' defaults."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        for key, rules in (("scaleUp", _SCALE_UP), ("scaleDown", _SCALE_DOWN)):
+            current = behavior.get(key) if isinstance(behavior.get(key), dict) else {}
+            behavior[key] = {**copy.deepcopy(rules), **current}  # scaleDown's window stays unset: a controller flag
+    if old is None:
+        obj["status"] = {"desiredReplicas": 0}
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Obj | None], None]] = {
     ("", "pods"): _pod,
     ("", "services"): _service,
@@ -180,6 +275,16 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Obj | None], None]] = {
     ("apps", "replicasets"): _replicaset,
     ("apps", "statefulsets"): _statefulset,
     ("batch", "jobs"): _job,
+    ("", "podtemplates"): _pod_template,
+    ("", "limitranges"): _limit_range,
+    ("", "resourcequotas"): _resource_quota,
+    ("networking.k8s.io", "ingresses"): _ingress,
+    ("networking.k8s.io", "ingressclasses"): _ingress_class,
+    ("storage.k8s.io", "storageclasses"): _storage_class,
+    ("storage.k8s.io", "csidrivers"): _csi_driver,
+    ("scheduling.k8s.io", "priorityclasses"): _priority_class,
+    ("certificates.k8s.io", "certificatesigningrequests"): _csr,
+    ("autoscaling", "horizontalpodautoscalers"): _hpa,
 }
 
 

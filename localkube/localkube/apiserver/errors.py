@@ -102,3 +102,12 @@ def success_status(name: str, group: str, kind: str, uid: str) -> dict[str, Any]
         "status": "Success",
         "details": {"name": name, "group": group, "kind": kind, "uid": uid},
     }
+
+
+def forbidden(resource: str, name: str, reason: str, group: str = "") -> ApiError:
+    """403 as admission plugins and REST storage word it: `pods "x" is forbidden: <reason>`."""
+    return ApiError(
+        403,
+        f'{resource} "{name}" is forbidden: {reason}',
+        details={"name": name, "group": group, "kind": resource.split(".")[0]},
+    )

@@ -36,7 +36,7 @@ class Kind:
     verbs: tuple[str, ...] = ALL_VERBS
     has_status: bool = False
     scale: ScaleSpec | None = None
-    # Pods only: log, exec, portforward, attach, binding, eviction.
+    # Pods: log, exec, portforward, attach, binding, eviction; CertificateSigningRequests: approval.
     extra_subresources: tuple[str, ...] = ()
     builtin: bool = True
     # Review kinds (TokenReview, SelfSubjectAccessReview, ...) are answered, never stored.
@@ -94,6 +94,9 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
        extra_subresources=("proxy",)),
     _k("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",), extra_subresources=("token",)),
     _k("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",), has_status=True),
+    _k("", "v1", "podtemplates", "PodTemplate"),
+    _k("", "v1", "limitranges", "LimitRange", short_names=("limits",)),
+    _k("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",), has_status=True),
     _k("apps", "v1", "deployments", "Deployment", short_names=("deploy",), categories=("all",), has_status=True,
        scale=ScaleSpec()),
     _k("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), categories=("all",), has_status=True,
@@ -110,6 +113,20 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     _k("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     _k("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
     _k("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",)),
+    _k("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), has_status=True),
+    _k("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False),
+    _k("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
+       categories=("all",), has_status=True),
+    # Stored as v2 (registered first: by_key finds it), also served converted (autoscaling.py).
+    _k("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
+       categories=("all",), has_status=True),
+    _k("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", namespaced=False,
+       short_names=("csr",), has_status=True, extra_subresources=("approval",)),
+    _k("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False, short_names=("sc",)),
+    _k("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False),
+    _k("storage.k8s.io", "v1", "csinodes", "CSINode", namespaced=False),
+    _k("storage.k8s.io", "v1", "csistoragecapacities", "CSIStorageCapacity"),
+    _k("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False, short_names=("pc",)),
     _k("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _k("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
        short_names=("crd", "crds"), has_status=True),

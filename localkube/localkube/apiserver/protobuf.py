@@ -143,6 +143,19 @@ MESSAGES: dict[str, str] = {
     ),
     "apps.DeploymentStrategy": "1 type str; 2 rollingUpdate apps.RollingUpdateDeployment?",
     "apps.RollingUpdateDeployment": "1 maxUnavailable IntOrString?; 2 maxSurge IntOrString?",
+    "autoscaling.CrossVersionObjectReference": "1 kind str!; 2 name str!; 3 apiVersion str",
+    "autoscaling.HorizontalPodAutoscaler": (
+        "1 metadata meta.ObjectMeta; 2 spec autoscaling.HorizontalPodAutoscalerSpec; "
+        "3 status autoscaling.HorizontalPodAutoscalerStatus"
+    ),
+    "autoscaling.HorizontalPodAutoscalerSpec": (
+        "1 scaleTargetRef autoscaling.CrossVersionObjectReference; 2 minReplicas int?; 3 maxReplicas int!; "
+        "4 targetCPUUtilizationPercentage int?"
+    ),
+    "autoscaling.HorizontalPodAutoscalerStatus": (
+        "1 observedGeneration int?; 2 lastScaleTime Time?; 3 currentReplicas int!; 4 desiredReplicas int!; "
+        "5 currentCPUUtilizationPercentage int?"
+    ),
     "authentication.BoundObjectReference": "1 kind str; 2 apiVersion str; 3 name str; 4 uid str",
     "authentication.TokenRequest": (
         "1 metadata meta.ObjectMeta; 2 spec authentication.TokenRequestSpec; 3 status authentication.TokenRequestStatus"
@@ -186,6 +199,21 @@ MESSAGES: dict[str, str] = {
     "batch.SuccessPolicy": "1 rules batch.SuccessPolicyRule*",
     "batch.SuccessPolicyRule": "1 succeededIndexes str?; 2 succeededCount int?",
     "batch.UncountedTerminatedPods": "1 succeeded str*; 2 failed str*",
+    "certificates.CertificateSigningRequest": (
+        "1 metadata meta.ObjectMeta; 2 spec certificates.CertificateSigningRequestSpec; "
+        "3 status certificates.CertificateSigningRequestStatus"
+    ),
+    "certificates.CertificateSigningRequestCondition": (
+        "1 type str!; 6 status str!; 2 reason str; 3 message str; 4 lastUpdateTime Time; 5 lastTransitionTime Time"
+    ),
+    # `extra` (6) is left out: its values are ExtraValue messages, and the server rewrites it on create anyway.
+    "certificates.CertificateSigningRequestSpec": (
+        "1 request bytes!; 7 signerName str!; 8 expirationSeconds int?; 5 usages str*; 2 username str; 3 uid str; "
+        "4 groups str*"
+    ),
+    "certificates.CertificateSigningRequestStatus": (
+        "1 conditions certificates.CertificateSigningRequestCondition*; 2 certificate bytes"
+    ),
     "core.AWSElasticBlockStoreVolumeSource": "1 volumeID str!; 2 fsType str; 3 partition int; 4 readOnly bool",
     "core.Affinity": (
         "1 nodeAffinity core.NodeAffinity?; 2 podAffinity core.PodAffinity?; 3 podAntiAffinity core.PodAntiAffinity?"
@@ -580,6 +608,8 @@ _GROUP_VERSIONS = {
     "scheduling": "scheduling.k8s.io/v1",
     "networking": "networking.k8s.io/v1",
     "authentication": "authentication.k8s.io/v1",
+    "autoscaling": "autoscaling/v1",
+    "certificates": "certificates.k8s.io/v1",
     "authorization": "authorization.k8s.io/v1",
 }
 
@@ -600,6 +630,8 @@ _ROOTS = (
     "policy.PodDisruptionBudget",
     "scheduling.PriorityClass",
     "networking.Ingress",
+    "autoscaling.HorizontalPodAutoscaler",
+    "certificates.CertificateSigningRequest",
     "authentication.TokenRequest",
     "authentication.SelfSubjectReview",
     "authorization.SelfSubjectAccessReview",

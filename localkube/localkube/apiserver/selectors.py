@@ -484,6 +484,7 @@ _KIND_FIELDS: dict[tuple[str, str], dict[str, _FieldLabel]] = {
     ("", "services"): _paths("spec.clusterIP", "spec.type"),
     # The label says "successful" but the value is Job.status.succeeded.
     ("batch", "jobs"): {"status.successful": _FieldLabel(("status", "succeeded"), "0")},
+    ("certificates.k8s.io", "certificatesigningrequests"): _paths("spec.signerName"),
 }
 
 # Old clients may still send these names; the server rewrites them before matching.

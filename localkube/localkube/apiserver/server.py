@@ -27,7 +27,7 @@ import yaml
 from aiohttp import WSMsgType, web
 
 from localkube.apiserver import discovery, proxy, rbac, reviews, serviceaccounts, tables
-from localkube.apiserver.authn import ADMIN, ANONYMOUS, Authenticator
+from localkube.apiserver.authn import ADMIN, ANONYMOUS, REQUEST_USER, Authenticator
 from localkube.apiserver.core import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, POD_KEY, STRATEGIC_PATCH, ApiCore
 from localkube.apiserver.errors import ApiError, success_status
 from localkube.apiserver.kinds import Kind
@@ -222,6 +222,7 @@ class ApiServer:
                         raise ApiError(rule.status, f"fault injected by LocalKube for {request.method} {request.path}")
                     break
             request[USER_KEY] = self._authorize(request)
+            REQUEST_USER.set(request[USER_KEY])
             return await handler(request)
         except ApiError as err:
             return _json(err.status(), err.code, err.headers or None)

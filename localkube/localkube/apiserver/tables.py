@@ -10,6 +10,7 @@ serves, and the apiextensions table convertor for custom resources.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -972,9 +973,17 @@ def _printer(group: str, plural: str, printer_columns: list[dict] | None) -> tup
         columns = list(printer_columns)
         return [_NAME, *(_custom_column_def(c) for c in columns)], _custom_cells(columns)
     if printer_columns is None:
-        return _PRINTERS.get((group, plural), ([_NAME, _AGE], _default_cells))
+        return _PRINTERS.get((group, plural)) or _kind_printers().get((group, plural), ([_NAME, _AGE], _default_cells))
     # A CRD without additionalPrinterColumns gets an implicit date-typed Age column.
     return [_NAME, _custom_column_def(_CRD_DEFAULT_COLUMNS[0])], _custom_cells(_CRD_DEFAULT_COLUMNS)
+
+
+@functools.cache
+def _kind_printers() -> dict[tuple[str, str], tuple[list[dict], _Cells]]:
+    """The cluster-infrastructure kinds' printers (tables_kinds.py), built from the helpers in this module."""
+    from localkube.apiserver import tables_kinds
+
+    return tables_kinds.PRINTERS
 
 
 def render_table(

@@ -13,6 +13,7 @@ before calling `validate_builtin`, exactly as the real server does before valida
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -259,7 +260,16 @@ def parse_quantity(text: str | int | float) -> Decimal:
 
 def canonical_quantity(text: str | int | float) -> str:
     """Quantity.String(): the canonical spelling the server writes back and quotes in errors."""
-    amount, fmt = _parse(text)
+    return format_quantity(*_parse(text))
+
+
+def quantity_format(text: str | int | float) -> str:
+    """The format a quantity keeps through arithmetic: "DecimalSI", "BinarySI" or "DecimalExponent"."""
+    return _parse(text)[1]
+
+
+def format_quantity(amount: Decimal, fmt: str) -> str:
+    """Quantity.String() of `amount` held in format `fmt` (sums keep the format of their first term)."""
     if fmt == "BinarySI" and (abs(amount) < 1024 or amount != amount.to_integral_value()):
         fmt = "DecimalSI"
     if fmt == "BinarySI":
@@ -495,14 +505,16 @@ _NAME_RULES: dict[str, dict[str, str]] = {
         "rolebindings": "path",
         "clusterrolebindings": "path",
     },
+    "certificates.k8s.io": {"certificatesigningrequests": "path"},
 }
 
 
 def name_rule_for(group: str, plural: str) -> str:
     """How a resource's names are validated: "subdomain", "label", "dns1035" (services) or "path".
 
-    Namespaces are RFC 1123 labels, services RFC 1035 labels (they become DNS names), RBAC objects and
-    core/v1 events only need to be valid path segments, and the rest (custom resources too) subdomains.
+    Namespaces are RFC 1123 labels, services RFC 1035 labels (they become DNS names), RBAC objects,
+    core/v1 events and CertificateSigningRequests only need to be valid path segments, and the rest (custom
+    resources too) subdomains.
     """
     return _NAME_RULES.get(group, {}).get(plural, "subdomain")
 
@@ -1315,7 +1327,7 @@ def validate_builtin(api_version: str, kind: str, obj: Mapping, old: Mapping | N
     Includes `validate_object_meta` (do not call both). Unknown kinds give []. `old` is the stored object
     on updates and enables the immutability rules (pod spec, selectors, immutable config maps/secrets).
     """
-    entry = _KINDS.get((api_version, kind))
+    entry = _KINDS.get((api_version, kind)) or _more_kinds().get((api_version, kind))
     if entry is None or not isinstance(obj, Mapping):
         return []
     plural, namespaced, validator = entry
@@ -1324,3 +1336,11 @@ def validate_builtin(api_version: str, kind: str, obj: Mapping, old: Mapping | N
     if validator is not None:
         causes += validator(obj, old)
     return causes
+
+
+@functools.cache
+def _more_kinds() -> dict[tuple[str, str], tuple[str, bool, Any]]:
+    """The cluster-infrastructure kinds' rules (validation_kinds.py), built from the helpers in this module."""
+    from localkube.apiserver import validation_kinds
+
+    return validation_kinds.KINDS
