@@ -75,7 +75,11 @@ class ProxySet:
                     reuse_address=True, backlog=1024)
             except OSError as err:
                 if addr not in self._failed:
-                    log.warning("cannot listen on %s:%s for %s/%s: %s", *addr, route.namespace, route.service, err)
+                    # A privileged port without root is expected (the `kubernetes` and `kube-dns` Services): pods
+                    # reach it through the shim anyway, so only the host's direct connections go without.
+                    privileged = err.errno in (errno.EACCES, errno.EPERM) and addr[1] < 1024
+                    log.log(logging.INFO if privileged else logging.WARNING, "cannot listen on %s:%s for %s/%s: %s",
+                            *addr, route.namespace, route.service, err)
                     self._failed.add(addr)
                 continue
             self._failed.discard(addr)
