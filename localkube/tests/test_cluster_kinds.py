@@ -29,6 +29,7 @@ from kr8s.asyncio.objects import (
     new_class,
 )
 
+from localkube.apiserver.authn import ADMIN
 from localkube.testing import api_request, until
 
 MANIFESTS = Path(__file__).parent / "manifests"
@@ -160,12 +161,12 @@ def test_csr_approve_and_deny_with_kubectl(kube) -> None:  # type: ignore[no-unt
     for name in ("csr-approve", "csr-deny"):
         code, created = kube.request("POST", base, csr(name, expirationSeconds=3600, username="mallory"))
         assert code == 201, created
-        assert created["spec"]["username"] == "localkube-admin"  # the server writes who asked
+        assert created["spec"]["username"] == ADMIN.name  # the server writes who asked
         assert created["status"] == {}
     try:
         rows = {r[0]: r for r in table(kube.kubectl("get", "csr").stdout)}
         assert rows["NAME"] == ["NAME", "AGE", "SIGNERNAME", "REQUESTOR", "REQUESTEDDURATION", "CONDITION"]
-        assert rows["csr-approve"][2:] == ["example.com/signer", "localkube-admin", "60m", "Pending"]
+        assert rows["csr-approve"][2:] == ["example.com/signer", ADMIN.name, "60m", "Pending"]
         assert "approved" in kube.kubectl("certificate", "approve", "csr-approve").stdout
         assert "denied" in kube.kubectl("certificate", "deny", "csr-deny").stdout
         rows = {r[0]: r for r in table(kube.kubectl("get", "csr").stdout)}
