@@ -222,13 +222,13 @@ class ApiCore:
             meta.pop(system_field, None)
         if kind.has_status:
             obj.pop("status", None)
+        meta["uid"] = str(uuid.uuid4())  # before defaulting: a Job's generated selector names it
         warnings = self._prepare(kind, obj, None, field_validation)
         self._check_namespace(kind, namespace)
         name = meta["name"]
         if self.store.get(kind.key, namespace, name) is not None:
             raise already_exists(kind.resource, name, kind.group, kind.plural)
         _drop_empty_meta(meta)
-        meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.now()
         meta["generation"] = 1
         if dry_run:
