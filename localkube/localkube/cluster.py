@@ -42,6 +42,7 @@ from localkube.controllers.namespaces import NamespaceController
 from localkube.controllers.nodes import NodeConfig, NodeController
 from localkube.controllers.scheduler import Scheduler
 from localkube.controllers.serviceaccounts import DefaultServiceAccountController
+from localkube.controllers.statefulsets import StatefulSetController
 from localkube.controllers.workloads import DeploymentController, ReplicaSetController
 from localkube.node.images import ImageMapping
 from localkube.node.kubelet import Kubelet
@@ -195,6 +196,7 @@ class LocalKube:
             Scheduler(self.core),
             ReplicaSetController(self.core),
             DeploymentController(self.core),
+            StatefulSetController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
         ]

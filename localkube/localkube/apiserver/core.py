@@ -516,11 +516,13 @@ class ApiCore:
             self.registry.remove_crd(obj["metadata"]["name"])
         return final
 
-    def finalize_pod(self, namespace: str, name: str) -> None:
-        """The kubelet's last word on a deleting pod: its containers are gone, release it (grace 0)."""
+    def finalize_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """The kubelet's last word on a deleting pod: its containers are gone, release it (grace 0).
+
+        With `uid`, only that pod: a StatefulSet may already have created a new one under the same name."""
         kind = self.kind_of(POD_KEY)
         obj = self.store.get(POD_KEY, namespace, name)
-        if obj is None:
+        if obj is None or (uid is not None and obj["metadata"]["uid"] != uid):
             return
         new = copy.deepcopy(obj)
         new["metadata"]["deletionGracePeriodSeconds"] = 0
