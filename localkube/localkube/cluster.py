@@ -37,6 +37,7 @@ from localkube.config import ClusterConfig
 from localkube.config import load as load_config
 from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
+from localkube.controllers.daemonsets import DaemonSetController
 from localkube.controllers.garbage import GarbageCollector
 from localkube.controllers.namespaces import NamespaceController
 from localkube.controllers.nodes import NodeConfig, NodeController
@@ -197,6 +198,7 @@ class LocalKube:
             ReplicaSetController(self.core),
             DeploymentController(self.core),
             StatefulSetController(self.core),
+            DaemonSetController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
         ]
