@@ -39,6 +39,7 @@ from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
 from localkube.controllers.daemonsets import DaemonSetController
 from localkube.controllers.garbage import GarbageCollector
+from localkube.controllers.jobs import JobController, TTLAfterFinishedController
 from localkube.controllers.namespaces import NamespaceController
 from localkube.controllers.nodes import NodeConfig, NodeController
 from localkube.controllers.scheduler import Scheduler
@@ -199,6 +200,8 @@ class LocalKube:
             DeploymentController(self.core),
             StatefulSetController(self.core),
             DaemonSetController(self.core),
+            JobController(self.core),
+            TTLAfterFinishedController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
         ]
