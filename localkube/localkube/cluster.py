@@ -37,6 +37,7 @@ from localkube.config import ClusterConfig
 from localkube.config import load as load_config
 from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
+from localkube.controllers.cronjobs import CronJobController
 from localkube.controllers.daemonsets import DaemonSetController
 from localkube.controllers.garbage import GarbageCollector
 from localkube.controllers.jobs import JobController, TTLAfterFinishedController
@@ -202,6 +203,7 @@ class LocalKube:
             DaemonSetController(self.core),
             JobController(self.core),
             TTLAfterFinishedController(self.core),
+            CronJobController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
         ]

@@ -1,9 +1,11 @@
-"""Jobs in a running LocalKube, through the real kubectl and kr8s: real processes that succeed and fail, Indexed
-completion, deadlines, suspension, TTL and cascading deletion."""
+"""Jobs and CronJobs in a running LocalKube, through the real kubectl and kr8s: real processes that succeed and
+fail, Indexed completion, deadlines, suspension, TTL, cascading deletion, and a CronJob firing on schedule."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import kr8s.asyncio
@@ -11,8 +13,10 @@ import pytest
 import yaml
 from kr8s.asyncio.objects import Job
 
+from localkube.cluster import LocalKube
 from localkube.controllers.jobs import TRACKING_FINALIZER, JobController
 from localkube.testing import async_until, until
+from tests.test_workloads import _kubectl
 
 SIMULATE = {"localkube.dask.org/simulate": "true"}
 
@@ -163,3 +167,30 @@ def test_deleting_a_job_releases_and_collects_its_pods(kubectl, cascade: str) ->
         assert len(left()) == 2
     else:
         until(lambda: not left(), what="the job's pods deleted")
+
+
+@pytest.mark.localkube_only
+async def test_a_cronjob_starts_jobs_on_schedule(tmp_path: Path) -> None:
+    async with LocalKube() as kube:
+        real = kube.core.clock
+        now = real()
+        # Run LocalKube's clock 1.5 s before the next minute, so that `* * * * *` fires at once.
+        shift = dt.timedelta(seconds=58.5 - now.second - now.microsecond / 1e6)
+        kube.core.clock = lambda: real() + shift
+        code, out = await _kubectl(kube, tmp_path, "create", "cronjob", "tick", "--image=busybox",
+                                   "--schedule=* * * * *", "--", "sh", "-c", "echo tick")
+        assert code == 0, out
+        jobs = lambda: kube.store.list(("batch", "jobs"), "default")  # noqa: E731
+        [made] = await async_until(jobs, what="the scheduled job", within=20)
+        scheduled = dt.datetime.strptime(
+            made["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"],
+            "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        assert scheduled.second == 0 and made["metadata"]["name"] == f"tick-{int(scheduled.timestamp()) // 60}"
+        assert made["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+        cronjob = lambda: kube.store.get(("batch", "cronjobs"), "default", "tick")["status"]  # noqa: E731
+        await async_until(lambda: cronjob().get("lastSuccessfulTime"), what="the job's success recorded")
+        status = cronjob()
+        assert status["lastScheduleTime"] == scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert "active" not in status
+        code, out = await _kubectl(kube, tmp_path, "logs", f"job/{made['metadata']['name']}")
+        assert (code, out) == (0, "tick\n")
