@@ -116,8 +116,14 @@ def test_kubectl_rollout_status_partitioned_update_and_identity(kubectl, namespa
     status = json.loads(kubectl("get", "sts", "web", "-o", "json").stdout)["status"]
     assert status["currentRevision"] == status["updateRevision"] != revision
     assert (status["updatedReplicas"], status["currentReplicas"], status["readyReplicas"]) == (3, 3, 3)
-    history = kubectl("rollout", "history", "statefulset/web").stdout.split("\n")
-    assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2"]
+    history = lambda: [line.split()[0] for line in  # noqa: E731
+                       kubectl("rollout", "history", "statefulset/web").stdout.split("\n")[2:] if line.strip()]
+    assert history() == ["1", "2"]
+    # Undo restores revision 1's template from its ControllerRevision, which becomes revision 3.
+    kubectl("rollout", "undo", "statefulset/web")
+    kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
+    assert sorted(images().split()) == ["web-0=nginx:1.27", "web-1=nginx:1.27", "web-2=nginx:1.27"]
+    assert history() == ["2", "3"]
 
     # A deleted pod comes back under its name; scaling down removes the highest ordinals.
     uid = kubectl("get", "pod", "web-1", "-o", "jsonpath={.metadata.uid}").stdout
