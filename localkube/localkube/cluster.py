@@ -47,12 +47,16 @@ from localkube.config import ClusterConfig
 from localkube.config import load as load_config
 from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
+from localkube.controllers.cronjobs import CronJobController
+from localkube.controllers.daemonsets import DaemonSetController
 from localkube.controllers.garbage import GarbageCollector
+from localkube.controllers.jobs import JobController, TTLAfterFinishedController
 from localkube.controllers.namespaces import NamespaceController
 from localkube.controllers.nodes import NodeConfig, NodeController
 from localkube.controllers.resourcequota import ResourceQuotaController
 from localkube.controllers.scheduler import Scheduler
 from localkube.controllers.serviceaccounts import DefaultServiceAccountController
+from localkube.controllers.statefulsets import StatefulSetController
 from localkube.controllers.workloads import DeploymentController, ReplicaSetController
 from localkube.node.images import ImageMapping
 from localkube.node.kubelet import Kubelet
@@ -214,6 +218,11 @@ class LocalKube:
             Scheduler(self.core),
             ReplicaSetController(self.core),
             DeploymentController(self.core),
+            StatefulSetController(self.core),
+            DaemonSetController(self.core),
+            JobController(self.core),
+            TTLAfterFinishedController(self.core),
+            CronJobController(self.core),
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
             ResourceQuotaController(self.core),

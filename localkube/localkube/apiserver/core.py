@@ -248,13 +248,13 @@ class ApiCore:
             meta.pop(system_field, None)
         if kind.has_status:
             obj.pop("status", None)
+        meta["uid"] = str(uuid.uuid4())  # before defaulting: a Job's generated selector names it
         warnings = self._prepare(kind, obj, None, field_validation)
         self._check_namespace(kind, namespace)
         name = meta["name"]
         if self.store.get(kind.key, namespace, name) is not None:
             raise already_exists(kind.resource, name, kind.group, kind.plural)
         _drop_empty_meta(meta)
-        meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.now()
         meta["generation"] = 1
         if dry_run:
@@ -559,11 +559,13 @@ class ApiCore:
             self.registry.remove_crd(obj["metadata"]["name"])
         return final
 
-    def finalize_pod(self, namespace: str, name: str) -> None:
-        """The kubelet's last word on a deleting pod: its containers are gone, release it (grace 0)."""
+    def finalize_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """The kubelet's last word on a deleting pod: its containers are gone, release it (grace 0).
+
+        With `uid`, only that pod: a StatefulSet may already have created a new one under the same name."""
         kind = self.kind_of(POD_KEY)
         obj = self.store.get(POD_KEY, namespace, name)
-        if obj is None:
+        if obj is None or (uid is not None and obj["metadata"]["uid"] != uid):
             return
         new = copy.deepcopy(obj)
         new["metadata"]["deletionGracePeriodSeconds"] = 0

@@ -140,18 +140,103 @@ def _statefulset(obj: Obj, old: Obj | None) -> None:
     spec.setdefault("replicas", 1)
     spec.setdefault("podManagementPolicy", "OrderedReady")
     spec.setdefault("revisionHistoryLimit", 10)
-    spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+    strategy = spec.setdefault("updateStrategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+        strategy.setdefault("rollingUpdate", {})
+    if strategy["type"] == "RollingUpdate" and isinstance(strategy.get("rollingUpdate"), dict):
+        strategy["rollingUpdate"].setdefault("partition", 0)
+    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    if isinstance(retention, dict):
+        retention.setdefault("whenDeleted", "Retain")
+        retention.setdefault("whenScaled", "Retain")
+    for claim in spec.get("volumeClaimTemplates") or ():
+        if isinstance(claim, dict):
+            _claim(claim, None)
     _template(obj)
+
+
+def _daemonset(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    _template(obj)
+
+
+# The labels a Job's generated selector rests on (legacy and prefixed spellings, both still written).
+JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
+CONTROLLER_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
+
+
+def _job_spec(spec: Obj) -> None:
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    if spec.get("parallelism") is None:
+        spec["parallelism"] = 1
+    if spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = 2**31 - 1 if spec.get("backoffLimitPerIndex") is not None else 6
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
+    spec.setdefault("manualSelector", False)
+
+
+def _generate_job_selector(obj: Obj) -> None:
+    """What the server does unless `manualSelector`: select the Job's uid, and label the pod template to match."""
+    meta = obj["metadata"]
+    template = obj["spec"].setdefault("template", {})
+    if not isinstance(template, dict):
+        return
+    tmeta = template.setdefault("metadata", {})
+    labels = tmeta.setdefault("labels", {}) if isinstance(tmeta, dict) else None
+    if not isinstance(labels, dict):
+        return
+    for key in JOB_NAME_LABELS:
+        labels.setdefault(key, meta.get("name", ""))
+    for key in CONTROLLER_UID_LABELS:
+        labels.setdefault(key, meta.get("uid", ""))
+    selector = obj["spec"].get("selector")
+    if not isinstance(selector, dict):
+        selector = obj["spec"]["selector"] = {}
+    match = selector.setdefault("matchLabels", {})
+    if isinstance(match, dict):
+        match.setdefault(CONTROLLER_UID_LABELS[1], meta.get("uid", ""))
 
 
 def _job(obj: Obj, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
-    spec.setdefault("parallelism", 1)
-    spec.setdefault("completions", 1)
-    spec.setdefault("backoffLimit", 6)
-    spec.setdefault("completionMode", "NonIndexed")
-    spec.setdefault("suspend", False)
+    _job_spec(spec)
     _template(obj)
+    if old is None and spec.get("manualSelector") is not True and obj["metadata"].get("uid"):
+        _generate_job_selector(obj)
+    # A Job without labels of its own takes its pod template's (SetDefaults_Job).
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    if isinstance(template_labels, dict) and template_labels and not obj["metadata"].get("labels"):
+        obj["metadata"]["labels"] = dict(template_labels)
+
+
+def _cronjob(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_spec = (spec.get("jobTemplate") or {}).get("spec")
+    if isinstance(job_spec, dict) and isinstance((job_spec.get("template") or {}).get("spec"), dict):
+        pod_spec(job_spec["template"]["spec"])
+
+
+def _claim(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+    if old is None:
+        obj["status"] = {"phase": "Pending"}
 
 
 def _service(obj: Obj, old: Obj | None) -> None:
@@ -273,8 +358,11 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Obj | None], None]] = {
     ("", "secrets"): _secret,
     ("apps", "deployments"): _deployment,
     ("apps", "replicasets"): _replicaset,
+    ("", "persistentvolumeclaims"): _claim,
     ("apps", "statefulsets"): _statefulset,
+    ("apps", "daemonsets"): _daemonset,
     ("batch", "jobs"): _job,
+    ("batch", "cronjobs"): _cronjob,
     ("", "podtemplates"): _pod_template,
     ("", "limitranges"): _limit_range,
     ("", "resourcequotas"): _resource_quota,

@@ -104,6 +104,7 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     _k("apps", "v1", "statefulsets", "StatefulSet", short_names=("sts",), categories=("all",), has_status=True,
        scale=ScaleSpec()),
     _k("apps", "v1", "daemonsets", "DaemonSet", short_names=("ds",), categories=("all",), has_status=True),
+    _k("apps", "v1", "controllerrevisions", "ControllerRevision"),
     _k("batch", "v1", "jobs", "Job", categories=("all",), has_status=True),
     _k("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), categories=("all",), has_status=True),
     _k("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",), has_status=True),

@@ -1277,8 +1277,29 @@ def _validate_job_spec(spec: Mapping[str, Any], path: str) -> list[Cause]:
     return causes + _pod_template(spec.get("template"), f"{path}.template", ("OnFailure", "Never"))
 
 
+def _job_selector(obj: Obj_) -> list[Cause]:
+    """A manual selector must select the template; otherwise it must be exactly the one the server generated."""
+    spec = _mapping(obj.get("spec"))
+    if spec.get("manualSelector") is True:
+        return _selector_causes(spec, "spec", kind="job")
+    uid = _mapping(obj.get("metadata")).get("uid")
+    selector = spec.get("selector")
+    if uid and selector != {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}:
+        return [_invalid("spec.selector", selector, "`selector` not auto-generated")]
+    return []
+
+
 def _validate_job(obj: Obj_, old: Obj_ | None) -> list[Cause]:
-    return _validate_job_spec(_mapping(obj.get("spec")), "spec")
+    spec = _mapping(obj.get("spec"))
+    causes = _validate_job_spec(spec, "spec")
+    mode = spec.get("completionMode")
+    if mode is not None and mode not in ("NonIndexed", "Indexed"):
+        causes.append(_not_supported("spec.completionMode", mode, ("NonIndexed", "Indexed")))
+    if mode == "Indexed" and spec.get("completions") is None:
+        causes.append(_required("spec.completions", "when completion mode is Indexed"))
+    if old is None:
+        return causes + _job_selector(obj)
+    return causes + _selector_immutable(obj, old)
 
 
 def _validate_cron_job(obj: Obj_, old: Obj_ | None) -> list[Cause]:
@@ -1308,6 +1329,7 @@ _KINDS: dict[tuple[str, str], tuple[str, bool, Any]] = {
     ("apps/v1", "ReplicaSet"): ("replicasets", True, _replicated("deployment")),  # sic: the server says "deployment"
     ("apps/v1", "StatefulSet"): ("statefulsets", True, _replicated("statefulset")),
     ("apps/v1", "DaemonSet"): ("daemonsets", True, _replicated("daemonset")),
+    ("apps/v1", "ControllerRevision"): ("controllerrevisions", True, None),
     ("batch/v1", "Job"): ("jobs", True, _validate_job),
     ("batch/v1", "CronJob"): ("cronjobs", True, _validate_cron_job),
     ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True, None),

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+from collections.abc import Iterable
 
 from localkube.apiserver.core import ApiCore
 from localkube.apiserver.errors import ApiError
 from localkube.apiserver.store import Event
 
 log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
 
 
 class Controller:
@@ -58,3 +62,63 @@ class Controller:
                 log.exception("%s failed handling %s", type(self).__name__, event and event.type)
             # Yield so a burst of events never starves the HTTP server.
             await asyncio.sleep(0)
+
+
+class KeyedController(Controller):
+    """Coalesces events into a set of dirty objects, each synced once per pass."""
+
+    watched: tuple[str, str] = ("", "")
+
+    def __init__(self, core: ApiCore) -> None:
+        super().__init__(core)
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+
+    def keys_for(self, event: Event) -> Iterable[Key]:
+        raise NotImplementedError
+
+    def sync(self, namespace: str, name: str) -> None:
+        raise NotImplementedError
+
+    def mark(self, key: Key) -> None:
+        if not self._dirty:
+            self.kick()
+        self._dirty.add(key)
+
+    def _on_event(self, event: Event) -> None:
+        for key in self.keys_for(event):
+            self.mark(key)
+
+    def start(self) -> None:
+        for obj in self.core.store.list(self.watched):
+            self.mark((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        super().start()
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        await super().stop()
+
+    def sync_later(self, key: Key, delay: float) -> None:
+        """Look at `key` again after `delay` seconds (time-based transitions: minReadySeconds, deadlines)."""
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(max(delay, 0.05), self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.mark(key)
+
+    def handle(self, event: Event | None) -> None:
+        keys = sorted(self._dirty)
+        self._dirty.clear()
+        for namespace, name in keys:
+            try:
+                self.sync(namespace, name)
+            except ApiError as err:  # lost a race (object gone, namespace terminating): the next event converges
+                log.debug("%s %s/%s: %s", type(self).__name__, namespace, name, err.message)
+
+    def now(self) -> dt.datetime:
+        return self.core.clock()

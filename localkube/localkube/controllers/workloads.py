@@ -10,7 +10,6 @@ the controllers collect the objects, call them, and write only what differs.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime as dt
 import hashlib
@@ -21,10 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from localkube.apiserver.core import POD_KEY, ApiCore
+from localkube.apiserver.core import POD_KEY
 from localkube.apiserver.errors import ApiError
 from localkube.apiserver.store import DELETED, Event
-from localkube.controllers.base import Controller
+from localkube.controllers.base import KeyedController
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +238,7 @@ def pod_from_template(rs: Mapping[str, Any]) -> Obj:
 # --------------------------------------------------------------------------- Deployment: decide
 
 
-def _scaled(value: Any, total: int, round_up: bool) -> int:
+def scaled(value: Any, total: int, round_up: bool) -> int:
     if isinstance(value, str) and value.endswith("%"):
         try:
             fraction = float(value[:-1]) * total / 100
@@ -260,8 +259,8 @@ def fenceposts(deploy: Mapping[str, Any]) -> tuple[int, int]:
         return 0, 0
     rolling = strategy.get("rollingUpdate") or {}
     desired = _replicas(deploy)
-    surge = _scaled(rolling.get("maxSurge", "25%"), desired, True)
-    unavailable = _scaled(rolling.get("maxUnavailable", "25%"), desired, False)
+    surge = scaled(rolling.get("maxSurge", "25%"), desired, True)
+    unavailable = scaled(rolling.get("maxUnavailable", "25%"), desired, False)
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable
@@ -443,71 +442,11 @@ def new_replicaset(deploy: Mapping[str, Any], replicas: int, revision: int) -> O
 # --------------------------------------------------------------------------- act
 
 
-class _KeyedController(Controller):
-    """Coalesces events into a set of dirty objects, each synced once per pass."""
-
-    watched: tuple[str, str] = ("", "")
-
-    def __init__(self, core: ApiCore) -> None:
-        super().__init__(core)
-        self._dirty: set[Key] = set()
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
-
-    def keys_for(self, event: Event) -> Iterable[Key]:
-        raise NotImplementedError
-
-    def sync(self, namespace: str, name: str) -> None:
-        raise NotImplementedError
-
-    def mark(self, key: Key) -> None:
-        if not self._dirty:
-            self.kick()
-        self._dirty.add(key)
-
-    def _on_event(self, event: Event) -> None:
-        for key in self.keys_for(event):
-            self.mark(key)
-
-    def start(self) -> None:
-        for obj in self.core.store.list(self.watched):
-            self.mark((obj["metadata"]["namespace"], obj["metadata"]["name"]))
-        super().start()
-
-    async def stop(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        await super().stop()
-
-    def sync_later(self, key: Key, delay: float) -> None:
-        """Look at `key` again after `delay` seconds (time-based transitions: minReadySeconds, deadlines)."""
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(max(delay, 0.05), self._fire, key)
-
-    def _fire(self, key: Key) -> None:
-        self._timers.pop(key, None)
-        self.mark(key)
-
-    def handle(self, event: Event | None) -> None:
-        keys = sorted(self._dirty)
-        self._dirty.clear()
-        for namespace, name in keys:
-            try:
-                self.sync(namespace, name)
-            except ApiError as err:  # lost a race (object gone, namespace terminating): the next event converges
-                log.debug("%s %s/%s: %s", type(self).__name__, namespace, name, err.message)
-
-    def now(self) -> dt.datetime:
-        return self.core.clock()
-
-
 def _key(obj: Mapping[str, Any]) -> Key:
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
-class ReplicaSetController(_KeyedController):
+class ReplicaSetController(KeyedController):
     """Keeps spec.replicas active pods for every ReplicaSet and reports them in its status."""
 
     watched = RS_KEY
@@ -549,7 +488,7 @@ class ReplicaSetController(_KeyedController):
         return [p for p in self.core.store.list(POD_KEY, rs["metadata"]["namespace"]) if _controlled_by(p, rs)]
 
 
-class DeploymentController(_KeyedController):
+class DeploymentController(KeyedController):
     """Rolls each Deployment's template out through ReplicaSets and summarises them in its status."""
 
     watched = DEPLOY_KEY

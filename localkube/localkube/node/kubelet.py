@@ -637,7 +637,7 @@ class PodWorker:
             self._write_status()
             self.kubelet.network.release_pod_ip(self.pod)
             if not self.gone:
-                self.kubelet.core.finalize_pod(self.namespace, self.name)
+                self.kubelet.core.finalize_pod(self.namespace, self.name, self.uid)
         except ApiError as err:
             log.debug("finishing pod %s/%s: %s", self.namespace, self.name, err.message)
         except Exception:
@@ -917,6 +917,9 @@ class Kubelet:
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         kind = self.core.kind_of(POD_KEY)
         if meta.get("deletionTimestamp"):
+            stored = self.core.store.get(POD_KEY, ns, name)
+            if stored is None or stored["metadata"]["uid"] != uid:
+                return  # gone, and maybe replaced under the same name (a StatefulSet's pods are)
             current = self._simulated.get(uid)
             if current is not None:
                 def unready(obj: Obj) -> None:
@@ -925,7 +928,7 @@ class Kubelet:
                             cond.update(status="False", reason="PodCompleted", lastTransitionTime=self.core.now())
 
                 self.core.mutate(kind, ns, name, unready, subresource="status")
-            self.core.finalize_pod(ns, name)
+            self.core.finalize_pod(ns, name, uid)
             return
         if uid in self._simulated:
             return
