@@ -40,8 +40,8 @@ async def test_ordered_ready_creates_in_order_and_scales_down_from_the_top() -> 
         seen: list[tuple[str, str]] = []
 
         def record(event: Event) -> None:
-            if event.key != PODS:
-                return
+            if event.key != PODS or event.obj["metadata"]["namespace"] != "default":
+                return  # kube-system's own pods (CoreDNS) come and go too
             name = event.obj["metadata"]["name"]
             if event.type == ADDED:
                 seen.append(("created", name))
