@@ -638,6 +638,107 @@ def _replicaset_cells(obj: Mapping, now: datetime.datetime) -> list[Any]:
     ]
 
 
+_STATEFULSET_COLUMNS = [
+    _NAME,
+    _col("Ready", description="Number of the pod with ready state."),
+    _AGE,
+    _col("Containers", priority=1, description="Names of each container in the template."),
+    _col("Images", priority=1, description="Images referenced by each container in the template."),
+]
+_DAEMONSET_COLUMNS = [
+    _NAME,
+    _col("Desired", "integer", description="The desired number of nodes running the daemon pod."),
+    _col("Current", "integer", description="The number of nodes running at least one daemon pod."),
+    _col("Ready", "integer", description="The number of nodes with a ready daemon pod."),
+    _col("Up-to-date", "integer", description="The number of nodes running the updated daemon pod."),
+    _col("Available", "integer", description="The number of nodes with an available daemon pod."),
+    _col("Node Selector", description="Which nodes run the daemon pod."),
+    _AGE,
+    *_WIDE_WORKLOAD,
+]
+_JOB_COLUMNS = [
+    _NAME,
+    _col("Status", description="Status of the job."),
+    _col("Completions", description="The desired number of successfully finished pods the job should be run with."),
+    _col("Duration", description="Time required to complete the job."),
+    _AGE,
+    *_WIDE_WORKLOAD,
+]
+_CRONJOB_COLUMNS = [
+    _NAME,
+    _col("Schedule", description="The schedule in Cron format."),
+    _col("Timezone", description="The time zone name for the given schedule."),
+    _col("Suspend", "boolean", description="Whether the controller suspends subsequent executions."),
+    _col("Active", "integer", description="The number of running jobs."),
+    _col("Last Schedule", description="When the job was last successfully scheduled."),
+    _AGE,
+    *_WIDE_WORKLOAD,
+]
+_CONTROLLER_REVISION_COLUMNS = [
+    _NAME,
+    _col("Controller", description="The controller of this revision."),
+    _col("Revision", "integer", description="The revision number."),
+    _AGE,
+]
+
+
+def _statefulset_cells(obj: Mapping, now: datetime.datetime) -> list[Any]:
+    ready = _int(_sub(obj, "status", "readyReplicas"))
+    return [_name(obj), f"{ready}/{_replicas(obj)}", _age(obj, now),
+            *_containers_cells(_sub(obj, "spec", "template", "spec"))]
+
+
+def _daemonset_cells(obj: Mapping, now: datetime.datetime) -> list[Any]:
+    status = obj.get("status") or {}
+    return [_name(obj), *(_int(status.get(k)) for k in ("desiredNumberScheduled", "currentNumberScheduled",
+                                                          "numberReady", "updatedNumberScheduled",
+                                                          "numberAvailable")),
+            _format_labels(_sub(obj, "spec", "template", "spec", "nodeSelector")), _age(obj, now),
+            *_workload_wide(obj)]
+
+
+def _job_status(obj: Mapping) -> str:
+    """As kubectl prints it since 1.28: the first of the terminal or suspended conditions that holds."""
+    held = {c.get("type") for c in _sub(obj, "status", "conditions") or () if c.get("status") == "True"}
+    for condition, shown in (("Complete", "Complete"), ("Failed", "Failed"), ("Suspended", "Suspended"),
+                             ("FailureTarget", "FailureTarget"), ("SuccessCriteriaMet", "SuccessCriteriaMet")):
+        if condition in held:
+            return shown
+    return "Terminating" if _meta(obj).get("deletionTimestamp") else "Running"
+
+
+def _job_cells(obj: Mapping, now: datetime.datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    succeeded = _int(status.get("succeeded"))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_int(spec['completions'])}"
+    elif _int(spec.get("parallelism")) > 1:
+        completions = f"{succeeded}/1 of {_int(spec['parallelism'])}"
+    else:
+        completions = f"{succeeded}/1"
+    started, finished = _parse_time(status.get("startTime")), _parse_time(status.get("completionTime"))
+    duration = human_duration((finished or _aware(now)) - started) if started else ""
+    return [_name(obj), _job_status(obj), completions, duration, _age(obj, now), *_workload_wide(obj)]
+
+
+def _cronjob_cells(obj: Mapping, now: datetime.datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    last = _parse_time(status.get("lastScheduleTime"))
+    template = _sub(spec, "jobTemplate", "spec") or {}
+    return [_name(obj), spec.get("schedule", ""), spec.get("timeZone") or _NONE, bool(spec.get("suspend")),
+            len(status.get("active") or ()), human_duration(_aware(now) - last) if last else _NONE, _age(obj, now),
+            *_containers_cells(_sub(template, "template", "spec")), _selector_string(template.get("selector"))]
+
+
+def _controller_revision_cells(obj: Mapping, now: datetime.datetime) -> list[Any]:
+    owner = next((r for r in _meta(obj).get("ownerReferences") or () if r.get("controller")), None)
+    controller = _NONE
+    if owner is not None:
+        group = str(owner.get("apiVersion", "")).rpartition("/")[0]
+        controller = f"{owner.get('kind', '').lower()}{'.' + group if group else ''}/{owner.get('name', '')}"
+    return [_name(obj), controller, _int(obj.get("revision")), _age(obj, now)]
+
+
 # --------------------------------------------------------------------------- simple kinds
 
 
@@ -838,6 +939,11 @@ _PRINTERS: dict[tuple[str, str], tuple[list[dict], _Cells]] = {
     ("", "services"): (_SERVICE_COLUMNS, _service_cells),
     ("apps", "deployments"): (_DEPLOYMENT_COLUMNS, _deployment_cells),
     ("apps", "replicasets"): (_REPLICASET_COLUMNS, _replicaset_cells),
+    ("apps", "statefulsets"): (_STATEFULSET_COLUMNS, _statefulset_cells),
+    ("apps", "daemonsets"): (_DAEMONSET_COLUMNS, _daemonset_cells),
+    ("apps", "controllerrevisions"): (_CONTROLLER_REVISION_COLUMNS, _controller_revision_cells),
+    ("batch", "jobs"): (_JOB_COLUMNS, _job_cells),
+    ("batch", "cronjobs"): (_CRONJOB_COLUMNS, _cronjob_cells),
     ("", "namespaces"): ([_NAME, _col("Status", description="Namespace phase."), _AGE], _namespace_cells),
     ("", "configmaps"): ([_NAME, _col("Data", "integer", description="Number of keys."), _AGE], _configmap_cells),
     ("", "secrets"): (

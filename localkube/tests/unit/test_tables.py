@@ -320,6 +320,57 @@ def test_deployment_row() -> None:
     }
 
 
+_TEMPLATE = {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
+
+
+def test_statefulset_and_daemonset_rows() -> None:
+    sts = {"metadata": _meta("db"), "spec": {"replicas": 3, "template": _TEMPLATE}, "status": {"readyReplicas": 2}}
+    table = _table("apps", "statefulsets", [sts])
+    assert _visible(table) == ["Name", "Ready", "Age"]
+    assert _cells(table) == {"Name": "db", "Ready": "2/3", "Age": "5m", "Containers": "web", "Images": "nginx:1.27"}
+    ds = {"metadata": _meta("agent"),
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"spec": {**_TEMPLATE["spec"], "nodeSelector": {"gpu": "yes", "a": "b"}}}},
+          "status": {"desiredNumberScheduled": 4, "currentNumberScheduled": 4, "numberReady": 3,
+                     "updatedNumberScheduled": 2, "numberAvailable": 3}}
+    table = _table("apps", "daemonsets", [ds])
+    assert _visible(table) == ["Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector",
+                               "Age"]
+    assert list(_cells(table).values()) == ["agent", 4, 4, 3, 2, 3, "a=b,gpu=yes", "5m", "web", "nginx:1.27",
+                                            "app=agent"]
+
+
+@pytest.mark.parametrize(("spec", "status", "expected"), [
+    ({"completions": 3}, {"succeeded": 1, "startTime": _ago(minutes=2), "active": 1}, ("Running", "1/3", "2m")),
+    ({"parallelism": 4}, {"succeeded": 0, "startTime": _ago(seconds=30)}, ("Running", "0/1 of 4", "30s")),
+    ({}, {"succeeded": 1, "startTime": _ago(minutes=3), "completionTime": _ago(minutes=2, seconds=50),
+          "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]},
+     ("Complete", "1/1", "10s")),
+    ({"suspend": True}, {"conditions": [{"type": "Suspended", "status": "True"}]}, ("Suspended", "0/1", "")),
+    ({"completions": 1}, {"failed": 7, "startTime": _ago(minutes=1),
+                          "conditions": [{"type": "Failed", "status": "True"}]}, ("Failed", "0/1", "60s")),
+])
+def test_job_rows(spec: dict, status: dict, expected: tuple[str, str, str]) -> None:
+    job = {"metadata": _meta("j"), "spec": {**spec, "template": _TEMPLATE}, "status": status}
+    table = _table("batch", "jobs", [job])
+    assert _visible(table) == ["Name", "Status", "Completions", "Duration", "Age"]
+    cells = _cells(table)
+    assert (cells["Status"], cells["Completions"], cells["Duration"]) == expected
+
+
+def test_cronjob_and_controller_revision_rows() -> None:
+    cron = {"metadata": _meta("nightly"),
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": _TEMPLATE}}},
+            "status": {"active": [{"name": "nightly-1"}], "lastScheduleTime": _ago(hours=2)}}
+    table = _table("batch", "cronjobs", [cron])
+    assert _visible(table) == ["Name", "Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age"]
+    assert list(_cells(table).values())[:7] == ["nightly", "0 3 * * *", "<none>", False, 1, "120m", "5m"]
+    revision = {"metadata": _meta("db-5d4f", ownerReferences=[{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                                               "name": "db", "controller": True}]), "revision": 2}
+    assert _cells(_table("apps", "controllerrevisions", [revision])) == {
+        "Name": "db-5d4f", "Controller": "statefulset.apps/db", "Revision": 2, "Age": "5m"}
+
+
 def test_replicaset_row_defaults_missing_status_to_zero() -> None:
     rs = {"metadata": _meta("rs"), "spec": {"replicas": 2, "template": {"spec": {"containers": []}}}}
     cells = _cells(_table("apps", "replicasets", [rs]))
