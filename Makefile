@@ -24,10 +24,12 @@ unit: $(STAMP)
 	cd localkube && ../$(PY) -m pytest tests/unit -q
 	$(PY) -m pytest tests/unit -q
 
-# LocalKube's own suite (run from its folder, as its developers would), then dask_kube's.
+# LocalKube's own suite (run from its folder, as its developers would), dask_kube's, then kr8s's own suite
+# against LocalKube (at least 95 % must pass; `make conformance` writes the report).
 test: lint
 	cd localkube && ../$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) localkube/conformance/run.py --check 0.95
 
 # kr8s's own test suite against a fresh LocalKube; regenerates docs/conformance.md (localkube/conformance/run.py).
 conformance: $(STAMP)

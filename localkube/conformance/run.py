@@ -1,11 +1,12 @@
 """`make conformance`: the installed kr8s's own test suite against a fresh LocalKube, and the report.
 
-    python localkube/conformance/run.py [--report docs/conformance.md] [pytest arguments ...]
+    python localkube/conformance/run.py [--report docs/conformance.md] [--check 0.95] [pytest arguments ...]
 
 kr8s's tests run from its wheel, in place, with the settings its developers use (asyncio_mode=auto, xfail_strict,
 a 300 s timeout) but without their automatic reruns: a test that needs a rerun to pass counts as failed here.
 The only thing this side supplies is the session cluster (kr8s_cluster.py). Every test that does not pass is listed
-in the report with what went wrong and, where LocalKube lacks the feature on purpose, why (KNOWN below).
+in the report with what went wrong and, where it is not LocalKube's doing or LocalKube lacks the feature on
+purpose, why (KNOWN below). `--check FRACTION` exits 1 when fewer pass (`make test` checks 0.95).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ PASSING = ("passed", "xfailed")
 
 # Tests that fail because LocalKube deliberately lacks what they need (a container runtime's features): test id
 # (without the "tests/" prefix) -> why.
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "test_api.py::test_api_timeout": (
+        "The test sets a 10 µs read timeout and expects `/version` to time out. LocalKube answers on loopback, often "
+        "within those 10 µs (a kind cluster, behind a container network, never does), so the test passes or fails "
+        "by scheduling, not by anything LocalKube does."),
+    "test_objects.py::test_pod_port_forward_context_manager_manual": (
+        "kr8s skips it itself (`For manual testing only`)."),
+}
 
 
 def run(pytest_args: list[str]) -> tuple[dict[str, dict[str, object]], float]:
@@ -101,6 +109,8 @@ def _kubectl_version() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", type=Path, help="write the Markdown report here (e.g. docs/conformance.md)")
+    parser.add_argument("--check", type=float, metavar="FRACTION",
+                        help="exit 1 unless at least this fraction of the collected tests pass")
     args, pytest_args = parser.parse_known_args()
     results, took = run(pytest_args)
     if not results:
@@ -111,6 +121,14 @@ def main() -> int:
     if args.report:
         args.report.write_text(text)
         print(f"report written to {args.report}")
+    unexplained = sorted(k for k, r in results.items() if r["outcome"] not in PASSING
+                         and k.removeprefix("tests/") not in KNOWN)
+    if unexplained:
+        print("not explained:\n  " + "\n  ".join(f"{k}: {results[k]['reason']}" for k in unexplained))
+    passing = sum(r["outcome"] in PASSING for r in results.values()) / len(results)
+    if args.check is not None and passing < args.check:
+        print(f"conformance: {passing:.1%} of kr8s's tests pass, below {args.check:.0%}", file=sys.stderr)
+        return 1
     return 0
 
 
