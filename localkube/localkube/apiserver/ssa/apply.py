@@ -181,7 +181,9 @@ def apply(
     result = copy.deepcopy(merged)
     if manager == "kubectl":
         _sync_last_applied(result, applied)
-    encoded = set_managed(result, managed)
+    encoded = copy.deepcopy(set_managed(result, managed))  # the caller's to keep: no dict shared with the caches
+    if encoded:
+        result["metadata"]["managedFields"] = encoded
     return ApplyResult(result, encoded, live is None, live is None or not json_eq(live_obj, without_managed(result)))
 
 
@@ -220,7 +222,7 @@ def _apply_once(
         raise Conflict(conflicts)
     for other in list(managed):
         if other != ident:
-            managed[other].fields -= changed_fields | diff.removed
+            managed[other].fields = managed[other].fields - (changed_fields | diff.removed)
         else:
             managed[other].fields = strip_unowned(managed[other].fields)
         if not managed[other].fields:

@@ -33,6 +33,18 @@ def _norm(v: Any) -> Any:
 
 def go_json(v: Any) -> str:
     """JSON as Go's encoder writes it (compact, sorted map keys, HTML-escaped), so keys match the wire byte-wise."""
+    if isinstance(v, str | int | float | bool) or v is None:
+        return _go_json_scalar(v)
+    return _go_json(v)
+
+
+@lru_cache(maxsize=16384, typed=True)  # typed: True, 1 and 1.0 are three keys
+def _go_json_scalar(v: str | float | bool | None) -> str:
+    """List keys are mostly the same few names and numbers, written over and over."""
+    return _go_json(v)
+
+
+def _go_json(v: Any) -> str:
     text = json.dumps(_norm(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
                      ("\u2029", "\\u2029")):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from localkube.apiserver.ssa.errors import ApplyError, SchemaError
 from localkube.apiserver.ssa.fieldpath import Path, PathElement, fields_from_json, fields_to_json, go_json, go_quote
 from localkube.apiserver.ssa.fieldsets import compare_objects
-from localkube.apiserver.ssa.typed import Schema, builtin_schema, check_value
+from localkube.apiserver.ssa.typed import Schema, builtin_schema
 
 MAX_UPDATE_MANAGERS = 10  # apimachinery's DefaultMaxUpdateManagers; older Update entries fold into one
 FIELD_MANAGER_MAX_LENGTH = 128  # bytes, as apimachinery validates it
@@ -40,9 +42,14 @@ class Entry:
     api_version: str
     subresource: str
     time: str | None
-    fields: set[Path]
+    fields: frozenset[Path] | set[Path]  # a decoded set stays the shared frozenset until it changes
+    # The encoded entry this one was decoded from, with the fields and time it had: encoding an entry whose
+    # `fields` is still that very frozenset and whose time is unchanged gives it back without any work.
+    source: tuple[dict[str, Any], frozenset[Path], str | None] | None = field(default=None, repr=False,
+                                                                                compare=False)
 
 
+@lru_cache(maxsize=1024)
 def manager_identity(manager: str, operation: str, api_version: str, subresource: str) -> str:
     """apimachinery's manager identifier: appliers are one manager whatever version they apply, updaters are
     one per version. It is also the key conflicts are sorted by."""
@@ -55,8 +62,19 @@ def manager_identity(manager: str, operation: str, api_version: str, subresource
 
 
 def decode_entries(entries: Any) -> dict[str, Entry]:
+    """Entries by manager identity; raises ValueError for what the server would not decode. A list decodes once
+    (stored lists are never mutated); each call gets fresh Entry objects to change."""
     if entries is None:
         return {}
+    decoded = _ENTRIES_OF.get(entries)
+    if decoded is None:
+        decoded = _decode_entries(entries)
+        _ENTRIES_OF.put(entries, decoded)
+    return {ident: Entry(e.manager, e.operation, e.api_version, e.subresource, e.time, e.fields, e.source)
+            for ident, e in decoded.items()}
+
+
+def _decode_entries(entries: Any) -> dict[str, Entry]:
     if not isinstance(entries, list):
         raise ValueError("managedFields must be a list")
     managed: dict[str, Entry] = {}
@@ -75,12 +93,63 @@ def decode_entries(entries: Any) -> dict[str, Entry]:
             raise ValueError(f"invalid fieldsType {fields_type!r} in managed fields entry {i}")
         entry = Entry(
             str(raw.get("manager", "")), operation, str(raw["apiVersion"]), str(raw.get("subresource", "")),
-            raw.get("time"), fields_from_json(raw.get("fieldsV1") or {}),
+            raw.get("time"), _decode_fields(raw.get("fieldsV1") or {}),
         )
+        entry.source = (_entry_dict(entry), entry.fields, entry.time)
         managed[manager_identity(entry.manager, operation, entry.api_version, entry.subresource)] = entry
     return managed
 
 
+class _IdentityMemo:
+    """Values by the identity of objects that are never mutated (stored objects and what they hold), FIFO-bounded.
+    Each entry keeps its object alive, so the id stays its own while remembered."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self._size = size
+
+    def get(self, obj: Any) -> Any:
+        hit = self._items.get(id(obj))
+        return hit[1] if hit is not None and hit[0] is obj else None
+
+    def put(self, obj: Any, value: Any) -> None:
+        self._items[id(obj)] = (obj, value)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+# A stored entry's fieldsV1 decodes once however often its object is written over, and a field set that did not
+# change is written back as the very fieldsV1 it came from: both directions are remembered by identity.
+_FIELDS_OF = _IdentityMemo(32768)  # fieldsV1 dict -> frozenset of paths
+_ENTRIES_OF = _IdentityMemo(32768)  # managedFields list -> its decoded entries
+_RAW_OF = _IdentityMemo(32768)  # frozenset of paths -> fieldsV1 dict
+
+
+def _decode_fields(raw: Mapping[str, Any]) -> frozenset[Path]:
+    fields = _FIELDS_OF.get(raw)
+    if fields is None:
+        fields = frozenset(fields_from_json(raw))
+        _FIELDS_OF.put(raw, fields)
+        _RAW_OF.put(fields, raw)
+    return fields
+
+
+def _encode_fields(fields: frozenset[Path]) -> dict[str, Any]:
+    raw = _RAW_OF.get(fields)
+    if raw is None:
+        raw = _shared_encoding(fields)
+        _RAW_OF.put(fields, raw)
+        _FIELDS_OF.put(raw, fields)
+    return raw
+
+
+@lru_cache(maxsize=8192)
+def _shared_encoding(fields: frozenset[Path]) -> dict[str, Any]:
+    """fieldsV1 of a field set, shared between the objects that hold it: like them, never to be mutated."""
+    return fields_to_json(fields)
+
+
+@lru_cache(maxsize=4096)
 def _unix(stamp: str | None) -> int:
     if not stamp:
         return 0
@@ -98,19 +167,31 @@ def encode_entries(managed: dict[str, Entry]) -> list[dict[str, Any]]:
     )
     out = []
     for e in ordered:
-        entry: dict[str, Any] = {"manager": e.manager, "operation": e.operation, "apiVersion": e.api_version}
-        if e.time:
-            entry["time"] = e.time
-        entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = fields_to_json(e.fields)
-        if e.subresource:
-            entry["subresource"] = e.subresource
-        out.append(entry)
+        source = e.source
+        if source is not None and e.fields is source[1] and e.time == source[2]:
+            out.append(source[0])  # unchanged since decoded: the same (immutable) dict
+        else:
+            out.append(_entry_dict(e))
     return out
+
+
+def _entry_dict(e: Entry) -> dict[str, Any]:
+    """One managedFields entry as the server writes it (its keys in this order)."""
+    entry: dict[str, Any] = {"manager": e.manager, "operation": e.operation, "apiVersion": e.api_version}
+    if e.time:
+        entry["time"] = e.time
+    entry["fieldsType"] = "FieldsV1"
+    fields = e.fields if isinstance(e.fields, frozenset) else frozenset(e.fields)
+    entry["fieldsV1"] = _encode_fields(fields)
+    if e.subresource:
+        entry["subresource"] = e.subresource
+    return entry
 
 
 def _cap_updaters(managed: dict[str, Entry]) -> None:
     """Fold the oldest Update entries into "ancient-changes" (one per version) beyond MAX_UPDATE_MANAGERS."""
+    if len(managed) <= MAX_UPDATE_MANAGERS:
+        return
     updaters = [ident for ident, e in managed.items() if e.operation == "Update"]
     if len(updaters) <= MAX_UPDATE_MANAGERS:
         return
@@ -190,17 +271,23 @@ def record_update(
     sets, and removed fields leave every set."""
     diff = compare_objects(old, new, schema, reset)
     changed = diff.changed()
+    gone = changed | diff.removed
     for ident in list(managed):
         entry = managed[ident]
-        entry.fields -= changed
-        entry.fields -= diff.removed
-        if not entry.fields:
-            del managed[ident]
+        if not entry.fields.isdisjoint(gone):
+            entry.fields = entry.fields - gone
+            if not entry.fields:
+                del managed[ident]
     mine = strip_unowned(changed)
     if mine:
         ident = manager_identity(manager, "Update", api_version, subresource)
         previous = managed.get(ident)
-        fields = mine | (previous.fields if previous else set())
+        if previous is None:
+            fields = mine
+        elif mine <= previous.fields:
+            fields = previous.fields  # the usual rewrite of one's own fields: the set (and its encoding) stays
+        else:
+            fields = mine | previous.fields
         managed[ident] = Entry(manager, "Update", api_version, subresource, stamp, fields)
     _cap_updaters(managed)
 
@@ -251,15 +338,15 @@ def managed_fields_after_update(
     old_uid = ((old or {}).get("metadata") or {}).get("uid")
     if not managed and old is not None and old_uid:
         return None
-    base = without_managed(old) if old is not None else schema.zero()
-    new_obj = without_managed(new)
+    # Comparing skips metadata.managedFields (owned by nobody), so the objects are compared as they are.
+    base = old if old is not None else schema.zero()
     try:
-        check_value(base, schema, (), allow_duplicates=True)
-        check_value(new_obj, schema, (), allow_duplicates=True)
+        # Comparing raises SchemaError wherever the new object has a malformed list item (check_value's job), in
+        # the parts that differ from the live object; the parts equal to it were checked when it was written.
+        record_update(managed, base, new, manager, api_version, subresource, schema, timestamp(now),
+                      reset_fields(subresource, status_subresource))
     except SchemaError:
         return ((old or {}).get("metadata") or {}).get("managedFields") or None
-    record_update(managed, base, new_obj, manager, api_version, subresource, schema, timestamp(now),
-                  reset_fields(subresource, status_subresource))
     return encode_entries(managed) or None
 
 
@@ -285,6 +372,7 @@ def update_managed_fields(
     return result
 
 
+@lru_cache(maxsize=256)
 def default_field_manager(user_agent: str | None) -> str:
     """The manager kube-apiserver derives when a write has no fieldManager: the User-Agent up to its first "/",
     non-printable characters dropped, cut at 128 bytes ("kubectl/v1.30.1 (linux/amd64) ..." -> "kubectl")."""
@@ -302,6 +390,8 @@ def default_field_manager(user_agent: str | None) -> str:
 
 def validate_field_manager(name: str, *, apply: bool, options_kind: str = "PatchOptions") -> None:
     """The fieldManager checks of the request options (422 Invalid); apply requests must name a manager."""
+    if (name or not apply) and len(name) <= FIELD_MANAGER_MAX_LENGTH and name.isascii() and name.isprintable():
+        return  # the common case, decided without building causes
     causes: list[dict[str, str]] = []
     if apply and not name:
         causes.append({"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",

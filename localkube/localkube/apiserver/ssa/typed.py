@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from localkube.apiserver.ssa.errors import SchemaError
@@ -89,6 +90,16 @@ class Schema:
         if kind in ("string", "integer", "number", "boolean"):
             return cls("scalar", default=default)
         return ANY
+
+    @cached_property
+    def checked(self) -> bool:
+        """Whether a value of this type can hold list items SMD's typed conversion rejects (a set or a list-type
+        map somewhere below); check_value skips the rest, where anything goes."""
+        if self.kind == "list":
+            return self.list_type != "atomic" or (self.elements is not None and self.elements.checked)
+        if self.kind == "map":
+            return any(f.checked for f in self.fields.values()) or bool(self.elements and self.elements.checked)
+        return False
 
     def zero(self) -> dict[str, Any]:
         """The typed zero object's skeleton: {} for every implicit (non-pointer struct) field, recursively."""
@@ -179,10 +190,13 @@ def item_pe(s: Schema, item: Any) -> PathElement:
 
 def check_value(v: Any, s: Schema, path: Path, allow_duplicates: bool) -> None:
     """Reject what SMD's typed conversion rejects, so the walkers below may assume well-formed lists."""
+    if not s.checked:
+        return
     shape = value_shape(s, v)
     if shape == "map" and not is_atomic(s, shape):
         for key, val in v.items():
-            check_value(val, child_schema(s, key)[0], (*path, ("f", key)), allow_duplicates)
+            if isinstance(val, dict | list):  # scalars cannot be malformed
+                check_value(val, child_schema(s, key)[0], (*path, ("f", key)), allow_duplicates)
     elif shape == "list" and not is_atomic(s, shape):
         seen: set[PathElement] = set()
         for i, item in enumerate(v):
