@@ -165,3 +165,46 @@ def test_unchanged_entries_are_written_back_identically() -> None:
     assert _owned(obj) == {"a": {".data", ".data.a"}, "b": {".data.b"}}
     again = ssa.update_managed_fields(obj, copy.deepcopy(obj), "c", now=T2, status_subresource=False)
     assert again["metadata"]["managedFields"] == obj["metadata"]["managedFields"]
+
+
+def test_caches_change_nothing_observable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same writes give the same managedFields whether the decoding and interning caches hit or not."""
+    from localkube.apiserver.ssa import managed
+
+    def run() -> list[Any]:
+        api = ApiCore()
+        api.bootstrap()
+        kind = api.kind_of(DEPLOY)
+        for i in range(3):
+            dep = _deployment()
+            dep["metadata"]["name"] = f"web-{i}"
+            api.create(kind, "default", dep, manager="creator")
+        for step in range(6):
+            name = f"web-{step % 3}"
+            patch = {"spec": {"replicas": step, "template": {"metadata": {"labels": {f"l{step}": "x"}}}}}
+            api.patch(kind, "default", name, STRATEGIC_PATCH, patch, manager=f"m{step % 2}")
+            api.mutate(kind, "default", name, lambda o, s=step: o.__setitem__("status", {"replicas": s}),
+                       subresource="status", manager="controller")
+        return [api.get(kind, "default", f"web-{i}")["metadata"]["managedFields"] for i in range(3)]
+
+    api_clock = "localkube.apiserver.core.ApiCore.now"
+    monkeypatch.setattr(api_clock, lambda self: T1)
+    normal = run()
+    monkeypatch.setattr(managed, "_INTERNED_MAX", 1)
+    monkeypatch.setattr(managed, "_LAST_MAX", 0)
+    monkeypatch.setattr(managed, "_RECENT_MAX", 0)
+    starved = run()
+    assert starved == normal
+    owners = {e["manager"] for e in normal[0]}
+    assert owners == {"creator", "m0", "m1", "controller"}
+
+
+def test_shared_entries_are_never_changed_in_place(core: ApiCore) -> None:
+    kind = core.kind_of(CM)
+    core.create(kind, "default", _cm("a"), manager="same")
+    b, _ = core.create(kind, "default", _cm("b"), manager="same")
+    before = copy.deepcopy(b["metadata"]["managedFields"])
+    core.patch(kind, "default", "a", MERGE_PATCH, {"data": {"z": "1"}}, manager="other")
+    core.patch(kind, "default", "a", MERGE_PATCH, {"data": {"a": "2"}}, manager="same")
+    assert core.get(kind, "default", "b")["metadata"]["managedFields"] == before
+    assert _owned(core.get(kind, "default", "a")) == {"same": {".data", ".data.a"}, "other": {".data.z"}}

@@ -33,9 +33,19 @@ def _norm(v: Any) -> Any:
 
 def go_json(v: Any) -> str:
     """JSON as Go's encoder writes it (compact, sorted map keys, HTML-escaped), so keys match the wire byte-wise."""
+    if type(v) is str:  # list keys: names, types, addresses, written over and over
+        text = _STRING_JSON.get(v)
+        if text is None:
+            if len(_STRING_JSON) >= 16384:
+                _STRING_JSON.clear()
+            text = _STRING_JSON[v] = _go_json(v)
+        return text
     if isinstance(v, str | int | float | bool) or v is None:
         return _go_json_scalar(v)
     return _go_json(v)
+
+
+_STRING_JSON: dict[str, str] = {}
 
 
 @lru_cache(maxsize=16384, typed=True)  # typed: True, 1 and 1.0 are three keys

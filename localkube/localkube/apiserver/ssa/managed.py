@@ -6,13 +6,12 @@ import copy
 import datetime as dt
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from localkube.apiserver.ssa.errors import ApplyError, SchemaError
 from localkube.apiserver.ssa.fieldpath import Path, PathElement, fields_from_json, fields_to_json, go_json, go_quote
-from localkube.apiserver.ssa.fieldsets import compare_objects
+from localkube.apiserver.ssa.fieldsets import Diff, compare_objects
 from localkube.apiserver.ssa.typed import Schema, builtin_schema
 
 MAX_UPDATE_MANAGERS = 10  # apimachinery's DefaultMaxUpdateManagers; older Update entries fold into one
@@ -35,18 +34,23 @@ STRIPPED: frozenset[Path] = frozenset(
 # ------------------------------------------------------------------------------------- managed fields
 
 
-@dataclass
 class Entry:
-    manager: str
-    operation: str
-    api_version: str
-    subresource: str
-    time: str | None
-    fields: frozenset[Path] | set[Path]  # a decoded set stays the shared frozenset until it changes
-    # The encoded entry this one was decoded from, with the fields and time it had: encoding an entry whose
-    # `fields` is still that very frozenset and whose time is unchanged gives it back without any work.
-    source: tuple[dict[str, Any], frozenset[Path], str | None] | None = field(default=None, repr=False,
-                                                                                compare=False)
+    """One managedFields entry, decoded. `fields` is a frozenset once encoded or decoded (shared, interned); `source`
+    is the encoded entry it came from with the fields and time it had then, so that an entry whose `fields` is
+    still that very frozenset and whose time is unchanged encodes as that same dict, without any work. A plain
+    class with one assignment in __init__: every write of every object makes one or two."""
+
+    __slots__ = ("api_version", "fields", "manager", "operation", "source", "subresource", "time")
+
+    def __init__(self, manager: str, operation: str, api_version: str, subresource: str, time: str | None,
+                 fields: frozenset[Path] | set[Path],
+                 source: tuple[dict[str, Any], frozenset[Path], str | None] | None = None) -> None:
+        self.manager, self.operation, self.api_version, self.subresource, self.time, self.fields, self.source = (
+            manager, operation, api_version, subresource, time, fields, source)
+
+    def __repr__(self) -> str:
+        return (f"Entry({self.manager!r}, {self.operation!r}, {self.api_version!r}, {self.subresource!r}, "
+                f"{self.time!r}, {len(self.fields)} fields)")
 
 
 @lru_cache(maxsize=1024)
@@ -62,16 +66,25 @@ def manager_identity(manager: str, operation: str, api_version: str, subresource
 
 
 def decode_entries(entries: Any) -> dict[str, Entry]:
-    """Entries by manager identity; raises ValueError for what the server would not decode. A list decodes once
-    (stored lists are never mutated); each call gets fresh Entry objects to change."""
+    """Entries by manager identity, fresh objects the caller may change; raises ValueError for what the server
+    would not decode."""
+    return {ident: Entry(e.manager, e.operation, e.api_version, e.subresource, e.time, e.fields, e.source)
+            for ident, e in _decoded(entries).items()}
+
+
+def _decoded(entries: Any, key: ObjectKey | None = None) -> dict[str, Entry]:
+    """decode_entries without the copies: shared, never to be changed. The current list of object `key` (stored
+    lists are never mutated) decodes once, and a list this module encoded needs no decoding at all."""
     if entries is None:
         return {}
-    decoded = _ENTRIES_OF.get(entries)
-    if decoded is None:
-        decoded = _decode_entries(entries)
-        _ENTRIES_OF.put(entries, decoded)
-    return {ident: Entry(e.manager, e.operation, e.api_version, e.subresource, e.time, e.fields, e.source)
-            for ident, e in decoded.items()}
+    if key is not None:
+        hit = _LAST.get(key)
+        if hit is not None and hit[0] is entries:
+            return hit[1]
+    decoded = _decode_entries(entries)
+    if key is not None:
+        _remember(key, entries, decoded)
+    return decoded
 
 
 def _decode_entries(entries: Any) -> dict[str, Entry]:
@@ -95,58 +108,66 @@ def _decode_entries(entries: Any) -> dict[str, Entry]:
             str(raw.get("manager", "")), operation, str(raw["apiVersion"]), str(raw.get("subresource", "")),
             raw.get("time"), _decode_fields(raw.get("fieldsV1") or {}),
         )
-        entry.source = (_entry_dict(entry), entry.fields, entry.time)
+        entry.source = (_entry_dict(entry.manager, operation, entry.api_version, entry.subresource, entry.time,
+                                    _encode_fields(entry.fields)[1]), entry.fields, entry.time)
         managed[manager_identity(entry.manager, operation, entry.api_version, entry.subresource)] = entry
     return managed
 
 
-class _IdentityMemo:
-    """Values by the identity of objects that are never mutated (stored objects and what they hold), FIFO-bounded.
-    Each entry keeps its object alive, so the id stays its own while remembered."""
-
-    def __init__(self, size: int) -> None:
-        self._items: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
-        self._size = size
-
-    def get(self, obj: Any) -> Any:
-        hit = self._items.get(id(obj))
-        return hit[1] if hit is not None and hit[0] is obj else None
-
-    def put(self, obj: Any, value: Any) -> None:
-        self._items[id(obj)] = (obj, value)
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+# Field sets are interned: one frozenset, and one fieldsV1 dict, per distinct set, shared by every object that
+# holds it (and never mutated, like them). So a set that did not change is written back as the very dict it came
+# from, and that dict decodes by identity. Bounded by the number of distinct sets, not of writes.
+_INTERNED: dict[frozenset[Path], tuple[frozenset[Path], dict[str, Any]]] = {}
+_BY_ID: dict[int, tuple[Any, Any]] = {}  # id(interned set) -> (set, its dict); id(that dict) -> (dict, set)
+_INTERNED_MAX = 8192
 
 
-# A stored entry's fieldsV1 decodes once however often its object is written over, and a field set that did not
-# change is written back as the very fieldsV1 it came from: both directions are remembered by identity.
-_FIELDS_OF = _IdentityMemo(32768)  # fieldsV1 dict -> frozenset of paths
-_ENTRIES_OF = _IdentityMemo(32768)  # managedFields list -> its decoded entries
-_RAW_OF = _IdentityMemo(32768)  # frozenset of paths -> fieldsV1 dict
+def _intern(fields: frozenset[Path]) -> tuple[frozenset[Path], dict[str, Any]]:
+    hit = _INTERNED.get(fields)
+    if hit is None:
+        if len(_INTERNED) >= _INTERNED_MAX:
+            _INTERNED.clear()
+            _BY_ID.clear()
+        raw = fields_to_json(fields)
+        hit = _INTERNED[fields] = (fields, raw)
+        _BY_ID[id(fields)] = hit
+        _BY_ID[id(raw)] = (raw, fields)
+    return hit
 
 
 def _decode_fields(raw: Mapping[str, Any]) -> frozenset[Path]:
-    fields = _FIELDS_OF.get(raw)
-    if fields is None:
-        fields = frozenset(fields_from_json(raw))
-        _FIELDS_OF.put(raw, fields)
-        _RAW_OF.put(fields, raw)
-    return fields
+    hit = _BY_ID.get(id(raw))
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    return _intern(frozenset(fields_from_json(raw)))[0]
 
 
-def _encode_fields(fields: frozenset[Path]) -> dict[str, Any]:
-    raw = _RAW_OF.get(fields)
-    if raw is None:
-        raw = _shared_encoding(fields)
-        _RAW_OF.put(fields, raw)
-        _FIELDS_OF.put(raw, fields)
-    return raw
+def _encode_fields(fields: frozenset[Path]) -> tuple[frozenset[Path], dict[str, Any]]:
+    """The interned set equal to `fields`, and its fieldsV1."""
+    hit = _BY_ID.get(id(fields))
+    if hit is not None and hit[0] is fields:
+        return hit
+    return _intern(fields)
 
 
-@lru_cache(maxsize=8192)
-def _shared_encoding(fields: frozenset[Path]) -> dict[str, Any]:
-    """fieldsV1 of a field set, shared between the objects that hold it: like them, never to be mutated."""
-    return fields_to_json(fields)
+# The decoding of each object's current managedFields list, by object: its next write starts from it instead of
+# decoding (checked by the list's identity, so a stale or foreign list is simply decoded). One per object, so
+# superseded decodings die young instead of piling up with the writes.
+ObjectKey = tuple[str, str, str]
+_LAST: OrderedDict[ObjectKey, tuple[list[Any], dict[str, Entry]]] = OrderedDict()
+_LAST_MAX = 16384
+
+
+def _object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return str(obj.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def _remember(key: ObjectKey, entries: list[Any], decoded: dict[str, Entry]) -> None:
+    _LAST[key] = (entries, decoded)
+    _LAST.move_to_end(key)
+    if len(_LAST) > _LAST_MAX:
+        _LAST.popitem(last=False)
 
 
 @lru_cache(maxsize=4096)
@@ -161,30 +182,60 @@ def _unix(stamp: str | None) -> int:
 
 def encode_entries(managed: dict[str, Entry]) -> list[dict[str, Any]]:
     """Render entries in the server's order (operation, time, manager, apiVersion, subresource)."""
-    ordered = sorted(
-        (e for e in managed.values() if e.fields),
-        key=lambda e: (e.operation, _unix(e.time), e.manager, e.api_version, e.subresource),
-    )
+    return _encode(managed)[0]
+
+
+def _encode(managed: dict[str, Entry]) -> tuple[list[dict[str, Any]], dict[str, Entry]]:
+    """encode_entries, and what the list decodes to."""
+    ordered = [item for item in managed.items() if item[1].fields]
+    if len(ordered) > 1:
+        ordered.sort(key=lambda item: (item[1].operation, _unix(item[1].time), item[1].manager,
+                                       item[1].api_version, item[1].subresource))
     out = []
-    for e in ordered:
+    decoded: dict[str, Entry] = {}
+    for ident, e in ordered:
         source = e.source
-        if source is not None and e.fields is source[1] and e.time == source[2]:
-            out.append(source[0])  # unchanged since decoded: the same (immutable) dict
-        else:
-            out.append(_entry_dict(e))
-    return out
+        if source is None or e.fields is not source[1] or e.time != source[2]:
+            # A new or changed entry: never one of the shared decoded ones, so it may be completed in place.
+            e.fields, raw = _encode_fields(e.fields if isinstance(e.fields, frozenset) else frozenset(e.fields))
+            e.source = source = (
+                _entry_dict(e.manager, e.operation, e.api_version, e.subresource, e.time, raw), e.fields, e.time)
+        out.append(source[0])  # an unchanged entry is the very (immutable) dict it was decoded from
+        decoded[ident] = e
+    if len(out) == 1:  # the common case, and like the entry dicts the list is shared by all who hold it
+        hit = _LISTS.get(id(out[0]))
+        if hit is not None and hit[0] is out[0]:
+            return hit[1], decoded
+        if len(_LISTS) >= _RECENT_MAX:
+            _LISTS.clear()
+        _LISTS[id(out[0])] = (out[0], out)
+    return out, decoded
 
 
-def _entry_dict(e: Entry) -> dict[str, Any]:
-    """One managedFields entry as the server writes it (its keys in this order)."""
-    entry: dict[str, Any] = {"manager": e.manager, "operation": e.operation, "apiVersion": e.api_version}
-    if e.time:
-        entry["time"] = e.time
+# Entry dicts (and one-entry lists) written in the current second: a manager writing the same fields of many
+# objects writes equal entries, and, like field sets, they are shared rather than made again.
+_ENTRY_DICTS: dict[tuple[str, str, str, str, str | None, int], tuple[dict[str, Any], dict[str, Any]]] = {}
+_LISTS: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+_RECENT_MAX = 1024
+
+
+def _entry_dict(manager: str, operation: str, api_version: str, subresource: str, time: str | None,
+                fields_v1: dict[str, Any]) -> dict[str, Any]:
+    """One managedFields entry as the server writes it (its keys in this order); equal ones are shared."""
+    key = (manager, operation, api_version, subresource, time, id(fields_v1))
+    hit = _ENTRY_DICTS.get(key)
+    if hit is not None and hit[0] is fields_v1:
+        return hit[1]
+    if len(_ENTRY_DICTS) >= _RECENT_MAX:
+        _ENTRY_DICTS.clear()
+    entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": api_version}
+    if time:
+        entry["time"] = time
     entry["fieldsType"] = "FieldsV1"
-    fields = e.fields if isinstance(e.fields, frozenset) else frozenset(e.fields)
-    entry["fieldsV1"] = _encode_fields(fields)
-    if e.subresource:
-        entry["subresource"] = e.subresource
+    entry["fieldsV1"] = fields_v1
+    if subresource:
+        entry["subresource"] = subresource
+    _ENTRY_DICTS[key] = (fields_v1, entry)
     return entry
 
 
@@ -209,9 +260,10 @@ def _cap_updaters(managed: dict[str, Entry]) -> None:
             continue
         if bucket not in managed:
             first = managed.pop(first_of_version[version])
-            managed[bucket] = Entry(ANCIENT_CHANGES, "Update", version, "", first.time, set(first.fields))
-        managed[bucket].fields |= entry.fields
-        managed[bucket].time = entry.time
+            managed[bucket] = Entry(ANCIENT_CHANGES, "Update", version, "", first.time, first.fields)
+        # New entries, never changes to existing ones: those may be shared with the decoding memo.
+        managed[bucket] = Entry(ANCIENT_CHANGES, "Update", version, "", entry.time,
+                                managed[bucket].fields | entry.fields)
         del managed[ident]
         length -= 1
 
@@ -230,6 +282,7 @@ def strip_unowned(paths: set[Path]) -> set[Path]:
     return paths - STRIPPED
 
 
+@lru_cache(maxsize=64)
 def reset_fields(subresource: str, status_subresource: bool) -> tuple[PathElement, ...]:
     """Top-level fields the strategy resets, so nobody owns them through this endpoint (GetResetFields)."""
     if subresource == "status":
@@ -269,36 +322,56 @@ def record_update(
 ) -> None:
     """What a non-apply write records: whatever it changed moves to `manager` (Update), out of everyone else's
     sets, and removed fields leave every set."""
-    diff = compare_objects(old, new, schema, reset)
-    changed = diff.changed()
-    gone = changed | diff.removed
-    for ident in list(managed):
-        entry = managed[ident]
-        if not entry.fields.isdisjoint(gone):
-            entry.fields = entry.fields - gone
-            if not entry.fields:
-                del managed[ident]
-    mine = strip_unowned(changed)
+    updated = _updated(managed, compare_objects(old, new, schema, reset), manager, api_version, subresource, stamp)
+    managed.clear()
+    managed.update(updated)
+
+
+def _updated(managed: Mapping[str, Entry], diff: Diff, manager: str, api_version: str, subresource: str,
+             stamp: str) -> dict[str, Entry]:
+    """record_update's outcome as a new dict; the entries of `managed` are left as they are (they may be shared)."""
+    changed = diff.added | diff.modified
+    gone = changed | diff.removed if diff.removed else changed
+    out: dict[str, Entry] = {}
+    for ident, entry in managed.items():
+        if entry.fields.isdisjoint(gone):
+            out[ident] = entry
+        else:
+            fields = entry.fields - gone
+            if fields:
+                out[ident] = Entry(entry.manager, entry.operation, entry.api_version, entry.subresource, entry.time,
+                                   fields)
+    mine = changed - STRIPPED
     if mine:
         ident = manager_identity(manager, "Update", api_version, subresource)
-        previous = managed.get(ident)
+        previous = out.get(ident)
         if previous is None:
             fields = mine
         elif mine <= previous.fields:
             fields = previous.fields  # the usual rewrite of one's own fields: the set (and its encoding) stays
         else:
             fields = mine | previous.fields
-        managed[ident] = Entry(manager, "Update", api_version, subresource, stamp, fields)
-    _cap_updaters(managed)
+        out[ident] = Entry(manager, "Update", api_version, subresource, stamp, fields)
+    if len(out) > MAX_UPDATE_MANAGERS:
+        _cap_updaters(out)
+    return out
 
 
-def _decode_live_or_new(old: Mapping[str, Any] | None, new: Mapping[str, Any], subresource: str) -> dict[str, Entry]:
+def _decoded_or_empty(entries: Any, key: ObjectKey) -> dict[str, Entry]:
+    try:
+        return _decoded(entries, key)
+    except ValueError:
+        return {}
+
+
+def _decode_live_or_new(old: Mapping[str, Any] | None, new: Mapping[str, Any], subresource: str,
+                        key: ObjectKey | None = None) -> dict[str, Entry]:
     """Whose managedFields an update starts from: a client may set them (or reset them with [] / [{}]) on the
     main resource; otherwise, or if they do not decode, the live object's."""
 
     def live_fields() -> dict[str, Entry]:
         try:
-            return decode_entries(((old or {}).get("metadata") or {}).get("managedFields"))
+            return _decoded(((old or {}).get("metadata") or {}).get("managedFields"), key)
         except ValueError:
             return {}
 
@@ -308,7 +381,7 @@ def _decode_live_or_new(old: Mapping[str, Any] | None, new: Mapping[str, Any], s
     if isinstance(sent, list) and (not sent or (len(sent) == 1 and sent[0] == {})):
         return {}
     try:
-        managed = decode_entries(sent)
+        managed = _decoded(sent, key)
     except ValueError:
         managed = {}
     return managed or live_fields()
@@ -334,20 +407,28 @@ def managed_fields_after_update(
     manager = manager or "unknown"
     api_version = str(new.get("apiVersion", ""))
     schema = schema or builtin_schema(api_version, str(new.get("kind", "")))
-    managed = _decode_live_or_new(old, new, subresource)
-    old_uid = ((old or {}).get("metadata") or {}).get("uid")
-    if not managed and old is not None and old_uid:
+    key = _object_key(new)
+    old_meta = (old.get("metadata") or {}) if old is not None else {}
+    live = old_meta.get("managedFields")
+    if live is not None and (subresource or (new.get("metadata") or {}).get("managedFields") is live):
+        managed = _decoded_or_empty(live, key)  # the usual case, made short: the live entries carry over
+    else:
+        managed = _decode_live_or_new(old, new, subresource, key)  # shared: read, never changed
+    if not managed and old_meta.get("uid"):
         return None
     # Comparing skips metadata.managedFields (owned by nobody), so the objects are compared as they are.
     base = old if old is not None else schema.zero()
     try:
         # Comparing raises SchemaError wherever the new object has a malformed list item (check_value's job), in
         # the parts that differ from the live object; the parts equal to it were checked when it was written.
-        record_update(managed, base, new, manager, api_version, subresource, schema, timestamp(now),
-                      reset_fields(subresource, status_subresource))
+        diff = compare_objects(base, new, schema, reset_fields(subresource, status_subresource))
     except SchemaError:
         return ((old or {}).get("metadata") or {}).get("managedFields") or None
-    return encode_entries(managed) or None
+    entries, decoded = _encode(_updated(managed, diff, manager, api_version, subresource, timestamp(now)))
+    if not entries:
+        return None
+    _remember(key, entries, decoded)
+    return entries
 
 
 def update_managed_fields(

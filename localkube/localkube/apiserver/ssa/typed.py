@@ -101,8 +101,24 @@ class Schema:
             return any(f.checked for f in self.fields.values()) or bool(self.elements and self.elements.checked)
         return False
 
+    @cached_property
+    def key_plan(self) -> tuple[tuple[str, str | None], ...]:
+        """A list-map's key fields sorted by name (the order of a key path element), each with its default as
+        JSON text, or None."""
+        element = item_schema(self)
+        plan = []
+        for name in sorted(self.keys):
+            sub = element.fields.get(name) if element.kind == "map" else None
+            plan.append((name, go_json(sub.default) if sub is not None and sub.default is not None else None))
+        return tuple(plan)
+
     def zero(self) -> dict[str, Any]:
-        """The typed zero object's skeleton: {} for every implicit (non-pointer struct) field, recursively."""
+        """The typed zero object's skeleton: {} for every implicit (non-pointer struct) field, recursively.
+        Shared between calls: read it, never change it."""
+        return self._zero
+
+    @cached_property
+    def _zero(self) -> dict[str, Any]:
         return {name: sub.zero() for name, sub in self.fields.items() if sub.implicit and sub.kind == "map"}
 
 
@@ -165,20 +181,22 @@ def item_pe(s: Schema, item: Any) -> PathElement:
             raise SchemaError("associative list with keys may not have a null element")
         if not isinstance(item, dict):
             raise SchemaError("associative list with keys may not have non-map elements")
-        element = item_schema(s)
+        plan = s.key_plan
+        if len(plan) == 1 and plan[0][0] in item:  # one key field, present: most list-maps, most of the time
+            return ("k", ((plan[0][0], go_json(item[plan[0][0]])),))
         parts: list[tuple[str, str]] = []
-        for name in s.keys:
+        for name, default in plan:
             if name in item:
                 parts.append((name, go_json(item[name])))
-            elif element.kind == "map" and name in element.fields and element.fields[name].default is not None:
-                parts.append((name, go_json(element.fields[name].default)))
+            elif default is not None:
+                parts.append((name, default))
         if not parts:
             keys = "[" + " ".join(go_quote(k) for k in s.keys) + "]"
             raise SchemaError(
                 f"associative list with keys has an element that omits all key fields {keys} "
                 "(and doesn't have default values for any key fields)"
             )
-        return ("k", tuple(sorted(parts)))
+        return ("k", tuple(parts))
     if isinstance(item, dict):
         raise SchemaError("associative list without keys has an element that's a map type")
     if isinstance(item, list):
