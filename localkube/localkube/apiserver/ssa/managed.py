@@ -164,10 +164,14 @@ def _object_key(obj: Mapping[str, Any]) -> ObjectKey:
 
 
 def _remember(key: ObjectKey, entries: list[Any], decoded: dict[str, Entry]) -> None:
+    # Each step is one atomic dict operation: LocalKubes on two threads (tests) may share this cache.
+    _LAST.pop(key, None)
     _LAST[key] = (entries, decoded)
-    _LAST.move_to_end(key)
-    if len(_LAST) > _LAST_MAX:
-        _LAST.popitem(last=False)
+    while len(_LAST) > _LAST_MAX:
+        try:
+            _LAST.popitem(last=False)
+        except KeyError:
+            break
 
 
 @lru_cache(maxsize=4096)
