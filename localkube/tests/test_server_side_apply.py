@@ -338,6 +338,7 @@ def test_apply_request_options_and_errors(kube, namespace) -> None:  # type: ign
         'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch')
 
 
+@pytest.mark.localkube_only  # a real server's handling of unknown fields in an apply under Ignore is not pinned here
 def test_field_validation_applies_to_apply_configurations(kube, namespace) -> None:  # type: ignore[no-untyped-def]
     path = f"/api/v1/namespaces/{namespace}/configmaps/fv"
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv"}, "data": {"a": "1"}, "bogus": 1}
