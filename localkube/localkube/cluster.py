@@ -244,7 +244,7 @@ class LocalKube:
         serviceaccounts.ensure_all_defaults(self.core)
         for key, obj in rbac.bootstrap_objects():
             if self.store.get(key, "", obj["metadata"]["name"]) is None:
-                self.core.create(self.core.kind_of(key), "", obj)
+                self.core.create(self.core.kind_of(key), "", obj, manager="kube-apiserver")
 
     def _bind_tls(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

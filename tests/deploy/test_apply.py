@@ -4,11 +4,18 @@ The manifests install into the fixed namespace `dask-kube-operator` and create a
 test removes everything it created. The Deployment is scaled to zero right away: the operator must not reconcile the
 shared test cluster (on LocalKube its container would run as a local process; without a `command`, LocalKube takes
 `args[0]` as the program, so the pod fails to start anyway, which is fine too).
+
+docs/install.md's CRD upgrade step (`kubectl apply --server-side ...` after `helm upgrade`) is run verbatim, from the
+repository's root, over CRDs that Helm owns, as they are after a Helm install.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +27,8 @@ from tests.deploy.render_module import load
 render = load()
 MANIFESTS = render.MANIFESTS
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+ROOT = Path(__file__).resolve().parents[2]
+CHART_CRDS = ROOT / "deploy" / "helm" / "dask-kube-operator" / "crds"
 
 
 def manifest_objects() -> list[dict[str, Any]]:
@@ -74,6 +83,70 @@ def test_plain_manifests_apply(kube: KubeHandle) -> None:
         kube.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", str(MANIFESTS / "00-namespace.yaml"),
                      check=False)
         for name in crd_names:
+            if name not in preexisting:
+                kube.kubectl("delete", "--ignore-not-found", "--wait=false", "customresourcedefinition", name,
+                             check=False)
+
+
+def documented_crd_upgrade() -> list[str]:
+    """The `kubectl apply --server-side` commands of docs/install.md, as written there."""
+    lines = (ROOT / "docs" / "install.md").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip().startswith("kubectl apply --server-side")]
+
+
+def run_from_root(kube: KubeHandle, command: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig))
+    return subprocess.run(shlex.split(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def managers(crd: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["manager"]: e for e in crd["metadata"].get("managedFields", [])}
+
+
+@pytest.mark.timeout(180)
+def test_documented_crd_upgrade_after_helm(kube: KubeHandle) -> None:
+    commands = documented_crd_upgrade()
+    assert commands == ["kubectl apply --server-side --force-conflicts -f deploy/helm/dask-kube-operator/crds/"]
+    chart = {doc["metadata"]["name"]: doc for path in sorted(CHART_CRDS.glob("*.yaml"))
+             for doc in yaml.safe_load_all(path.read_text()) if doc}
+    preexisting = {name for name in chart if kube.request("GET", f"{CRDS}/{name}")[0] == 200}
+    # The CRDs as an older chart left them: Helm's install creates them (field manager "helm"); where the session
+    # already has them, Helm's last write is a replace. Only descriptions differ, so other tests are unaffected.
+    for name, crd in chart.items():
+        older = yaml.safe_dump(crd).replace("description: Desired workers", "description: Worker count")
+        older = older.replace("description:", "description: (older chart)", 1)
+        if name in preexisting:
+            live = json.loads(kube.kubectl("get", "crd", name, "-o", "json").stdout)
+            doc = yaml.safe_load(older)
+            doc["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            kube.kubectl("replace", "--field-manager=helm", "-f", "-", input=yaml.safe_dump(doc))
+        else:
+            kube.kubectl("create", "--field-manager=helm", "-f", "-", input=older)
+    try:
+        # Why the documented command has --force-conflicts: without it the API server refuses to take Helm's fields.
+        plain = run_from_root(kube, commands[0].replace(" --force-conflicts", ""))
+        assert plain.returncode == 1
+        assert 'conflict with "helm" using apiextensions.k8s.io/v1: .spec.versions' in plain.stderr, plain.stderr
+
+        for command in commands:
+            done = run_from_root(kube, command)
+            assert done.returncode == 0, done.stderr
+            assert sorted(done.stdout.splitlines()) == sorted(
+                f"customresourcedefinition.apiextensions.k8s.io/{name} serverside-applied" for name in chart)
+        for name, crd in chart.items():
+            kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+            live = json.loads(kube.kubectl("get", "crd", name, "-o", "json", "--show-managed-fields").stdout)
+            assert live["spec"]["versions"] == crd["spec"]["versions"]  # the chart's CRDs, not the older ones
+            owners = managers(live)
+            assert owners["kubectl"]["operation"] == "Apply"
+            assert "f:versions" in owners["kubectl"]["fieldsV1"]["f:spec"]
+            assert "f:versions" not in owners.get("helm", {}).get("fieldsV1", {}).get("f:spec", {})
+        # Running it again changes nothing and conflicts with nobody.
+        again = run_from_root(kube, commands[0])
+        assert again.returncode == 0, again.stderr
+        assert run_from_root(kube, commands[0].replace(" --force-conflicts", "")).returncode == 0
+    finally:
+        for name in chart:
             if name not in preexisting:
                 kube.kubectl("delete", "--ignore-not-found", "--wait=false", "customresourcedefinition", name,
                              check=False)

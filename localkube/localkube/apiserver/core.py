@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import re
 import secrets
 import string
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from localkube.apiserver import defaults, patching, reviews, schema, selectors, validation
+from localkube.apiserver import defaults, patching, reviews, schema, selectors, ssa, validation
 from localkube.apiserver.authn import ADMIN
-from localkube.apiserver.errors import ApiError, already_exists, conflict, invalid, not_found
+from localkube.apiserver.errors import ApiError, already_exists, conflict, invalid, not_found, unsupported_patch
 from localkube.apiserver.kinds import Kind, KindRegistry, kinds_from_crd
 from localkube.apiserver.rbac import Authorizer
 from localkube.apiserver.store import ADDED, MODIFIED, Store
 
 Obj = dict[str, Any]
+# Sets an object's metadata.managedFields for the write under way; runs after defaulting, before admission.
+Recorder = Callable[[Obj], None]
 
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACE_KEY = ("", "namespaces")
@@ -36,11 +40,21 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# The field manager of in-process writes that name none (tests, tools); LocalKube's own controllers name theirs.
+LOCAL_MANAGER = "localkube"
 
 
 def now_rfc3339(clock: Callable[[], dt.datetime] | None = None) -> str:
     moment = clock() if clock else dt.datetime.now(dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(int(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=8)
+def _rfc3339(epoch_seconds: int) -> str:
+    """Formatted once per second: every write stamps a time or two."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
 
 
 def get_path(obj: Mapping[str, Any], dotted: str) -> Any:
@@ -88,6 +102,34 @@ def _drop_empty_meta(meta: dict[str, Any]) -> None:
             del meta[empty]
 
 
+def _without_managed_fields(obj: Obj) -> Obj:
+    """A shallow copy without metadata.managedFields."""
+    return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
+
+
+def _copy_for_write(obj: Obj) -> Obj:
+    """A deep copy for a write to change, sharing metadata.managedFields: writes replace that list and never edit
+    it, and copying it would cost as much as copying the rest of a typical object."""
+    managed = obj["metadata"].get("managedFields")
+    if managed is None:
+        return copy.deepcopy(obj)
+    out = copy.deepcopy(_without_managed_fields(obj))
+    out["metadata"]["managedFields"] = managed
+    return out
+
+
+def _mentions_managed_fields(patch: Any) -> bool:
+    return isinstance(patch, Mapping) and isinstance(patch.get("metadata"), Mapping) and (
+        "managedFields" in patch["metadata"])
+
+
+def _set_managed_fields(obj: Obj, entries: list[dict[str, Any]] | None) -> None:
+    if entries:
+        obj["metadata"]["managedFields"] = entries
+    else:
+        obj["metadata"].pop("managedFields", None)
+
+
 class ApiCore:
     def __init__(self, store: Store | None = None, registry: KindRegistry | None = None) -> None:
         self.store = store or Store()
@@ -125,7 +167,8 @@ class ApiCore:
         ns_kind = self.kind_of(NAMESPACE_KEY)
         for name in INITIAL_NAMESPACES:
             if self.store.get(NAMESPACE_KEY, "", name) is None:
-                self.create(ns_kind, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                self.create(ns_kind, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                            manager="kube-apiserver")
         # CRDs restored from a saved state must be served again.
         for crd in self.store.list(CRD_KEY):
             self.registry.set_crd(crd["metadata"]["name"], kinds_from_crd(crd))
@@ -210,6 +253,7 @@ class ApiCore:
         *,
         field_validation: str = "Ignore",
         dry_run: bool = False,
+        manager: str = LOCAL_MANAGER,
     ) -> tuple[Obj, list[str]]:
         if not isinstance(body, Mapping):
             raise ApiError(400, "the body of the request was in an unknown format")
@@ -223,6 +267,11 @@ class ApiCore:
         if kind.virtual:
             # Only in-process callers get here (the server answers reviews itself, as the requesting user).
             return reviews.answer(kind.kind, obj, ADMIN, Authorizer(self.store)), []
+        return self._create(kind, namespace, obj, field_validation, dry_run, self._recorder(kind, None, manager))
+
+    def _create(self, kind: Kind, namespace: str, obj: Obj, field_validation: str, dry_run: bool,
+                record: Recorder) -> tuple[Obj, list[str]]:
+        """Store a new object (a copy the caller owns) after the checks, defaults and admission of a create."""
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             meta = obj["metadata"] = {}
@@ -243,13 +292,14 @@ class ApiCore:
             meta["name"] = meta["generateName"] + "".join(
                 secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5)
             )
+        # managedFields a client sends are kept if they decode, as kube-apiserver keeps them (the recorder decides).
         for system_field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                             "generation", "managedFields", "selfLink"):
+                             "generation", "selfLink"):
             meta.pop(system_field, None)
         if kind.has_status:
             obj.pop("status", None)
         meta["uid"] = str(uuid.uuid4())  # before defaulting: a Job's generated selector names it
-        warnings = self._prepare(kind, obj, None, field_validation)
+        warnings = self._prepare(kind, obj, None, field_validation, record)
         self._check_namespace(kind, namespace)
         name = meta["name"]
         if self.store.get(kind.key, namespace, name) is not None:
@@ -281,16 +331,22 @@ class ApiCore:
         obj["apiVersion"] = kind.api_version
         obj["kind"] = kind.kind
 
-    def _prepare(self, kind: Kind, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
-        """Defaults, schema and validation shared by every write path. Returns Warning header values."""
+    def _prepare(self, kind: Kind, obj: Obj, old: Obj | None, field_validation: str, record: Recorder) -> list[str]:
+        """Defaults, schema and validation shared by every write path. Returns Warning header values.
+
+        managedFields are recorded where kube-apiserver's field manager runs: after decoding and defaulting (so the
+        writer owns the defaults), before mutating admission (so it does not own what admission adds).
+        """
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""
         causes: list[dict[str, Any]] = []
         unknown: list[str] = []
         if kind.builtin:
-            unknown = validation.unknown_fields(kind.api_version, kind.kind, obj)
+            unknown = self._unknown_fields(kind, obj, old)
             for path in unknown:  # Go's decoder drops what its types lack
                 _remove_path(obj, path)
             defaults.apply(kind, obj, old)
+            _drop_empty_meta(obj["metadata"])
+            record(obj)
             for hook in self.admission.get(kind.key, ()):
                 hook(obj, old)
             decode_error = validation.quantity_decode_error(kind.api_version, kind.kind, obj)
@@ -309,6 +365,8 @@ class ApiCore:
                 obj.clear()
                 obj.update(result.obj)
                 obj["metadata"] = meta
+            _drop_empty_meta(obj["metadata"])
+            record(obj)
             for hook in self.admission.get(kind.key, ()):
                 hook(obj, old)
         if kind.key == CRD_KEY:
@@ -320,6 +378,19 @@ class ApiCore:
         for hook in self.validating.get(kind.key, ()):
             hook(obj, old)
         return validation.warning_headers(unknown) if unknown and field_validation == "Warn" else []
+
+    def _unknown_fields(self, kind: Kind, obj: Obj, old: Obj | None) -> list[str]:
+        """Fields the built-in kind lacks; managedFields carried over from the live object were checked when
+        they were recorded, and are a good part of a small object, so they are not walked again."""
+        meta = obj["metadata"]
+        managed = meta.get("managedFields")
+        if old is None or managed is None or managed is not old["metadata"].get("managedFields"):
+            return validation.unknown_fields(kind.api_version, kind.kind, obj)
+        del meta["managedFields"]
+        try:
+            return validation.unknown_fields(kind.api_version, kind.kind, obj)
+        finally:
+            meta["managedFields"] = managed
 
     # -- update --------------------------------------------------------------------------------------------
 
@@ -333,6 +404,7 @@ class ApiCore:
         subresource: str | None = None,
         field_validation: str = "Ignore",
         dry_run: bool = False,
+        manager: str = LOCAL_MANAGER,
     ) -> tuple[Obj, list[str]]:
         old = self.get(kind, namespace, name)
         if not isinstance(body, Mapping):
@@ -352,7 +424,8 @@ class ApiCore:
         rv = meta.get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise conflict(kind.resource, name, kind.group, kind.plural)
-        return self._update(kind, old, new, subresource, field_validation, dry_run)
+        return self._update(kind, old, new, subresource, field_validation, dry_run,
+                            self._recorder(kind, old, manager, subresource))
 
     def patch(
         self,
@@ -365,32 +438,30 @@ class ApiCore:
         subresource: str | None = None,
         field_validation: str = "Ignore",
         dry_run: bool = False,
+        manager: str = LOCAL_MANAGER,
     ) -> tuple[Obj, list[str]]:
         old = self.get(kind, namespace, name)
+        # The patch is applied without managedFields unless it sets them (patches copy all they do not touch).
+        managed = old["metadata"].get("managedFields")
+        keep = managed is not None and content_type != JSON_PATCH and not _mentions_managed_fields(patch_body)
+        base = _without_managed_fields(old) if keep else old
         try:
             if content_type == MERGE_PATCH:
-                new = patching.merge_patch(old, patch_body)
+                new = patching.merge_patch(base, patch_body)
             elif content_type == JSON_PATCH:
                 new = patching.json_patch(old, patch_body)
             elif content_type == STRATEGIC_PATCH:
                 if not kind.builtin:
-                    raise ApiError(
-                        415,
-                        "the body of the request was in an unknown format - accepted media types include: "
-                        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    )
-                new = patching.strategic_merge_patch(old, patch_body, kind.kind)
+                    raise unsupported_patch(False)
+                new = patching.strategic_merge_patch(base, patch_body, kind.kind)
             else:
-                raise ApiError(
-                    415,
-                    f"the media type {content_type!r} is not supported - accepted media types include: "
-                    "application/json-patch+json, application/merge-patch+json"
-                    + (", application/strategic-merge-patch+json" if kind.builtin else ""),
-                )
+                raise unsupported_patch(kind.builtin)
         except patching.PatchError as err:
             raise ApiError(err.code, err.message, err.reason)
         if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
             raise ApiError(422, f"{kind.qualified_kind} \"{name}\" is invalid: metadata: Required value")
+        if keep:
+            new["metadata"]["managedFields"] = managed
         rv = new["metadata"].get("resourceVersion")
         if rv != old["metadata"]["resourceVersion"]:
             if rv:
@@ -399,20 +470,105 @@ class ApiCore:
         stored_kind, new = self._converted(kind, new)
         if stored_kind is not kind:
             stored = self.get(stored_kind, namespace, name)
-            patched, warnings = self._update(stored_kind, stored, new, subresource, field_validation, dry_run)
+            patched, warnings = self._update(stored_kind, stored, new, subresource, field_validation, dry_run,
+                                             self._recorder(stored_kind, stored, manager, subresource))
             return self._served(kind, patched), warnings
-        return self._update(kind, old, new, subresource, field_validation, dry_run)
+        return self._update(kind, old, new, subresource, field_validation, dry_run,
+                            self._recorder(kind, old, manager, subresource))
+
+    def apply(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        manager: str,
+        force: bool = False,
+        subresource: str | None = None,
+        field_validation: str = "Ignore",
+        dry_run: bool = False,
+    ) -> tuple[Obj, list[str], bool]:
+        """Server-side apply of `body` (an apply configuration) as field manager `manager`; creates the object
+        when it does not exist (third value True). Conflicts are 409s worded as kube-apiserver words them.
+
+        The merged object then takes the path of any other create or update (defaults, validation, admission,
+        generation, resourceVersion, watch events); only its managedFields come from the apply.
+        """
+        ssa.validate_field_manager(manager, apply=True)
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "the body of the request was in an unknown format")
+        if subresource not in (None, "status"):
+            raise ApiError(404, f"the server could not find the requested resource ({subresource})")
+        namespace = namespace if kind.namespaced else ""
+        stored = self.store.get(kind.key, namespace, name)
+        live = self._served(kind, stored) if stored is not None else None
+        meta = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+        rv = meta.get("resourceVersion")
+        if rv and (live is None or rv != live["metadata"]["resourceVersion"]):
+            raise conflict(kind.resource, name, kind.group, kind.plural)
+        if live is None:
+            if subresource is not None:
+                raise not_found(kind.resource, name, kind.group, kind.plural)
+            if meta.get("name") and meta["name"] != name:
+                raise ApiError(
+                    400, f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+        config, warnings = self._drop_unknown_fields(kind, body, field_validation)
+        result = ssa.apply(live, config, manager, force=force, schema=kind.merge_schema, now=self.now(),
+                           subresource=subresource or "", status_subresource=kind.has_status,
+                           expected_type=(kind.api_version, kind.kind))
+        entries = result.managed_fields or None
+
+        def record(obj: Obj) -> None:
+            _set_managed_fields(obj, entries)
+
+        if live is None:
+            obj = result.object
+            obj.setdefault("metadata", {})["name"] = name
+            return (*self._create(kind, namespace, obj, "Ignore", dry_run, record)[:1], warnings, True)
+        return (*self._update(kind, live, result.object, subresource, "Ignore", dry_run, record)[:1], warnings,
+                False)
+
+    def _drop_unknown_fields(self, kind: Kind, body: Mapping[str, Any], field_validation: str
+                             ) -> tuple[Obj, list[str]]:
+        """The apply configuration without the fields the kind does not have, so that nobody comes to own them:
+        400 under fieldValidation=Strict, Warning headers under Warn, silence under Ignore (as for any write)."""
+        config = copy.deepcopy(dict(body))
+        if kind.builtin:
+            unknown = validation.unknown_fields(kind.api_version, kind.kind, config)
+            for path in unknown:
+                _remove_path(config, path)
+        elif kind.schema is not None:
+            unknown = schema.prune_unknown(config, kind.schema)
+        else:
+            unknown = []
+        if unknown and field_validation == "Strict":
+            raise ApiError(400, validation.strict_decoding_message(kind.kind, kind.api_version, unknown))
+        return config, validation.warning_headers(unknown) if unknown and field_validation == "Warn" else []
 
     def mutate(self, kind: Kind, namespace: str, name: str, change: Callable[[Obj], None],
-               *, subresource: str | None = None) -> Obj:
-        """Controllers' write path: apply `change` to a copy of the current object and store it."""
+               *, subresource: str | None = None, manager: str = LOCAL_MANAGER) -> Obj:
+        """Controllers' write path: apply `change` to a copy of the current object and store it as `manager`."""
         old = self.get(kind, namespace, name)
-        new = copy.deepcopy(old)
+        new = _copy_for_write(old)
         change(new)
-        return self._update(kind, old, new, subresource, "Ignore", False)[0]
+        return self._update(kind, old, new, subresource, "Ignore", False,
+                            self._recorder(kind, old, manager, subresource))[0]
+
+    def _recorder(self, kind: Kind, old: Obj | None, manager: str, subresource: str | None = None) -> Recorder:
+        """What a create, update or non-apply patch records in managedFields: an Update entry for `manager`."""
+
+        def record(obj: Obj) -> None:
+            entries = ssa.managed_fields_after_update(
+                old, obj, manager, schema=kind.merge_schema, now=self.now(), subresource=subresource or "",
+                status_subresource=kind.has_status)
+            _set_managed_fields(obj, entries)
+
+        return record
 
     def _update(
-        self, kind: Kind, old: Obj, new: Obj, subresource: str | None, field_validation: str, dry_run: bool
+        self, kind: Kind, old: Obj, new: Obj, subresource: str | None, field_validation: str, dry_run: bool,
+        record: Recorder,
     ) -> tuple[Obj, list[str]]:
         old_meta = old["metadata"]
         write = self.subresource_writes.get((kind.key, subresource)) if subresource else None
@@ -420,7 +576,7 @@ class ApiCore:
             new = write(new, old)
         elif subresource == "status":
             status = new.get("status")
-            new = copy.deepcopy(old)
+            new = _copy_for_write(old)
             if status is None:
                 new.pop("status", None)
             else:
@@ -448,7 +604,12 @@ class ApiCore:
                     "message": "Forbidden: no new finalizers can be added if the object is being deleted, "
                                f"found new finalizers {sorted(added)!r}",
                     "field": "metadata.finalizers"}], kind.group)
-        warnings = self._prepare(kind, new, old, field_validation) if subresource is None else []
+        if subresource is None:
+            warnings = self._prepare(kind, new, old, field_validation, record)
+        else:
+            _drop_empty_meta(meta)
+            record(new)
+            warnings = []
         if subresource is None and self._essence(kind, new) != self._essence(kind, old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         _drop_empty_meta(meta)
@@ -619,7 +780,8 @@ class ApiCore:
             "status": status,
         }
 
-    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Mapping[str, Any]) -> Obj:
+    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Mapping[str, Any], *,
+                     manager: str = LOCAL_MANAGER) -> Obj:
         if kind.scale is None:
             raise ApiError(404, "the server could not find the requested resource")
         current = self.get_scale(kind, namespace, name)
@@ -631,12 +793,19 @@ class ApiCore:
             raise invalid("Scale.autoscaling", name, [{
                 "reason": "FieldValueInvalid", "field": "spec.replicas",
                 "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}], "autoscaling")
-        spec_path = kind.scale.spec_replicas_path
-        self.mutate(kind, namespace, name, lambda o: set_path(o, spec_path, replicas))
+        old = self.get(kind, namespace, name)
+        new = _copy_for_write(old)
+        set_path(new, kind.scale.spec_replicas_path, replicas)
+        # Owned as kube-apiserver records scale writes: the parent's replicas path, subresource "scale".
+        self._update(kind, old, new, None, "Ignore", False, self._recorder(kind, old, manager, "scale"))
         return self.get_scale(kind, namespace, name)
 
-    def patch_scale(self, kind: Kind, namespace: str, name: str, content_type: str, body: Any) -> Obj:
+    def patch_scale(self, kind: Kind, namespace: str, name: str, content_type: str, body: Any, *,
+                    manager: str = LOCAL_MANAGER) -> Obj:
         current = self.get_scale(kind, namespace, name)
+        if content_type == APPLY_PATCH:
+            raise ApiError(415, "LocalKube does not implement server-side apply on the scale subresource; "
+                                "apply the object itself, or patch its scale with a merge or JSON patch")
         try:
             if content_type == JSON_PATCH:
                 new = patching.json_patch(current, body)
@@ -644,7 +813,7 @@ class ApiCore:
                 new = patching.merge_patch(current, body)
         except patching.PatchError as err:
             raise ApiError(err.code, err.message, err.reason)
-        return self.update_scale(kind, namespace, name, new)
+        return self.update_scale(kind, namespace, name, new, manager=manager)
 
     # -- CRDs ----------------------------------------------------------------------------------------------
 
@@ -705,5 +874,5 @@ class ApiCore:
                 "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")],
             }
 
-        self.mutate(kind, "", name, establish, subresource="status")
+        self.mutate(kind, "", name, establish, subresource="status", manager="kube-apiserver")
         return crd

@@ -94,6 +94,15 @@ def invalid(qualified_kind: str, name: str, causes: list[dict[str, Any]], group:
     )
 
 
+def unsupported_patch(builtin: bool) -> ApiError:
+    """415 for a PATCH content type the kind does not take (custom resources take no strategic merge patch)."""
+    types = ["application/json-patch+json", "application/merge-patch+json"]
+    types += ["application/strategic-merge-patch+json"] if builtin else []
+    types += ["application/apply-patch+yaml"]
+    return ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
+                         + ", ".join(types))
+
+
 def success_status(name: str, group: str, kind: str, uid: str) -> dict[str, Any]:
     return {
         "kind": "Status",

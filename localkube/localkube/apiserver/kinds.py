@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from localkube.apiserver import ssa
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 READ_VERBS = ("get", "list", "watch")
@@ -62,6 +65,15 @@ class Kind:
     def qualified_kind(self) -> str:
         """`Pod`, or `DaskCluster.kubernetes.dask.org`: the subject of 422 messages."""
         return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @cached_property
+    def merge_schema(self) -> ssa.Schema:
+        """How server-side apply and managedFields see this kind's objects: the CRD version's openAPIV3Schema
+        (list types, map keys, atomic maps), or the built-in table. Computed once per Kind, and a CRD update
+        makes new Kinds, so it is cached per CRD version and never stale."""
+        if self.builtin:
+            return ssa.builtin_schema(self.api_version, self.kind)
+        return ssa.schema_for_custom_resource(self.schema)
 
     def subresources(self) -> tuple[str, ...]:
         subs = list(self.extra_subresources)

@@ -581,6 +581,16 @@ def apply_structural_schema(obj: Mapping, schema: Mapping) -> SchemaResult:
     return SchemaResult(obj=out, causes=validator.causes, pruned=sorted(pruned))
 
 
+def prune_unknown(obj: dict, schema: Mapping) -> list[str]:
+    """Drop, in place, the fields a custom resource's schema does not declare; returns their paths (sorted).
+
+    Pruning alone, for a partial object such as a server-side apply configuration: no defaults, no validation.
+    """
+    pruned: list[str] = []
+    _prune(obj, schema, "", pruned, root=True)
+    return sorted(pruned)
+
+
 def _schema_path(path: str, key: str) -> str:
     return f"{path}.{key}"
 

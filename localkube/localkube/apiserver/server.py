@@ -26,10 +26,10 @@ from typing import Any, Protocol
 import yaml
 from aiohttp import WSMsgType, web
 
-from localkube.apiserver import discovery, proxy, rbac, reviews, serviceaccounts, tables
+from localkube.apiserver import discovery, proxy, rbac, reviews, serviceaccounts, ssa, tables
 from localkube.apiserver.authn import ADMIN, ANONYMOUS, REQUEST_USER, Authenticator
 from localkube.apiserver.core import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, POD_KEY, STRATEGIC_PATCH, ApiCore
-from localkube.apiserver.errors import ApiError, success_status
+from localkube.apiserver.errors import ApiError, invalid, success_status, unsupported_patch
 from localkube.apiserver.kinds import Kind
 from localkube.apiserver.store import ExpiredError
 
@@ -357,7 +357,7 @@ class ApiServer:
                     return protobuf.decode_k8s_protobuf(raw)
                 except protobuf.ProtobufDecodeError as err:
                     raise ApiError(415, f"LocalKube could not decode this protobuf body ({err}); send JSON instead")
-            if ctype in ("application/yaml", "application/apply-patch+yaml"):
+            if ctype == "application/yaml":
                 return yaml.safe_load(raw)
             return json.loads(raw)
         except (ValueError, yaml.YAMLError) as err:
@@ -371,6 +371,13 @@ class ApiServer:
 
     def _dry_run(self, request: web.Request) -> bool:
         return "All" in request.query.getall("dryRun", [])
+
+    def _field_manager(self, request: web.Request, options_kind: str) -> str:
+        """Who a non-apply write is recorded as in managedFields: `fieldManager`, else the User-Agent's product
+        (`kubectl/v1.32.4 (linux/amd64) ...` -> `kubectl`), as kube-apiserver derives it."""
+        manager = request.query.get("fieldManager", "")
+        ssa.validate_field_manager(manager, apply=False, options_kind=options_kind)
+        return manager or ssa.default_field_manager(request.headers.get("User-Agent")) or "unknown"
 
     def _respond(self, request: web.Request, kind: Kind, obj: dict[str, Any], status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
@@ -403,8 +410,9 @@ class ApiServer:
                 body = await self._read_body(request)
                 if kind.virtual:
                     return _json(self._review(request, kind, body), 201)
+                manager = self._field_manager(request, "CreateOptions")
                 obj, warnings = core.create(kind, ns, body, field_validation=self._field_validation(request),
-                                            dry_run=self._dry_run(request))
+                                            dry_run=self._dry_run(request), manager=manager)
                 return self._respond(request, kind, obj, 201, warnings)
             if method == "DELETE":
                 return await self._delete_collection(request, kind, namespace)
@@ -419,33 +427,39 @@ class ApiServer:
         if sub == "scale":
             if method == "GET":
                 return _json(core.get_scale(kind, ns, name))
-            body = await self._read_body(request)
             if method == "PUT":
-                return _json(core.update_scale(kind, ns, name, body or {}))
+                manager = self._field_manager(request, "UpdateOptions")
+                return _json(core.update_scale(kind, ns, name, await self._read_body(request) or {}, manager=manager))
             if method == "PATCH":
-                return _json(core.patch_scale(kind, ns, name, request.content_type, body))
+                manager = self._field_manager(request, "PatchOptions")
+                ctype = request.content_type.lower()
+                body = None if ctype == APPLY_PATCH else await self._read_body(request)
+                return _json(core.patch_scale(kind, ns, name, ctype, body, manager=manager))
             raise ApiError(405, f"the server does not allow this method on the requested resource ({method})")
         if method == "GET":
             return self._respond(request, kind, core.get(kind, ns, name))
         if method == "PUT":
+            manager = self._field_manager(request, "UpdateOptions")
             body = await self._read_body(request)
             obj, warnings = core.replace(kind, ns, name, body, subresource=sub,
                                          field_validation=self._field_validation(request),
-                                         dry_run=self._dry_run(request))
+                                         dry_run=self._dry_run(request), manager=manager)
             return self._respond(request, kind, obj, 200, warnings)
         if method == "PATCH":
-            body = await self._read_body(request)
             ctype = request.content_type.lower()
             if ctype == APPLY_PATCH:
-                raise ApiError(415, "server-side apply is not supported by LocalKube; use client-side apply "
-                                    "(kubectl apply without --server-side)")
+                return await self._apply(request, kind, ns, name, sub)
             if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
-                raise ApiError(415, f"the media type {ctype!r} is not supported - accepted media types include: "
-                                    "application/json-patch+json, application/merge-patch+json, "
-                                    "application/strategic-merge-patch+json")
+                raise unsupported_patch(kind.builtin)
+            manager = self._field_manager(request, "PatchOptions")
+            if "force" in request.query:
+                raise invalid("PatchOptions.meta.k8s.io", "", [{
+                    "reason": "FieldValueForbidden", "message": "Forbidden: may not be specified for non-apply patch",
+                    "field": "force"}], "meta.k8s.io")
+            body = await self._read_body(request)
             obj, warnings = core.patch(kind, ns, name, ctype, body, subresource=sub,
                                        field_validation=self._field_validation(request),
-                                       dry_run=self._dry_run(request))
+                                       dry_run=self._dry_run(request), manager=manager)
             return self._respond(request, kind, obj, 200, warnings)
         if method == "DELETE":
             if sub is not None:
@@ -458,6 +472,16 @@ class ApiServer:
                 return _json(success_status(name, kind.group, kind.plural, obj["metadata"]["uid"]))
             return _json(obj)
         raise ApiError(405, f"the server does not allow this method on the requested resource ({method})")
+
+    async def _apply(self, request: web.Request, kind: Kind, ns: str, name: str, sub: str | None) -> web.Response:
+        """PATCH with application/apply-patch+yaml: server-side apply, creating the object if it is missing (201)."""
+        manager = request.query.get("fieldManager", "")
+        ssa.validate_field_manager(manager, apply=True)  # before the body is read, as the server checks options
+        body = ssa.parse_apply_body(await request.read())
+        obj, warnings, created = self.core.apply(
+            kind, ns, name, body, manager=manager, force=_flag(request, "force"), subresource=sub,
+            field_validation=self._field_validation(request), dry_run=self._dry_run(request))
+        return self._respond(request, kind, obj, 201 if created else 200, warnings)
 
     def _review(self, request: web.Request, kind: Kind, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):

@@ -32,7 +32,8 @@ def install(core: ApiCore) -> None:
 def ensure_default(core: ApiCore, namespace: str) -> None:
     if core.store.get(SERVICE_ACCOUNT_KEY, namespace, DEFAULT_NAME) is None:
         core.create(core.kind_of(SERVICE_ACCOUNT_KEY), namespace,
-                    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEFAULT_NAME}})
+                    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEFAULT_NAME}},
+                    manager="kube-controller-manager")
 
 
 def ensure_all_defaults(core: ApiCore) -> None:

@@ -317,9 +317,32 @@ def quantity_decode_error(api_version: str, kind: str, obj: Mapping) -> str | No
     return None
 
 
+_HOLDS_QUANTITIES: dict[int, bool] = {}  # by id: the schemas are module constants
+
+
+def _holds_quantities(schema: Schema) -> bool:
+    """Whether a quantity can occur under `schema`, so that _quantities skips the parts (metadata, most of any
+    spec) where none can."""
+    known = _HOLDS_QUANTITIES.get(id(schema))
+    if known is None:
+        _HOLDS_QUANTITIES[id(schema)] = False  # a cycle, should the DSL ever have one, holds none by itself
+        if isinstance(schema, Obj):
+            known = any(_holds_quantities(sub) for sub in schema.fields.values())
+        elif isinstance(schema, ListOf):
+            known = _holds_quantities(schema.item)
+        elif isinstance(schema, MapOf):
+            known = _holds_quantities(schema.value)
+        else:
+            known = schema is QUANTITY
+        _HOLDS_QUANTITIES[id(schema)] = known
+    return known
+
+
 def _quantities(value: Any, schema: Schema) -> Iterator[Any]:
     if schema is QUANTITY:
         yield value
+    elif not _holds_quantities(schema):
+        return
     elif isinstance(schema, Obj) and isinstance(value, Mapping):
         for key, sub in value.items():
             if key in schema.fields:

@@ -50,4 +50,4 @@ class ClusterRoleAggregator(Controller):
                 def set_rules(obj: dict[str, Any], rules: list[dict[str, Any]] = rules) -> None:
                     obj["rules"] = rules
 
-                self.core.mutate(kind, "", role["metadata"]["name"], set_rules)
+                self.core.mutate(kind, "", role["metadata"]["name"], set_rules, manager="kube-controller-manager")

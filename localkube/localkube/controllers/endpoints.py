@@ -202,7 +202,7 @@ class EndpointsController(Controller):
                 body["metadata"]["labels"] = labels
             if subsets:
                 body["subsets"] = subsets
-            self.core.create(kind, namespace, body)
+            self.core.create(kind, namespace, body, manager="kube-controller-manager")
             return
         if (current.get("subsets") or []) == subsets and (current["metadata"].get("labels") or {}) == labels:
             return
@@ -214,4 +214,4 @@ class EndpointsController(Controller):
             else:
                 obj.pop("subsets", None)
 
-        self.core.mutate(kind, namespace, name, update)
+        self.core.mutate(kind, namespace, name, update, manager="kube-controller-manager")

@@ -121,7 +121,7 @@ class GarbageCollector(Controller):
                 o for o in obj["metadata"].get("ownerReferences") or () if o.get("uid") != owner_uid]
 
         try:
-            self.core.mutate(kind, ref[1], ref[2], strip)
+            self.core.mutate(kind, ref[1], ref[2], strip, manager="kube-controller-manager")
         except ApiError as err:
             if err.code != 404:
                 raise
@@ -135,7 +135,7 @@ class GarbageCollector(Controller):
         def drop(o: dict[str, Any]) -> None:
             o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or () if f != finalizer]
 
-        self.core.mutate(kind, meta.get("namespace", ""), meta["name"], drop)
+        self.core.mutate(kind, meta.get("namespace", ""), meta["name"], drop, manager="kube-controller-manager")
 
     def _progress_deletion(self, key: Key, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]

@@ -44,11 +44,11 @@ class NamespaceController(Controller):
             def release(obj: dict[str, Any]) -> None:
                 obj.setdefault("spec", {})["finalizers"] = []
 
-            self.core.mutate(ns_kind, "", name, release)
+            self.core.mutate(ns_kind, "", name, release, manager="kube-controller-manager")
         elif not (ns.get("status") or {}).get("conditions"):
             def remaining(obj: dict[str, Any]) -> None:
                 obj["status"]["conditions"] = [{
                     "type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
                     "message": "Some resources are remaining", "lastTransitionTime": self.core.now()}]
 
-            self.core.mutate(ns_kind, "", name, remaining, subresource="status")
+            self.core.mutate(ns_kind, "", name, remaining, subresource="status", manager="kube-controller-manager")

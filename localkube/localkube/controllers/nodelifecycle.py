@@ -141,7 +141,7 @@ class NodeLifecycleController(Controller):
 
         try:
             self.core.mutate(self.core.kind_of(POD_KEY), meta["namespace"], meta["name"], unready,
-                             subresource="status")
+                             subresource="status", manager="kube-controller-manager")
             self._event(pod, "NodeNotReady", "Node is not ready", "node-controller")
         except ApiError as err:
             log.debug("marking %s/%s not ready: %s", meta["namespace"], meta["name"], err.message)
@@ -188,7 +188,7 @@ class NodeLifecycleController(Controller):
             obj["status"]["conditions"] = [*conditions, condition]
 
         try:
-            self.core.mutate(kind, namespace, name, mark, subresource="status")
+            self.core.mutate(kind, namespace, name, mark, subresource="status", manager="kube-controller-manager")
             self._event(pod, "TaintManagerEviction", f"Marking for deletion Pod {namespace}/{name}", COMPONENT,
                         warning=False)
             self.core.delete(kind, namespace, name, preconditions={"uid": uid})
@@ -207,4 +207,4 @@ class NodeLifecycleController(Controller):
             "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
             "source": {"component": component}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": component, "reportingInstance": component,
-        })
+        }, manager="kube-controller-manager")

@@ -185,7 +185,7 @@ class NodeController:
     def _register(self, config: NodeConfig) -> Obj:
         kind = self.core.kind_of(NODE_KEY)
         if self.core.store.get(NODE_KEY, "", config.name) is None:
-            self.core.create(kind, "", node_object(config))
+            self.core.create(kind, "", node_object(config), manager="kubelet")
         now = self.core.now()
         current = self.core.get(kind, "", config.name)
         if current.get("status", {}).get("nodeInfo"):
@@ -194,7 +194,7 @@ class NodeController:
         def write_status(obj: Obj) -> None:
             obj["status"] = node_status(config, now, self.kubelet_version)
 
-        return self.core.mutate(kind, "", config.name, write_status, subresource="status")
+        return self.core.mutate(kind, "", config.name, write_status, subresource="status", manager="kubelet")
 
     def set_ready(self, name: str, ready: bool, *, reachable: bool = True) -> Obj:
         """Fault hook: mark a node NotReady (`not-ready` taints), unreachable (`reachable=False`: a partition,
@@ -217,8 +217,9 @@ class NodeController:
         if self.kubelet is not None and cut_off:
             self.kubelet.partition(name)
         # Condition first, as the kubelet (or the node controller) reports it before the node is tainted.
-        self.core.mutate(kind, "", name, set_conditions, subresource="status")
-        out = self.core.mutate(kind, "", name, set_taints)
+        self.core.mutate(kind, "", name, set_conditions, subresource="status",
+                         manager="kubelet" if reachable else "kube-controller-manager")
+        out = self.core.mutate(kind, "", name, set_taints, manager="kube-controller-manager")
         if self.kubelet is not None and not cut_off:
             self.kubelet.reconnect(name)
         return out

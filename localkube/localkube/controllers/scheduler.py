@@ -443,7 +443,7 @@ class Scheduler(Controller):
             return False
         kind = self.core.kind_of(POD_KEY)
         self.core.mutate(kind, ident_ns(pod), pod["metadata"]["name"],
-                         lambda p: _set_condition(p, condition), subresource="status")
+                         lambda p: _set_condition(p, condition), subresource="status", manager="kube-scheduler")
         return True
 
     def _record_failure(self, pod: Obj, message: str) -> None:
@@ -458,7 +458,7 @@ class Scheduler(Controller):
                 ev["count"] = int(ev.get("count") or 1) + 1
                 ev["lastTimestamp"] = now
 
-            self.core.mutate(kind, namespace, existing, bump)
+            self.core.mutate(kind, namespace, existing, bump, manager="kube-scheduler")
             return
         name = f"{meta['name']}.{time.time_ns():x}"
         self.core.create(kind, namespace, {
@@ -470,7 +470,7 @@ class Scheduler(Controller):
             "source": {"component": SCHEDULER_NAME},
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": SCHEDULER_NAME, "reportingInstance": SCHEDULER_NAME,
-        })
+        }, manager="kube-scheduler")
         self._events[(meta["uid"], message)] = name
 
 

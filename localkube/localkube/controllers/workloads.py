@@ -468,7 +468,7 @@ class ReplicaSetController(KeyedController):
         plan = plan_replicaset(rs, pods, self.now())
         pod_kind = self.core.kind_of(POD_KEY)
         for _ in range(plan.create):
-            self.core.create(pod_kind, namespace, pod_from_template(rs))
+            self.core.create(pod_kind, namespace, pod_from_template(rs), manager="kube-controller-manager")
         for pod_name in plan.delete:
             try:
                 self.core.delete(pod_kind, namespace, pod_name)
@@ -482,7 +482,8 @@ class ReplicaSetController(KeyedController):
         if (rs.get("status") or {}) != plan.status:
             status = plan.status
             self.core.mutate(self.core.kind_of(RS_KEY), namespace, name,
-                             lambda o: o.__setitem__("status", copy.deepcopy(status)), subresource="status")
+                             lambda o: o.__setitem__("status", copy.deepcopy(status)), subresource="status",
+                             manager="kube-controller-manager")
 
     def _pods(self, rs: Mapping[str, Any]) -> list[Obj]:
         return [p for p in self.core.store.list(POD_KEY, rs["metadata"]["namespace"]) if _controlled_by(p, rs)]
@@ -543,7 +544,7 @@ class DeploymentController(KeyedController):
         namespace = deploy["metadata"]["namespace"]
         kind = self.core.kind_of(RS_KEY)
         try:
-            return self.core.create(kind, namespace, body)[0]
+            return self.core.create(kind, namespace, body, manager="kube-controller-manager")[0]
         except ApiError as err:
             if err.code != 409:
                 raise
@@ -557,7 +558,7 @@ class DeploymentController(KeyedController):
             status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
 
         self.core.mutate(self.core.kind_of(DEPLOY_KEY), namespace, deploy["metadata"]["name"], collide,
-                         subresource="status")
+                         subresource="status", manager="kube-controller-manager")
         return None
 
     def _bump_revision(self, new_rs: Obj, olds: Sequence[Obj]) -> Obj:
@@ -571,7 +572,8 @@ class DeploymentController(KeyedController):
             obj["metadata"].setdefault("annotations", {})[REVISION] = str(newest + 1)
 
         meta = new_rs["metadata"]
-        return self.core.mutate(self.core.kind_of(RS_KEY), meta["namespace"], meta["name"], set_revision)
+        return self.core.mutate(self.core.kind_of(RS_KEY), meta["namespace"], meta["name"], set_revision,
+                                manager="kube-controller-manager")
 
     def _old_pods_running(self, olds: Sequence[Obj]) -> bool:
         if not olds:
@@ -607,7 +609,7 @@ class DeploymentController(KeyedController):
                     annotations[DESIRED_REPLICAS] = str(desired)
                     annotations[MAX_REPLICAS] = str(desired + surge)
 
-            self.core.mutate(kind, namespace, name, resize)
+            self.core.mutate(kind, namespace, name, resize, manager="kube-controller-manager")
 
     def _cleanup_history(self, deploy: Obj, olds: Sequence[Obj]) -> None:
         """Delete empty old ReplicaSets beyond spec.revisionHistoryLimit, oldest revision first."""
@@ -642,7 +644,8 @@ class DeploymentController(KeyedController):
             revision = str(_revision(new_rs))
             deploy = self.core.mutate(
                 kind, namespace, name,
-                lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision))
+                lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision),
+                manager="kube-controller-manager")
         if (deploy.get("status") or {}) != status:
             self.core.mutate(kind, namespace, name, lambda o: o.__setitem__("status", copy.deepcopy(status)),
-                             subresource="status")
+                             subresource="status", manager="kube-controller-manager")

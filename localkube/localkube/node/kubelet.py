@@ -682,7 +682,7 @@ class PodWorker:
         new = self._status(old)
         if new != old:
             core.mutate(core.kind_of(POD_KEY), self.namespace, self.name, lambda o: o.__setitem__("status", new),
-                        subresource="status")
+                        subresource="status", manager="kubelet")
 
     def phase(self) -> str:
         if self.init_failed:
@@ -927,7 +927,7 @@ class Kubelet:
                         if cond.get("type") in ("Ready", "ContainersReady"):
                             cond.update(status="False", reason="PodCompleted", lastTransitionTime=self.core.now())
 
-                self.core.mutate(kind, ns, name, unready, subresource="status")
+                self.core.mutate(kind, ns, name, unready, subresource="status", manager="kubelet")
             self.core.finalize_pod(ns, name, uid)
             return
         if uid in self._simulated:
@@ -935,7 +935,8 @@ class Kubelet:
         ip = self.network.allocate_pod_ip(pod)
         self._simulated[uid] = pod
         status = simulated_status(pod, ip, self.core.now())
-        self.core.mutate(kind, ns, name, lambda o: o.__setitem__("status", status), subresource="status")
+        self.core.mutate(kind, ns, name, lambda o: o.__setitem__("status", status), subresource="status",
+                         manager="kubelet")
 
     def lookup(self, plural: str, namespace: str, name: str) -> Obj | None:
         """ConfigMaps and Secrets for container environments, read straight from the store."""

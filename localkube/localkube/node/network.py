@@ -462,7 +462,8 @@ class Network:
                 obj.setdefault("status", {}).update(status)
 
             try:
-                self.core.mutate(kind, owner[0], owner[1], set_status, subresource="status")
+                self.core.mutate(kind, owner[0], owner[1], set_status, subresource="status",
+                                 manager="cloud-controller-manager")
             except ApiError as err:
                 log.debug("load balancer status of %s/%s: %s", *owner, err.message)
 
