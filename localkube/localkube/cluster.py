@@ -49,6 +49,7 @@ from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
 from localkube.controllers.cronjobs import CronJobController
 from localkube.controllers.daemonsets import DaemonSetController
+from localkube.controllers.disruption import DisruptionController
 from localkube.controllers.garbage import GarbageCollector
 from localkube.controllers.jobs import JobController, TTLAfterFinishedController
 from localkube.controllers.namespaces import NamespaceController
@@ -226,6 +227,7 @@ class LocalKube:
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
             ResourceQuotaController(self.core),
+            DisruptionController(self.core),
         ]
         for controller in self.controllers:
             controller.start()
