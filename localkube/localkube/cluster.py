@@ -34,6 +34,7 @@ from localkube.apiserver import (
     certificates,
     certs,
     limitranger,
+    podsecurity,
     priority,
     quota,
     rbac,
@@ -166,6 +167,7 @@ class LocalKube:
         priority.install(self.core)
         certificates.install(self.core)
         autoscaling.install(self.core)
+        podsecurity.install(self.core, int(self.config.kubernetes_version.split(".")[1]))
         quota.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
         self.controllers: list[Controller] = []
