@@ -34,6 +34,7 @@ from localkube.apiserver import (
     certificates,
     certs,
     limitranger,
+    podsecurity,
     priority,
     quota,
     rbac,
@@ -49,6 +50,7 @@ from localkube.controllers.aggregation import ClusterRoleAggregator
 from localkube.controllers.base import Controller
 from localkube.controllers.cronjobs import CronJobController
 from localkube.controllers.daemonsets import DaemonSetController
+from localkube.controllers.disruption import DisruptionController
 from localkube.controllers.garbage import GarbageCollector
 from localkube.controllers.jobs import JobController, TTLAfterFinishedController
 from localkube.controllers.namespaces import NamespaceController
@@ -165,6 +167,7 @@ class LocalKube:
         priority.install(self.core)
         certificates.install(self.core)
         autoscaling.install(self.core)
+        podsecurity.install(self.core, int(self.config.kubernetes_version.split(".")[1]))
         quota.install(self.core)
         self.nodes = NodeController(self.core, self.node_configs, kubernetes_version=self.config.kubernetes_version)
         self.controllers: list[Controller] = []
@@ -226,6 +229,7 @@ class LocalKube:
             DefaultServiceAccountController(self.core),
             ClusterRoleAggregator(self.core),
             ResourceQuotaController(self.core),
+            DisruptionController(self.core),
         ]
         for controller in self.controllers:
             controller.start()

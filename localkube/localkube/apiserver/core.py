@@ -141,7 +141,8 @@ class ApiCore:
         # ServiceAccount), so no client can observe the object without them.
         self.after_create: dict[tuple[str, str], list[Callable[[Obj], None]]] = {}
         # Validating admission: run once the object passed validation, before it is stored (quotas, limit ranges).
-        self.validating: dict[tuple[str, str], list[Callable[[Obj, Obj | None], None]]] = {}
+        # A hook refuses by raising; it may return Warning header values for the response (PodSecurity's warn).
+        self.validating: dict[tuple[str, str], list[Callable[[Obj, Obj | None], list[str] | None]]] = {}
         # (kind key, subresource) -> (request body, stored object) -> the object to store: subresources with their
         # own update strategy (a CSR's approval, and its status, which keeps the approval conditions).
         self.subresource_writes: dict[tuple[tuple[str, str], str], Callable[[Obj, Obj], Obj]] = {}
@@ -375,9 +376,10 @@ class ApiCore:
             raise ApiError(400, validation.strict_decoding_message(kind.kind, kind.api_version, unknown))
         if causes:
             raise invalid(kind.qualified_kind, name, causes, kind.group)
+        warnings = validation.warning_headers(unknown) if unknown and field_validation == "Warn" else []
         for hook in self.validating.get(kind.key, ()):
-            hook(obj, old)
-        return validation.warning_headers(unknown) if unknown and field_validation == "Warn" else []
+            warnings += hook(obj, old) or []
+        return warnings
 
     def _unknown_fields(self, kind: Kind, obj: Obj, old: Obj | None) -> list[str]:
         """Fields the built-in kind lacks; managedFields carried over from the live object were checked when

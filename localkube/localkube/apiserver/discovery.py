@@ -67,6 +67,8 @@ def _resource_entry(kind: Kind) -> list[dict[str, Any]]:
             entry["verbs"] = ["create", "get"]
         elif sub in ("binding", "eviction", "token"):
             entry["verbs"] = ["create"]
+            if sub == "eviction":  # kubectl drain evicts only when discovery names this group-version-kind
+                entry.update(group="policy", version="v1", kind="Eviction")
         elif sub == "finalize":
             entry["verbs"] = ["update"]
         entries.append(entry)

@@ -50,6 +50,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:  # Go's omitempty: a Status with a code but no reason (a 500 from REST storage)
+            del body["reason"]
         if self.details:
             body["details"] = self.details
         return body

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import yaml
 from aiohttp import WSMsgType, web
 
-from localkube.apiserver import discovery, proxy, rbac, reviews, serviceaccounts, ssa, tables
+from localkube.apiserver import discovery, eviction, proxy, rbac, reviews, serviceaccounts, ssa, tables
 from localkube.apiserver.authn import ADMIN, ANONYMOUS, REQUEST_USER, Authenticator
 from localkube.apiserver.core import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, POD_KEY, STRATEGIC_PATCH, ApiCore
 from localkube.apiserver.errors import ApiError, invalid, success_status, unsupported_patch
@@ -602,6 +602,9 @@ class ApiServer:
                                sub: str) -> web.StreamResponse:
         if kind.key != POD_KEY:
             raise ApiError(405, f"LocalKube does not serve {kind.plural}/{sub}")
+        if sub == "eviction" and request.method == "POST":  # the Eviction API (eviction.py)
+            body = await self._read_body(request)
+            return _json(eviction.evict(self.core, ns, name, body, dry_run=self._dry_run(request)), 201)
         pod = self.core.get(kind, ns, name)
         if sub == "log" and request.method == "GET":
             return await self._logs(request, pod)

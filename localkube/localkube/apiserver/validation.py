@@ -168,10 +168,10 @@ def strict_decoding_message(kind: str, api_version: str, paths: list[str]) -> st
 
 def warning_headers(paths: list[str]) -> list[str]:
     """`Warning:` header values for unknown fields under `fieldValidation=Warn` (RFC 7234 code 299)."""
-    return [_warning_header(f"unknown field {go_quote(p)}") for p in paths]
+    return [warning_header(f"unknown field {go_quote(p)}") for p in paths]
 
 
-def _warning_header(text: str) -> str:
+def warning_header(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return f'299 - "{escaped}"'
 

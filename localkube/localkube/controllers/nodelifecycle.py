@@ -8,12 +8,16 @@ node whose kubelet cannot be reached the pod stays Terminating until the node co
 what controllers such as the operator have to live with. Pods get the 300 s `not-ready`/`unreachable`
 tolerations from the API server's DefaultTolerationSeconds defaulting; a smaller `tolerationSeconds` in the
 pod's own tolerations shortens the wait. The delay runs from the taint's `timeAdded`.
+
+A cordoned node (`spec.unschedulable`, `kubectl cordon`) gets the `node.kubernetes.io/unschedulable` NoSchedule
+taint, removed on uncordon, as the node lifecycle controller does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
+import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -32,6 +36,20 @@ NODE_KEY = ("", "nodes")
 EVENT_KEY = ("", "events")
 COMPONENT = "taint-eviction-controller"
 TERMINAL_PHASES = ("Succeeded", "Failed")
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+
+
+def cordon_taints(node: Mapping[str, Any], now: str) -> list[Obj] | None:
+    """The node's taints with the `unschedulable` NoSchedule taint following `spec.unschedulable`, as the node
+    lifecycle controller keeps it (so that taint-aware tools see a cordon); None when they already agree."""
+    spec = node.get("spec") or {}
+    taints = [dict(t) for t in spec.get("taints") or ()]
+    cordon = [t for t in taints if t.get("key") == UNSCHEDULABLE_TAINT and t.get("effect") == "NoSchedule"]
+    if bool(cordon) == bool(spec.get("unschedulable")):
+        return None
+    if cordon:
+        return [t for t in taints if t not in cordon]
+    return [*taints, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": now}]
 
 
 def _ready(node: Mapping[str, Any]) -> bool:
@@ -115,6 +133,7 @@ class NodeLifecycleController(Controller):
 
     def _sync_node(self, node: Obj) -> None:
         name = node["metadata"]["name"]
+        self._follow_cordon(node)
         pods = self._pods_on(name)
         if not _ready(node):
             if name not in self._unready_nodes:
@@ -125,6 +144,24 @@ class NodeLifecycleController(Controller):
             self._unready_nodes.discard(name)
         for pod in pods:
             self._consider(pod, node)
+
+    def _follow_cordon(self, node: Obj) -> None:
+        current = self.core.store.get(NODE_KEY, "", node["metadata"]["name"])  # the event may be stale
+        taints = None if current is None else cordon_taints(current, self.core.now())
+        if taints is None:
+            return
+
+        def set_taints(obj: Obj) -> None:
+            spec = obj.setdefault("spec", {})
+            if taints:
+                spec["taints"] = copy.deepcopy(taints)
+            else:
+                spec.pop("taints", None)
+
+        try:
+            self.core.mutate(self.core.kind_of(NODE_KEY), "", node["metadata"]["name"], set_taints)
+        except ApiError as err:
+            log.debug("tainting cordoned node %s: %s", node["metadata"]["name"], err.message)
 
     def _mark_not_ready(self, pod: Obj) -> None:
         """MarkPodsNotReady: the pod's Ready condition goes False (the kubelet that would say otherwise is silent
