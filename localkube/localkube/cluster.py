@@ -441,6 +441,20 @@ class ThreadedLocalKube:
         try:
             self.run(self.kube.stop())
         finally:
+            # As asyncio.run does before it closes its loop: whatever is still pending (a probe between two
+            # attempts, a stream's last write) is cancelled and awaited, so that no task or coroutine is left to be
+            # garbage collected unfinished (which warns, and fails a test run that treats warnings as errors).
+            with contextlib.suppress(Exception):
+                self.run(_cancel_pending(), timeout=10)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+async def _cancel_pending() -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
