@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml localkube/pyproject.toml
 
 venv: $(STAMP)
 
+# ruff on everything; mypy (strict, settings in pyproject.toml) on the dask_kube package.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dask_kube tests bench deploy examples localkube
+	$(VENV)/bin/mypy
 
 unit: $(STAMP)
 	cd localkube && ../$(PY) -m pytest tests/unit -q

@@ -6,6 +6,7 @@ import getpass
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dask.config
 import yaml
@@ -29,6 +30,14 @@ def cluster_name(template: str) -> str:
     return template.replace("{user}", _dns_safe(user)).replace("{uuid}", secrets.token_hex(5))
 
 
-def get(key: str, override: object = None) -> object:
-    """`kubernetes.<key>` from dask config, unless the caller passed a value."""
+def get(key: str, override: object = None) -> Any:
+    """`kubernetes.<key>` from dask config, unless the caller passed a value (not None)."""
     return dask.config.get(f"kubernetes.{key}", override_with=override)
+
+
+def get_float(key: str, override: float | None = None) -> float:
+    return float(get(key, override))
+
+
+def get_int(key: str, override: int | None = None) -> int:
+    return int(get(key, override))

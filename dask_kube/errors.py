@@ -20,8 +20,19 @@ class SpecError(DaskKubeError, ValueError):
 ValidationError = SpecError
 
 
+# What to do when the API server does not serve DaskClusters: said the same way by the client and the CLI.
+INSTALL_HINT = ("The kubernetes.dask.org resources (DaskCluster, ...) are not installed in this Kubernetes cluster. "
+                "Install the CRDs and the operator (docs/install.md): `dask kube install --manifests "
+                "deploy/manifests/`, `kubectl apply -f deploy/manifests/` or the Helm chart (`dask kube install` "
+                "alone applies the CRDs). To try dask_kube without a cluster, `dask kube local up` starts a local "
+                "Kubernetes that has both.")
+
+
 class CRDsNotInstalledError(DaskKubeError, RuntimeError):
     """The kubernetes.dask.org resources are not served by this cluster."""
+
+    def __init__(self, message: str = INSTALL_HINT) -> None:
+        super().__init__(message)
 
 
 class ClusterExistsError(DaskKubeError, ValueError):
@@ -57,3 +68,11 @@ class SchedulerStartupError(DaskKubeError, RuntimeError):
 
 class CrashLoopBackOffError(SchedulerStartupError):
     """Kept for code written against dask-kubernetes."""
+
+
+class KubeconfigError(DaskKubeError, RuntimeError):
+    """No usable kubeconfig (or in-cluster service account), or its API server does not answer."""
+
+
+class ForwardDenied(DaskKubeError, PermissionError):
+    """The API server refused a port-forward (403); the message is its own, naming the verb and resource."""

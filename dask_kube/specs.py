@@ -7,11 +7,14 @@ Every function returns a new dict and never mutates its arguments.
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import naming
+import yaml
+
+from . import naming, status
 from .naming import Component
 
 DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
@@ -20,6 +23,12 @@ DEFAULT_SCHEDULER_COMMAND = ("dask", "scheduler")
 
 Obj = dict[str, Any]
 Env = Mapping[str, str] | Sequence[Mapping[str, Any]] | None
+
+
+def to_yaml(data: Any) -> str:
+    """A manifest (or several, in a list) as YAML a person can read: keys in their order, and a fragment shared
+    by several places (a built manifest shares some) written in full each time rather than as a YAML alias."""
+    return str(yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))
 
 
 def env_list(env: Env) -> list[dict[str, Any]]:
@@ -197,6 +206,19 @@ def owner_reference(parent: Mapping[str, Any]) -> Obj:
     meta = parent["metadata"]
     return {"apiVersion": parent["apiVersion"], "kind": parent["kind"], "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
+
+
+def adoption(child: Mapping[str, Any], cluster: Mapping[str, Any], component: Component) -> Obj | None:
+    """The merge patch that makes an object applied on its own (a DaskWorkerGroup, a DaskAutoscaler) its cluster's:
+    owned by it, so deleted with it, and labelled with it; None when it is so already."""
+    meta, cluster_meta = child["metadata"], cluster["metadata"]
+    labels = meta.get("labels") or {}
+    if status.owned_by(child, cluster_meta["uid"]) and labels.get(naming.CLUSTER_LABEL) == cluster_meta["name"]:
+        return None
+    refs = [r for r in meta.get("ownerReferences") or () if r.get("controller") is not True]
+    refs.append(owner_reference(cluster))
+    return {"metadata": {"ownerReferences": refs, "labels": {naming.CLUSTER_LABEL: cluster_meta["name"],
+                                                             naming.COMPONENT_LABEL: component.value}}}
 
 
 def _propagating(annotations: Mapping[str, str] | None) -> dict[str, str]:

@@ -3,21 +3,24 @@
 
 The `operator` fixture installs the CRDs and runs the real operator as a subprocess (`python -m
 dask_kube.operator --all-namespaces`), as users run it; tests that need it restarted or killed use its
-methods. Its log is printed when a test fails.
+methods, and `held` reads what it keeps per object from its probe endpoint. Its log is printed when a test fails.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from localkube.testing import free_port
 
 CRDS = Path(__file__).parents[1] / "dask_kube" / "operator" / "crds"
 
@@ -27,6 +30,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.probe_url = ""
 
     def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
@@ -34,8 +38,9 @@ class OperatorProcess:
                    DASK_KUBERNETES__OPERATOR__RESYNC_SECONDS="2")
         log = self.log_path.open("ab")
         offset = log.tell()  # only this start's lines count: earlier runs said "started" too
-        self.proc = subprocess.Popen([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose"],
-                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.probe_url = f"http://127.0.0.1:{free_port()}/healthz"
+        self.proc = subprocess.Popen([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose",
+                                      "--liveness", self.probe_url], stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while b"operator started" not in self.log_path.read_bytes()[offset:]:
             assert self.proc.poll() is None, self.tail()
@@ -59,6 +64,11 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def held(self, namespace: str) -> dict[str, int]:
+        """What the operator keeps for the objects of `namespace` (its probe; kopf caches probes for 10 s)."""
+        with urllib.request.urlopen(self.probe_url, timeout=10) as resp:
+            return dict(json.loads(resp.read())["held_by_namespace"].get(namespace, {}))
 
     def tail(self, lines: int = 60) -> str:
         text = self.log_path.read_bytes().decode(errors="replace")

@@ -21,7 +21,7 @@ def forward(namespace: str, cluster: str, port: int) -> int:
     """The forward our client opens to a scheduler it cannot reach directly, on its own loop thread."""
     import kr8s.asyncio
 
-    from dask_kube.cluster.networking import SchedulerForward
+    from dask_kube.port_forward import SchedulerForward
 
     started: list[int] = []
     ready = threading.Event()

@@ -1,10 +1,9 @@
-"""Legacy mode: `KubeCluster.from_yaml` / `from_dict`, where the client creates worker pods from a Pod template.
+"""Deprecated: legacy mode moved to `dask_kube.legacy`; this name stays for code that imports it."""
 
-See docs/legacy.md; docs/migration.md shows the same workload with the operator.
-"""
+import sys
+import warnings
 
-from .cluster import KubeCluster, SchedulerPod, WorkerPod, from_dict, from_yaml
-from .pods import clean_pod_template, make_pod_from_dict, make_pod_spec
+from .. import legacy
 
-__all__ = ["KubeCluster", "SchedulerPod", "WorkerPod", "clean_pod_template", "from_dict", "from_yaml",
-           "make_pod_from_dict", "make_pod_spec"]
+warnings.warn("dask_kube.classic is now dask_kube.legacy; import it from there", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = legacy

@@ -23,34 +23,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import kr8s
+import kr8s.asyncio
 from dask.utils import parse_timedelta
 from distributed.core import Status, rpc
-from distributed.deploy import Cluster
+from distributed.deploy.cluster import Cluster
 from distributed.objects import SchedulerInfo
 from distributed.security import Security
 from distributed.utils import Log, Logs, NoOpAwaitable, format_dashboard_link
-from kr8s.asyncio.objects import Endpoints, Pod, Secret, Service
+from kr8s.asyncio.objects import Pod, Secret
 
-from .. import naming, specs, tls, validation
+from .. import kubernetes_api, naming, specs, status, tls, validation, waits
 from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledError, SpecError
-from ..kubeapi import kube_api
+from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from ..naming import Component
-from ..resources import DaskAutoscaler, DaskCluster, DaskWorkerGroup
-from . import display, networking, options, waiting
+from ..port_forward import SchedulerForward
+from . import display, networking, operations, options, startup
 from .options import CreateMode
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = ("The kubernetes.dask.org resources are not installed in this Kubernetes cluster. Install the CRDs "
-                "and the operator first: `kubectl apply -f dask_kube/operator/crds/` and see docs/install.md "
-                "(Helm chart or plain manifests).")
-
 # Clusters this process created and must delete at exit unless closed first: (namespace, name) -> KUBECONFIG.
 _OWNED: dict[tuple[str, str], str | None] = {}
-
-
-def _status_code(err: kr8s.ServerError) -> int | None:
-    return err.response.status_code if err.response is not None else None
 
 
 class KubeCluster(Cluster):
@@ -115,9 +108,9 @@ class KubeCluster(Cluster):
         self._resource_timeout = opts.resource_timeout
         self._kubeconfig = os.environ.get("KUBECONFIG")
         self._api: kr8s.asyncio.Api | None = None
-        self._cluster: DaskCluster | None = None
+        self._cluster_object: DaskCluster | None = None
         self._created = False
-        self._forwards: list[networking.SchedulerForward] = []
+        self._forwards: list[SchedulerForward] = []
         self._dashboard: tuple[str, int] | None = None
         self._follow_task: asyncio.Task[None] | None = None
         self._workers_changed: asyncio.Event | None = None
@@ -142,21 +135,22 @@ class KubeCluster(Cluster):
         if "/" in name:
             namespace, name = name.split("/", 1)
             kwargs.setdefault("namespace", namespace)
-        return cls(**({"create_mode": CreateMode.CONNECT_ONLY, "shutdown_on_close": False} | kwargs | {"name": name}))
+        options: dict[str, Any] = {"create_mode": CreateMode.CONNECT_ONLY, "shutdown_on_close": False}
+        return cls(**(options | kwargs | {"name": name}))
 
     @classmethod
     def from_yaml(cls, yaml_path: Any, **kwargs: Any) -> Any:
-        """Legacy mode: the client creates worker pods from a Pod template file (dask_kube.classic)."""
-        from .. import classic
+        """Legacy mode: the client creates worker pods from a Pod template file (dask_kube.legacy)."""
+        from .. import legacy
 
-        return classic.from_yaml(yaml_path, **kwargs)
+        return legacy.from_yaml(yaml_path, **kwargs)
 
     @classmethod
     def from_dict(cls, pod_template: Mapping[str, Any], **kwargs: Any) -> Any:
-        """Legacy mode: the client creates worker pods from a Pod template dict (dask_kube.classic)."""
-        from .. import classic
+        """Legacy mode: the client creates worker pods from a Pod template dict (dask_kube.legacy)."""
+        from .. import legacy
 
-        return classic.from_dict(pod_template, **kwargs)
+        return legacy.from_dict(pod_template, **kwargs)
 
     def __await__(self) -> Any:
         async def start() -> KubeCluster:
@@ -173,13 +167,23 @@ class KubeCluster(Cluster):
         assert self._api is not None, "the cluster is not started"
         return self._api
 
+    @property
+    def _cluster(self) -> DaskCluster:
+        assert self._cluster_object is not None, "the cluster is not created or found yet"
+        return self._cluster_object
+
+    @property
+    def _namespace(self) -> str:
+        assert self.namespace is not None, "the namespace is known once the cluster started"
+        return self.namespace
+
     async def _start(self) -> None:
         self.status = Status.starting
         self._workers_changed = asyncio.Event()
         self._spinner = display.StartupSpinner(self.name, self.quiet)
         try:
             with self._spinner:
-                self._api = await kube_api()
+                self._api = await kubernetes_api.client()
                 self.namespace = self.namespace or self._api.namespace
                 await self._create_or_connect()
                 await self._wait_running()
@@ -196,23 +200,16 @@ class KubeCluster(Cluster):
         self._log(f"Ready, dashboard at {self.dashboard_link}")
 
     async def _create_or_connect(self) -> None:
-        cluster = DaskCluster({"metadata": {"name": self.name}}, namespace=self.namespace, api=self.api)
-        try:
-            await cluster.refresh()
-            exists = True
-        except kr8s.NotFoundError:
-            exists = False
-        if exists:
+        cluster = await kubernetes_api.get(DaskCluster, self.name, self.namespace, self.api)
+        if cluster is not None:
             if self.create_mode == CreateMode.CREATE_ONLY:
                 raise ClusterExistsError(f"DaskCluster {self.namespace}/{self.name} already exists and create_mode "
                                          f"is {CreateMode.CREATE_ONLY}")
             self._adopt_existing(cluster)
             return
         if self.create_mode == CreateMode.CONNECT_ONLY:
-            if not await self._crds_installed():
-                raise CRDsNotInstalledError(INSTALL_HINT)
-            raise ClusterNotFoundError(f"DaskCluster {self.namespace}/{self.name} does not exist and create_mode is "
-                                       f"{CreateMode.CONNECT_ONLY}")
+            raise await kubernetes_api.cluster_missing(self.api, f"DaskCluster {self.namespace}/{self.name} does not "
+                                                                 f"exist and create_mode is {CreateMode.CONNECT_ONLY}")
         await self._create()
 
     async def _create(self) -> None:
@@ -223,26 +220,23 @@ class KubeCluster(Cluster):
         try:
             await cluster.create()
         except kr8s.ServerError as err:
-            code = _status_code(err)
-            if code == 404:
-                if not await self._crds_installed():
-                    raise CRDsNotInstalledError(INSTALL_HINT) from None
+            if kubernetes_api.is_not_found(err):
+                if not await kubernetes_api.crds_installed(self.api):
+                    raise CRDsNotInstalledError() from None
                 raise SpecError(f"namespace {self.namespace!r} does not exist", "namespace") from None
-            if code == 409 and self.create_mode != CreateMode.CREATE_ONLY:
-                cluster = DaskCluster({"metadata": {"name": self.name}}, namespace=self.namespace, api=self.api)
-                await cluster.refresh()
-                self._adopt_existing(cluster)
+            if kubernetes_api.is_conflict(err) and self.create_mode != CreateMode.CREATE_ONLY:
+                self._adopt_existing(await operations.get_cluster(self.api, self._namespace, self.name))
                 return
-            if code == 409:
+            if kubernetes_api.is_conflict(err):
                 raise ClusterExistsError(f"DaskCluster {self.namespace}/{self.name} already exists") from None
-            if code == 422:
+            if kubernetes_api.is_rejection(err):
                 raise SpecError(f"the API server rejected DaskCluster {self.name}: {err}") from None
             raise
-        self._cluster = cluster
+        self._cluster_object = cluster
         self._created = True
         self.shutdown_on_close = self._options.deletes_on_close(created=True)
         if self.shutdown_on_close:
-            _OWNED[(self.namespace, self.name)] = self._kubeconfig  # type: ignore[index]
+            _OWNED[(self._namespace, self.name)] = self._kubeconfig
 
     def _adopt_existing(self, cluster: DaskCluster) -> None:
         """Connect to a cluster someone else made: learn its defaults, never delete it unless asked."""
@@ -250,7 +244,7 @@ class KubeCluster(Cluster):
         if self._options.tls and specs.tls_secret_of(cluster.raw) is None:
             raise SpecError(f"DaskCluster {self.namespace}/{self.name} exists without TLS, and TLS cannot be added to "
                             "a running cluster: delete it or connect without security=", "security")
-        self._cluster = cluster
+        self._cluster_object = cluster
         self.shutdown_on_close = self._options.deletes_on_close(created=False)
         worker = cluster.raw.get("spec", {}).get("worker") or {}
         container = ((worker.get("spec") or {}).get("containers") or [{}])[0]
@@ -259,109 +253,61 @@ class KubeCluster(Cluster):
         self.resources = container.get("resources") or {}
         self.env = container.get("env") or []
 
-    async def _crds_installed(self) -> bool:
-        async with self.api.call_api("GET", version=naming.API_VERSION, url=naming.PLURALS[naming.DASKCLUSTER],
-                                     params={"limit": 1}, raise_for_status=False) as resp:
-            return bool(resp.status_code != 404)
-
     async def _wait_running(self) -> None:
-        assert self._cluster is not None
         self._log("Waiting for the operator and the scheduler")
         gone = False
 
-        def on_change(raw: dict[str, Any] | None) -> None:
+        def on_change(raw: Mapping[str, Any] | None) -> None:
             nonlocal gone
             gone = raw is None
-            self.phase = waiting.phase(raw)
-            message = waiting.condition(raw, naming.ConditionType.SCHEDULER_READY).get("message")
+            self.phase = status.phase(raw)
+            message = status.condition(raw, naming.ConditionType.SCHEDULER_READY).get("message")
             if self._spinner is not None:
                 self._spinner.update(self.phase or "Waiting for the operator", message)
 
         timeout = self._resource_timeout
 
         async def explain(cluster: DaskCluster) -> BaseException:
-            return await waiting.explain_startup(cluster, timeout)
+            return await startup.explain_timeout(cluster, timeout)
 
-        await waiting.wait_for(self._cluster, waiting.startup_settled, timeout, explain=explain, on_change=on_change)
+        await waits.wait_for(self._cluster, startup.settled, timeout, explain=explain, on_change=on_change)
         if gone:
             raise ClusterNotFoundError(f"DaskCluster {self.namespace}/{self.name} was deleted while starting")
-        failure = await waiting.startup_failure(self._cluster)
+        failure = await startup.failure(self._cluster)
         if failure is not None:
             raise failure
 
     async def _load_security(self) -> None:
         """A TLS cluster's certificates, from its Secret (which the operator creates before the scheduler)."""
-        assert self._cluster is not None
         await self._cluster.refresh()
         secret_name = specs.tls_secret_of(self._cluster.raw)
         if secret_name is None:
             return
-        secret = Secret({"metadata": {"name": secret_name}}, namespace=self.namespace, api=self.api)
         try:
-            await secret.refresh()
+            secret = await kubernetes_api.get(Secret, secret_name, self.namespace, self.api)
         except kr8s.ServerError as err:
             message = f"cannot read Secret {self.namespace}/{secret_name} of TLS cluster {self.name}: {err}"
-            if _status_code(err) == 403:
+            if kubernetes_api.is_forbidden(err):
                 raise PermissionError(f"{message} (a TLS client needs `get` on secrets: docs/rbac.md)") from None
             raise RuntimeError(message) from None
+        if secret is None:
+            raise RuntimeError(f"cannot read Secret {self.namespace}/{secret_name} of TLS cluster {self.name}: "
+                               "it does not exist")
         self.security = tls.from_secret_data(secret.raw.get("data"), secret_name).security()
         self._log(f"Using TLS with the certificates of Secret {secret_name}")
 
     async def _connect_scheduler(self) -> None:
         """The scheduler's address: the Service when reachable from here, else a port-forward."""
         self._log("Connecting to the scheduler")
-        service = Service({"metadata": {"name": naming.scheduler_name(self.name)}}, namespace=self.namespace,
-                          api=self.api)
-        await service.refresh()
-        choice = self.port_forward_cluster_ip
-        endpoint = None
-        if choice is not True:
-            if (service.raw.get("spec") or {}).get("type") == "LoadBalancer":
-                with contextlib.suppress(TimeoutError):
-                    await waiting.wait_for(service, _has_ingress, self._resource_timeout)
-            endpoint = await networking.direct_endpoint(self.api, service.raw)
-            if endpoint is not None:
-                # kube-proxy refuses connections to a Service (ClusterIP, NodePort or LoadBalancer) until it has a
-                # ready endpoint: wait for one (bounded), or the probe below would take "not yet" for "never".
-                endpoints = Endpoints({"metadata": {"name": service.name}}, namespace=self.namespace, api=self.api)
-                with contextlib.suppress(TimeoutError):
-                    await waiting.wait_for(endpoints, _has_ready_address, self._resource_timeout)
-            if endpoint is None and choice is False:  # the user said never forward: trust the Service name
-                endpoint = networking.Endpoint(f"{service.name}.{self.namespace}.svc", naming.SCHEDULER_PORT,
-                                               naming.DASHBOARD_PORT)
-            elif endpoint is not None and choice is None and not await networking.can_connect(
-                    endpoint.host, endpoint.comm_port):
-                self._log(f"{endpoint.host}:{endpoint.comm_port} is not reachable from here; port-forwarding")
-                endpoint = None
         scheme = naming.TLS_SCHEME if self.security is not None else naming.TCP_SCHEME
-        if endpoint is not None:
-            address = f"{scheme}://{endpoint.host}:{endpoint.comm_port}"
-            if endpoint.dashboard_port:
-                self._dashboard = (endpoint.host, endpoint.dashboard_port)
-        else:
-            comm_port, dashboard_port = await self._scheduler_ports()
-            comm = networking.SchedulerForward(self.api, self.namespace, self.name, comm_port)  # type: ignore[arg-type]
-            self._forwards.append(comm)
-            await comm.start()
-            dashboard = networking.SchedulerForward(self.api, self.namespace, self.name,  # type: ignore[arg-type]
-                                                    dashboard_port, local_port=self.scheduler_forward_port)
-            self._forwards.append(dashboard)
-            await dashboard.start()
-            address = f"{scheme}://{comm.address}"
-            self._dashboard = ("127.0.0.1", dashboard.local_port)
+        route = await networking.route(self.api, self._namespace, self.name, forward=self.port_forward_cluster_ip,
+                                       within=self._resource_timeout, scheme=scheme,
+                                       dashboard_port=self.scheduler_forward_port, say=self._log)
+        self._forwards = route.forwards
+        self._dashboard = route.dashboard
         args = self.security.get_connection_args("client") if self.security is not None else None
-        self.scheduler_comm = rpc(address, connection_args=args)
+        self.scheduler_comm = rpc(route.address, connection_args=args)
         await self._wait_for_comm()
-
-    async def _scheduler_ports(self) -> tuple[int, int]:
-        """The container ports behind `tcp-comm` and `http-dashboard` (a custom spec may move them)."""
-        ports = {naming.SCHEDULER_PORT_NAME: naming.SCHEDULER_PORT, naming.DASHBOARD_PORT_NAME: naming.DASHBOARD_PORT}
-        pod = await waiting.scheduler_pod(self._cluster)  # type: ignore[arg-type]
-        for container in ((pod.raw.get("spec") or {}).get("containers") or []) if pod else []:
-            for port in container.get("ports") or ():
-                if port.get("name") in ports and port.get("containerPort"):
-                    ports[port["name"]] = int(port["containerPort"])
-        return ports[naming.SCHEDULER_PORT_NAME], ports[naming.DASHBOARD_PORT_NAME]
 
     async def _wait_for_comm(self) -> None:
         """The operator saw the scheduler answer; a fresh route (forward, load balancer) may lag a moment."""
@@ -387,22 +333,21 @@ class KubeCluster(Cluster):
         await self._stop_background()
         if self.scheduler_comm is not None:
             await self.scheduler_comm.close_rpc()
-        if self._created and self._cluster is not None:
+        if self._created and self._cluster_object is not None:
             with contextlib.suppress(Exception):
                 await self._delete_cluster(within=min(self._resource_timeout, 30))
         self.status = Status.closed
 
     async def _follow_cluster(self) -> None:
         """Keep `phase` current for the repr, and say so when the cluster is deleted under us (idle timeout)."""
-        def on_change(raw: dict[str, Any] | None) -> None:
-            self.phase = waiting.phase(raw) if raw is not None else "Deleted"
+        def on_change(raw: Mapping[str, Any] | None) -> None:
+            self.phase = status.phase(raw) if raw is not None else "Deleted"
 
         with contextlib.suppress(asyncio.CancelledError):
-            await waiting.wait_for(self._cluster, lambda raw: raw is None, None,  # type: ignore[arg-type]
-                                   on_change=on_change)
+            await waits.wait_for(self._cluster, lambda raw: raw is None, None, on_change=on_change)
             logger.warning("DaskCluster %s/%s was deleted (idle timeout or kubectl delete)", self.namespace,
                            self.name)
-            _OWNED.pop((self.namespace, self.name), None)  # type: ignore[arg-type]
+            _OWNED.pop((self._namespace, self.name), None)
 
     async def _stop_background(self) -> None:
         if self._follow_task is not None:
@@ -425,8 +370,9 @@ class KubeCluster(Cluster):
         while True:
             await super()._watch_worker_status(comm)
             while self.status == Status.running:
+                assert self.scheduler_comm is not None
                 try:
-                    comm = await self.scheduler_comm.live_comm()  # type: ignore[union-attr]
+                    comm = await self.scheduler_comm.live_comm()
                     await comm.write({"op": "subscribe_worker_status"})
                     self.scheduler_info = SchedulerInfo(await comm.read())
                     self._watch_worker_status_comm = comm
@@ -444,21 +390,10 @@ class KubeCluster(Cluster):
         return self.sync(self._scale, n, worker_group)
 
     async def _scale(self, n: int, worker_group: str = naming.DEFAULT_WORKER_GROUP) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise SpecError(f"must be an integer >= 0, not {n!r}", "n")
-        validation.validate_worker_group_name(worker_group)
-        await self._remove_autoscaler(worker_group, because=f"scale({n}) sets a fixed size")
-        patch = {"spec": {"worker": {"replicas": n}}}
+        for line in await operations.scale(self.api, self._namespace, self.name, n, worker_group):
+            self._log(line)
         if worker_group == naming.DEFAULT_WORKER_GROUP:
-            await self._cluster.patch(patch)  # type: ignore[union-attr]  # the operator syncs the default group
             self.n_workers = n
-        else:
-            group = self._worker_group(worker_group)
-            try:
-                await group.patch(patch)
-            except kr8s.NotFoundError:
-                raise SpecError(f"cluster {self.name} has no worker group {worker_group!r}", "worker_group") from None
-        self._log(f"Scaled worker group {worker_group} to {n}")
 
     def adapt(self, minimum: int | None = None, maximum: int | None = None,  # type: ignore[override]
               worker_group: str = naming.DEFAULT_WORKER_GROUP, **kwargs: Any) -> Any:
@@ -474,33 +409,16 @@ class KubeCluster(Cluster):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (minimum, maximum)) \
                 or not 0 <= minimum <= maximum:
             raise SpecError(f"needs integers 0 <= minimum <= maximum, not {minimum!r}, {maximum!r}", "adapt")
-        body = self._autoscaler_body(worker_group, minimum, maximum)
+        group = None if worker_group == naming.DEFAULT_WORKER_GROUP else worker_group
+        body = specs.make_autoscaler(self.name, minimum, maximum, worker_group=group, namespace=self.namespace)
         scaler = DaskAutoscaler(body, namespace=self.namespace, api=self.api)
         try:
             await scaler.create()
         except kr8s.ServerError as err:
-            if _status_code(err) != 409:
+            if not kubernetes_api.is_conflict(err):
                 raise
             await scaler.patch({"spec": body["spec"]})
         self._log(f"Adapting worker group {worker_group} between {minimum} and {maximum} workers")
-
-    def _autoscaler_body(self, worker_group: str, minimum: int, maximum: int) -> dict[str, Any]:
-        group = None if worker_group == naming.DEFAULT_WORKER_GROUP else worker_group
-        return specs.make_autoscaler(self.name, minimum, maximum, worker_group=group, namespace=self.namespace)
-
-    async def _remove_autoscaler(self, worker_group: str, because: str) -> None:
-        name = self._autoscaler_body(worker_group, 0, 0)["metadata"]["name"]
-        scaler = DaskAutoscaler({"metadata": {"name": name}}, namespace=self.namespace, api=self.api)
-        try:
-            await scaler.delete()
-        except kr8s.NotFoundError:
-            return
-        self._log(f"Removed DaskAutoscaler {name}: {because}")
-        logger.info("Removed DaskAutoscaler %s/%s: %s", self.namespace, name, because)
-
-    def _worker_group(self, group: str) -> DaskWorkerGroup:
-        return DaskWorkerGroup({"metadata": {"name": naming.worker_group_name(self.name, group)}},
-                               namespace=self.namespace, api=self.api)
 
     def add_worker_group(self, name: str, n_workers: int = 3, image: str | None = None,
                          resources: Mapping[str, Any] | None = None, worker_command: str | Sequence[str] | None = None,
@@ -532,7 +450,7 @@ class KubeCluster(Cluster):
         try:
             await DaskWorkerGroup(body, namespace=self.namespace, api=self.api).create()
         except kr8s.ServerError as err:
-            if _status_code(err) == 409:
+            if kubernetes_api.is_conflict(err):
                 raise SpecError(f"cluster {self.name} already has a worker group {name!r}", "name") from None
             raise
         self._log(f"Added worker group {name} with {worker.get('replicas', 1)} workers")
@@ -545,10 +463,12 @@ class KubeCluster(Cluster):
         validation.validate_worker_group_name(name)
         if name == naming.DEFAULT_WORKER_GROUP:
             raise SpecError("the default group belongs to the DaskCluster; scale(0) empties it", "worker_group")
-        await self._remove_autoscaler(name, because=f"worker group {name} is being deleted")
-        try:
-            await self._worker_group(name).delete()
-        except kr8s.NotFoundError:
+        scaler = await operations.remove_autoscaler(self.api, self._namespace, self.name, name)
+        if scaler is not None:
+            self._log(f"Deleted DaskAutoscaler {self.namespace}/{scaler}: worker group {name} is being deleted")
+        group = kubernetes_api.ref(DaskWorkerGroup, naming.worker_group_name(self.name, name), self.namespace,
+                                   self.api)
+        if not await kubernetes_api.delete(group):
             logger.warning("cluster %s has no worker group %r to delete", self.name, name)
             return
         self._log(f"Deleted worker group {name}")
@@ -572,10 +492,9 @@ class KubeCluster(Cluster):
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
-                pods = await waiting.list_pods(self.api, self.namespace,  # type: ignore[arg-type]
-                                               naming.worker_selector(self.name))
-                raise waiting.WorkersNotReadyError(running(), n_workers, limit,
-                                                   waiting.describe_worker_pods([p.raw for p in pods]))
+                pods = await startup.list_pods(self.api, self._namespace, naming.worker_selector(self.name))
+                raise startup.WorkersNotReadyError(running(), n_workers, limit,
+                                                   startup.describe_worker_pods([p.raw for p in pods]))
             # The worker stream wakes us; the cap only guards against a stream that broke silently.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._workers_changed.wait(), min(remaining, 2.0))
@@ -588,13 +507,13 @@ class KubeCluster(Cluster):
         instance of restarted containers (`... (previous)`) when `previous`. `workers` may list pod names."""
         return self.sync(self._get_logs, cluster, scheduler, workers, previous)
 
-    async def _get_logs(self, cluster: bool = True, scheduler: bool = True,  # type: ignore[override]
+    async def _get_logs(self, cluster: bool = True, scheduler: bool = True,
                         workers: bool | Iterable[str] = True, previous: bool = False) -> Logs:
         logs = Logs()
         if cluster:
             logs["Cluster"] = Log("\n".join(message for _, message in self._cluster_manager_logs))
         wanted = None if isinstance(workers, bool) else set(workers)
-        pods = await waiting.list_pods(self.api, self.namespace, naming.cluster_selector(self.name))  # type: ignore[arg-type]
+        pods = await startup.list_pods(self.api, self._namespace, naming.cluster_selector(self.name))
         jobs: list[tuple[str, Any]] = []
         for pod in sorted(pods, key=lambda p: p.name):
             component = pod.raw["metadata"].get("labels", {}).get(naming.COMPONENT_LABEL)
@@ -617,10 +536,10 @@ class KubeCluster(Cluster):
 
     @staticmethod
     async def _container_log(pod: Pod, container: str, previous: bool) -> str:
-        text = await waiting.pod_logs(pod, container=container, previous=previous)
+        text = await kubernetes_api.pod_logs(pod, container=container, previous=previous)
         if text or previous:
             return text
-        pod_phase, reason, message = waiting.pod_state(pod.raw)
+        pod_phase, reason, message = status.pod_state(pod.raw)
         if pod_phase != "Running":
             return f"No logs yet: pod is {pod_phase}" + (f" ({reason}: {message})" if reason else "")
         return text
@@ -638,7 +557,7 @@ class KubeCluster(Cluster):
     def dashboard_link(self) -> str:
         if self._dashboard is None:
             return ""
-        return format_dashboard_link(*self._dashboard)
+        return str(format_dashboard_link(*self._dashboard))
 
     @property
     def jupyter_link(self) -> str:
@@ -653,7 +572,7 @@ class KubeCluster(Cluster):
     def _repr_html_(self, cluster_status: str | None = None) -> str:
         scheduler = self.scheduler_address + (" (port-forward)" if self._forwards else "")
         rows = display.status_rows({"Namespace": self.namespace, "Phase": self.phase, "Scheduler": scheduler})
-        return super()._repr_html_(cluster_status=rows + (cluster_status or ""))
+        return str(super()._repr_html_(cluster_status=rows + (cluster_status or "")))
 
     # -- shutdown ---------------------------------------------------------------------------------------------
 
@@ -671,42 +590,23 @@ class KubeCluster(Cluster):
             return
         await super()._close()
         await self._stop_background()
-        if self.shutdown_on_close and self._cluster is not None:
+        if self.shutdown_on_close and self._cluster_object is not None:
             await self._delete_cluster(within)
 
     async def _delete_cluster(self, within: float | None) -> None:
         """Foreground deletion: the DaskCluster goes only after its pods and Services, so once this returns
         nothing of the cluster remains."""
-        assert self._cluster is not None
         self._log("Deleting cluster")
-        try:
-            await self._cluster.delete(propagation_policy="Foreground")
-        except kr8s.NotFoundError:
+        if not await operations.delete(self.api, self._namespace, self.name, within or 3600):
             logger.warning("DaskCluster %s/%s was already deleted", self.namespace, self.name)
-        limit = within or 3600
-
-        async def explain(cluster: DaskCluster) -> BaseException:
-            return TimeoutError(f"DaskCluster {self.namespace}/{self.name} still exists {limit:g}s after deletion "
-                                "(its finalizers and pods: is the operator running?)")
-
-        await waiting.wait_for(self._cluster, lambda raw: raw is None, limit, explain=explain)
-        _OWNED.pop((self.namespace, self.name), None)  # type: ignore[arg-type]
-
-
-def _has_ready_address(raw: dict[str, Any] | None) -> bool:
-    return any(subset.get("addresses") for subset in (raw or {}).get("subsets") or ())
-
-
-def _has_ingress(raw: dict[str, Any] | None) -> bool:
-    return bool((((raw or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress"))
+        _OWNED.pop((self._namespace, self.name), None)
 
 
 async def _delete_owned(owned: dict[tuple[str, str], str | None]) -> None:
     for (namespace, name), kubeconfig in owned.items():
         try:
-            api = await kube_api(kubeconfig)
-            await asyncio.wait_for(DaskCluster({"metadata": {"name": name}}, namespace=namespace, api=api).delete(),
-                                   10)
+            api = await kubernetes_api.client(kubeconfig)
+            await asyncio.wait_for(operations.delete(api, namespace, name, within=None), 10)
             logger.info("deleted DaskCluster %s/%s at exit", namespace, name)
         except Exception as err:  # at exit, report and go on with the others
             logger.warning("could not delete DaskCluster %s/%s at exit: %r", namespace, name, err)
@@ -715,7 +615,7 @@ async def _delete_owned(owned: dict[tuple[str, str], str | None]) -> None:
 @atexit.register
 def _reap_clusters() -> None:
     """Delete, at interpreter exit, the clusters this process created and still owns. Runs in a fresh thread with
-    its own event loop, so it works whether or not some other loop is still running (the reference's W18)."""
+    its own event loop, so it works whether or not some other loop is still running (or already closed) at exit."""
     if not _OWNED:
         return
     owned = dict(_OWNED)

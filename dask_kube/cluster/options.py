@@ -24,7 +24,7 @@ SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 
 
 class CreateMode(StrEnum):
-    """A StrEnum, so that the string read from dask config compares equal (the reference's config was ignored)."""
+    """A StrEnum, so that the string read from dask config compares equal (with a plain Enum, config never applies)."""
 
     CREATE_OR_CONNECT = "CREATE_OR_CONNECT"
     CREATE_ONLY = "CREATE_ONLY"
@@ -67,7 +67,8 @@ class ClusterOptions:
 
     def deletes_on_close(self, created: bool) -> bool:
         """Delete on close? An explicit argument wins; otherwise only a cluster this client created, unless config
-        says false. A cluster found by name is never deleted by default (the reference's trap W1)."""
+        says false. A cluster found by name is never deleted by default: closing a client must not delete a cluster
+        that others may be using."""
         if self.shutdown_on_close is not None:
             return self.shutdown_on_close
         if not created:
@@ -190,7 +191,7 @@ def resolve(
     if resolved_namespace is not None and not isinstance(resolved_namespace, str):
         raise SpecError(f"must be a string, not {resolved_namespace!r}", "namespace")
     idle = config.get("idle-timeout", idle_timeout)
-    timeout = float(config.get("resource-timeout", resource_timeout))  # type: ignore[arg-type]
+    timeout = config.get_float("resource-timeout", resource_timeout)
     if timeout <= 0:
         raise SpecError(f"must be a positive number of seconds, not {timeout}", "resource_timeout")
 
@@ -202,8 +203,8 @@ def resolve(
         image=str(config.get("image", image)),
         n_workers=_as_int(config.get("count.start", n_workers), "n_workers"),
         resources=resolved_resources,
-        env=resolved_env,  # type: ignore[arg-type]
-        worker_command=specs.command_list(command),  # type: ignore[arg-type]
+        env=resolved_env,
+        worker_command=specs.command_list(command),
         port_forward_cluster_ip=_as_bool(config.get("port-forward-cluster-ip", port_forward_cluster_ip),
                                          "port_forward_cluster_ip"),
         create_mode=mode,

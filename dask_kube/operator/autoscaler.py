@@ -4,7 +4,7 @@ Once per interval (however often events wake the loop): ask the scheduler how ma
 (`adaptive_target`, which weighs queued work against `distributed.adaptive.target-duration`), subtract the
 workers of the cluster's other groups, and let `recommend` turn that into a replica count: up at once, down
 only after the target stayed lower for a few consecutive samples (hysteresis, as distributed's
-`Adaptive.wait_count`) and by at most a quarter of the group per sample (as the reference; both are
+`Adaptive.wait_count`) and by at most a quarter of the group per sample (as dask-kubernetes does; both are
 `AutoscalerSettings`, `kubernetes.operator.autoscaler.*`), so that a pause
 between two batches of tasks does not cost the workers and their data. The result is one patch of the group's
 `spec.worker.replicas`; the group's own reconciler retires workers through the scheduler before deleting their
@@ -13,25 +13,48 @@ pods. Deleting the autoscaler leaves the group at its current size.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import naming, specs
+from .. import naming, specs, status
+from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from ..naming import ConditionType, Reason
-from ..resources import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from . import conditions
-from .access import SchedulerUnreachable
+from .act import act
 from .context import OperatorContext
-from .kube import now_rfc3339
-from .settings import AutoscalerSettings
+from .loops import Gone
+from .objects import now_rfc3339
+from .plan import Event, Patch, Plan
+from .scheduler_rpc import SchedulerUnreachable
+from .settings import AutoscalerSettings, OperatorSettings
 
-log = logging.getLogger(__name__)
-
+Obj = Mapping[str, Any]
 DEFAULT_POLICY = AutoscalerSettings()
 History = tuple[int, ...]  # the clamped targets of the latest consecutive passes that wanted fewer workers
+
+
+@dataclass(frozen=True)
+class AutoscalerMemory:
+    """What an autoscaler's loop keeps between passes (lost on restart: it waits again, which is safe)."""
+
+    history: History = ()
+    reported: str | None = None  # the last problem posted as an Event
+    sampled: float = -math.inf  # time.monotonic() of the last sample
+
+
+@dataclass(frozen=True)
+class AutoscalerView:
+    """What one sample reads. Observation stops at the first thing missing, as `decide` looks no further."""
+
+    scaler: Obj
+    cluster: Obj | None = None
+    group: Obj | None = None
+    autoscalers: Sequence[Obj] = ()  # the cluster's autoscalers, this one included
+    target: int | None = None  # the scheduler's adaptive target; None: it did not answer
+    workers: Sequence[str] = field(default_factory=list)  # names of the connected workers
 
 
 def recommend(current: int, target: int, minimum: int, maximum: int, history: History = (),
@@ -62,144 +85,166 @@ def group_target(cluster_target: int, worker_names: Iterable[str], group: str) -
     return max(0, cluster_target - others)
 
 
-def _owned_by(obj: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or ())
+def interval(settings: OperatorSettings) -> float:
+    return min(settings.autoscaler.interval_seconds, settings.resync_seconds)
+
+
+def _group_name(scaler: Obj) -> str:
+    spec = scaler["spec"]
+    return str(spec.get("workerGroup") or naming.default_worker_group_name(spec["cluster"]))
+
+
+def senior_rival(scaler: Obj, autoscalers: Iterable[Obj]) -> str | None:
+    """The name of an older autoscaler of the same worker group, if any: two would fight (like HPA's
+    AmbiguousSelector), so the oldest acts and the others say why they do not."""
+    meta, cluster, group = scaler["metadata"], scaler["spec"]["cluster"], _group_name(scaler)
+    mine = (meta.get("creationTimestamp", ""), meta["name"])
+    rivals = []
+    for other in autoscalers:
+        ometa, ospec = other["metadata"], other["spec"]
+        if (ometa["uid"] == meta["uid"] or status.deleting(other) or ospec.get("cluster") != cluster
+                or _group_name(other) != group):
+            continue
+        if (ometa.get("creationTimestamp", ""), ometa["name"]) < mine:
+            rivals.append(ometa["name"])
+    return min(rivals) if rivals else None
+
+
+def _problem(scaler: Obj, memory: AutoscalerMemory, type_: str, reason: str, message: str,
+             requeue: float | None) -> Plan[AutoscalerMemory]:
+    """A condition saying why the autoscaler does nothing, and one Warning Event per distinct problem."""
+    generation = scaler["metadata"].get("generation")
+    wanted = [conditions.condition(type_, False, reason, message, generation)]
+    if type_ != ConditionType.SPEC_VALID:
+        wanted.insert(0, conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", generation))
+    else:
+        wanted.append(conditions.condition(ConditionType.READY, False, reason, message))
+    plan: Plan[AutoscalerMemory] = Plan(conditions=wanted, requeue=requeue)
+    if not conditions.same((scaler.get("status") or {}).get("conditions"), wanted):
+        plan.status = {"observedGeneration": scaler["metadata"].get("generation", 1)}
+    plan.memory = replace(memory, reported=plan.warn_once(memory.reported, reason, message))
+    return plan
+
+
+def gate(scaler: Obj, memory: AutoscalerMemory, now: float, settings: OperatorSettings
+         ) -> Plan[AutoscalerMemory] | None:
+    """Before anything else is read: bounds that can never hold, or a sample not due yet (one sample per
+    interval, however often events wake the loop, since hysteresis and the rate limit count samples). None: go
+    on and sample."""
+    minimum, maximum = int(scaler["spec"]["minimum"]), int(scaler["spec"]["maximum"])
+    if minimum > maximum:
+        return _problem(scaler, memory, ConditionType.SPEC_VALID, Reason.INVALID_BOUNDS,
+                        f"spec.minimum ({minimum}) is greater than spec.maximum ({maximum})", None)
+    since = now - memory.sampled
+    if since < interval(settings):
+        return Plan(requeue=interval(settings) - since)
+    return None
+
+
+def decide(view: AutoscalerView, memory: AutoscalerMemory, now: float, settings: OperatorSettings,
+           scaled_at: str = "") -> Plan[AutoscalerMemory]:
+    """One sample: the group's replicas, from the scheduler's target, within bounds. Pure; `now` is monotonic,
+    `scaled_at` the wall time to record as `lastScaleTime` should it scale."""
+    scaler = view.scaler
+    spec = scaler["spec"]
+    memory = replace(memory, sampled=now)
+    cluster_name, group_name = spec["cluster"], _group_name(scaler)
+    resync = settings.resync_seconds
+    if view.cluster is None:
+        return _problem(scaler, memory, ConditionType.READY, Reason.CLUSTER_MISSING,
+                        f"DaskCluster {cluster_name} does not exist", resync)
+    adopt = _adoption(scaler, view.cluster)
+    if view.group is None or view.group["spec"].get("cluster") != cluster_name:
+        plan = _problem(scaler, memory, ConditionType.READY, Reason.WORKER_GROUP_MISSING,
+                        f"DaskWorkerGroup {group_name} of cluster {cluster_name} does not exist", resync)
+    elif (rival := senior_rival(scaler, view.autoscalers)) is not None:
+        plan = _problem(scaler, memory, ConditionType.READY, Reason.CONFLICTING_AUTOSCALER,
+                        f"DaskAutoscaler {rival} already scales {group_name}; only the oldest autoscaler of a "
+                        "worker group acts (delete one of them)", resync)
+    elif view.target is None:
+        # Expected while a cluster starts: a condition, not an Event every few seconds.
+        plan = _status(scaler, None, conditions.condition(
+            ConditionType.READY, False, Reason.SCHEDULER_STARTING, "the scheduler does not answer yet"))
+        plan.requeue = interval(settings)
+    else:
+        minimum, maximum = int(spec["minimum"]), int(spec["maximum"])
+        wanted = group_target(view.target, view.workers, group_name)
+        current = int(view.group["spec"]["worker"].get("replicas", 1))
+        replicas, history = recommend(current, wanted, minimum, maximum, memory.history, settings.autoscaler)
+        ready = conditions.condition(ConditionType.READY, True, Reason.AUTOSCALED,
+                                     f"scaling {group_name} between {minimum} and {maximum} workers")
+        plan = _status(scaler, replicas, ready, scaled_at if replicas != current else None)
+        if replicas != current:
+            plan.patch.append(Patch(naming.DASKWORKERGROUP, group_name, {"spec": {"worker": {"replicas": replicas}}}))
+            plan.events.append(Event(
+                Reason.AUTOSCALED, f"scaled {group_name} {'up' if replicas > current else 'down'} from {current} "
+                                   f"to {replicas} workers (scheduler target {view.target}, bounds "
+                                   f"{minimum}..{maximum})"))
+        plan.requeue = interval(settings)
+        memory = replace(memory, history=history, reported=None)
+    plan.memory = replace(plan.memory or memory, sampled=now)
+    if adopt is not None:
+        plan.patch.insert(0, adopt)
+        plan.log.append(f"adopted by DaskCluster {cluster_name}")
+    return plan
+
+
+def _status(scaler: Obj, desired: int | None, cond: dict[str, Any], scaled: str | None = None
+            ) -> Plan[AutoscalerMemory]:
+    meta = scaler["metadata"]
+    new: dict[str, Any] = {"observedGeneration": meta.get("generation", 1)}
+    if desired is not None:
+        new["desiredWorkers"] = desired
+    if scaled is not None:
+        new["lastScaleTime"] = scaled
+    wanted = [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", meta.get("generation")), cond]
+    return Plan(status=new, conditions=wanted)
+
+
+def _adoption(scaler: Obj, cluster: Obj) -> Patch | None:
+    """Owned by its cluster (deleted with it) and labelled with it, as dask-kubernetes's adoption did."""
+    body = specs.adoption(scaler, cluster, naming.Component.AUTOSCALER)
+    return Patch(naming.DASKAUTOSCALER, scaler["metadata"]["name"], body) if body is not None else None
 
 
 class AutoscalerReconciler:
-    def __init__(self, ctx: OperatorContext) -> None:
-        self.ctx = ctx
-        self._history: dict[str, History] = {}  # autoscaler uid -> history (lost on restart: waits again, safely)
-        self._reported: dict[str, str] = {}  # autoscaler uid -> last problem posted as an Event
-        self._sampled: dict[str, float] = {}  # autoscaler uid -> monotonic time of its last sample
+    """One DaskAutoscaler's loop: its memory lives here, and goes with the loop."""
 
-    @property
-    def interval(self) -> float:
-        return min(self.ctx.settings.autoscaler.interval_seconds, self.ctx.settings.resync_seconds)
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str) -> None:
+        self.ctx, self.namespace, self.name = ctx, namespace, name
+        self.memory = AutoscalerMemory()
 
-    async def reconcile(self, namespace: str, name: str) -> float | None:
-        ctx, kube = self.ctx, self.ctx.kube
-        scaler = await kube.get(DaskAutoscaler, name, namespace)
-        if scaler is None or scaler.raw["metadata"].get("deletionTimestamp"):
-            return None
-        raw = scaler.raw
-        uid = raw["metadata"]["uid"]
-        spec = raw["spec"]
-        minimum, maximum = int(spec["minimum"]), int(spec["maximum"])
-        if minimum > maximum:
-            await self._problem(scaler, ConditionType.SPEC_VALID, Reason.INVALID_BOUNDS,
-                                f"spec.minimum ({minimum}) is greater than spec.maximum ({maximum})")
-            return None
-        # One sample per interval, however often events wake the loop (its own status writes do): the
-        # hysteresis and the rate limit count samples, so samples must be evenly spaced.
-        since = time.monotonic() - self._sampled.get(uid, -math.inf)
-        if since < self.interval:
-            return self.interval - since
-        self._sampled[uid] = time.monotonic()
-        cluster_name = spec["cluster"]
-        cluster = await kube.get(DaskCluster, cluster_name, namespace)
+    async def reconcile(self) -> float | None:
+        objects, ns = self.ctx.objects, self.namespace
+        scaler = await objects.get(DaskAutoscaler, self.name, ns)
+        if scaler is None or status.deleting(scaler.raw):
+            raise Gone()
+        plan = gate(scaler.raw, self.memory, time.monotonic(), self.ctx.settings)
+        if plan is None:
+            plan = decide(await self._observe(scaler.raw), self.memory, time.monotonic(), self.ctx.settings,
+                          now_rfc3339())
+        await act(self.ctx, scaler, plan)
+        if plan.memory is not None:
+            self.memory = plan.memory
+        return plan.requeue
+
+    async def _observe(self, scaler: Obj) -> AutoscalerView:
+        objects, ns = self.ctx.objects, self.namespace
+        cluster_name = scaler["spec"]["cluster"]
+        cluster = await objects.get(DaskCluster, cluster_name, ns)
         if cluster is None:
-            await self._problem(scaler, ConditionType.READY, Reason.CLUSTER_MISSING,
-                                f"DaskCluster {cluster_name} does not exist")
-            return ctx.settings.resync_seconds
-        await self._adopt(scaler, cluster)
-        group_name = spec.get("workerGroup") or naming.default_worker_group_name(cluster_name)
-        group = await kube.get(DaskWorkerGroup, group_name, namespace)
-        if group is None or group.raw["spec"].get("cluster") != cluster_name:
-            await self._problem(scaler, ConditionType.READY, Reason.WORKER_GROUP_MISSING,
-                                f"DaskWorkerGroup {group_name} of cluster {cluster_name} does not exist")
-            return ctx.settings.resync_seconds
-        rival = await self._senior_rival(scaler, cluster_name, group_name)
-        if rival is not None:
-            await self._problem(scaler, ConditionType.READY, Reason.CONFLICTING_AUTOSCALER,
-                                f"DaskAutoscaler {rival} already scales {group_name}; only the oldest autoscaler "
-                                "of a worker group acts (delete one of them)")
-            return ctx.settings.resync_seconds
+            return AutoscalerView(scaler)
+        group = await objects.get(DaskWorkerGroup, _group_name(scaler), ns)
+        view = AutoscalerView(scaler, cluster.raw, group.raw if group else None)
+        if group is None:
+            return view
+        autoscalers = [a.raw for a in await objects.list(DaskAutoscaler, ns, naming.cluster_selector(cluster_name))]
+        view = replace(view, autoscalers=autoscalers)
+        if senior_rival(scaler, autoscalers) is not None:
+            return view
         try:
-            target = await ctx.scheduler.adaptive_target(namespace, cluster_name)
-            workers = await ctx.scheduler.workers(namespace, cluster_name)
-        except SchedulerUnreachable as err:
-            # Expected while a cluster starts: a condition, not an Event every few seconds.
-            log.debug("autoscaler %s/%s: scheduler not reachable: %s", namespace, name, err)
-            await self._status(scaler, None, [conditions.condition(
-                ConditionType.READY, False, Reason.SCHEDULER_STARTING, "the scheduler does not answer yet")])
-            return self.interval
-        wanted = group_target(target, (w.get("name", "") for w in workers.values()), group_name)
-        current = int(group.raw["spec"]["worker"].get("replicas", 1))
-        replicas, self._history[uid] = recommend(current, wanted, minimum, maximum, self._history.get(uid, ()),
-                                                 ctx.settings.autoscaler)
-        scaled = None
-        if replicas != current:
-            await group.patch({"spec": {"worker": {"replicas": replicas}}})
-            scaled = now_rfc3339()
-            message = (f"scaled {group_name} {'up' if replicas > current else 'down'} from {current} to {replicas} "
-                       f"workers (scheduler target {target}, bounds {minimum}..{maximum})")
-            log.info("autoscaler %s/%s %s", namespace, name, message)
-            await kube.event(scaler, Reason.AUTOSCALED, message)
-        ready = conditions.condition(ConditionType.READY, True, Reason.AUTOSCALED,
-                                     f"scaling {group_name} between {minimum} and {maximum} workers")
-        await self._status(scaler, replicas, [ready], scaled)
-        self._reported.pop(uid, None)
-        return self.interval
-
-    async def _senior_rival(self, scaler: DaskAutoscaler, cluster: str, group: str) -> str | None:
-        """The name of an older autoscaler of the same worker group, if any: two would fight (like HPA's
-        AmbiguousSelector), so the oldest acts and the others say why they do not."""
-        meta = scaler.raw["metadata"]
-        mine = (meta.get("creationTimestamp", ""), meta["name"])
-        default = naming.default_worker_group_name(cluster)
-        rivals = []
-        for other in await self.ctx.kube.list(DaskAutoscaler, meta["namespace"], naming.cluster_selector(cluster)):
-            ospec, ometa = other.raw["spec"], other.raw["metadata"]
-            if (ometa["uid"] == meta["uid"] or ometa.get("deletionTimestamp") or ospec.get("cluster") != cluster
-                    or (ospec.get("workerGroup") or default) != group):
-                continue
-            if (ometa.get("creationTimestamp", ""), ometa["name"]) < mine:
-                rivals.append(ometa["name"])
-        return min(rivals) if rivals else None
-
-    async def _status(self, scaler: DaskAutoscaler, desired: int | None, wanted: list[dict[str, Any]],
-                      scaled: str | None = None) -> None:
-        meta = scaler.raw["metadata"]
-        wanted = [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", meta.get("generation")),
-                  *wanted]
-        current = scaler.raw.get("status") or {}
-        new: dict[str, Any] = {"observedGeneration": meta.get("generation", 1)}
-        if desired is not None:
-            new["desiredWorkers"] = desired
-        if scaled is not None:
-            new["lastScaleTime"] = scaled
-        if not conditions.same(current.get("conditions"), wanted):
-            new["conditions"] = conditions.merge(current.get("conditions"), wanted)
-        await self.ctx.kube.patch_status(scaler, new)
-
-    async def _problem(self, scaler: DaskAutoscaler, type_: str, reason: str, message: str) -> None:
-        """A condition saying why the autoscaler does nothing, and one Warning Event per distinct problem."""
-        meta = scaler.raw["metadata"]
-        current = scaler.raw.get("status") or {}
-        wanted = [conditions.condition(type_, False, reason, message, meta.get("generation"))]
-        if type_ != ConditionType.SPEC_VALID:
-            wanted.insert(0, conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "",
-                                                  meta.get("generation")))
-        else:
-            wanted.append(conditions.condition(ConditionType.READY, False, reason, message))
-        if not conditions.same(current.get("conditions"), wanted):
-            await self.ctx.kube.patch_status(scaler, {"observedGeneration": meta.get("generation", 1),
-                                                      "conditions": conditions.merge(current.get("conditions"),
-                                                                                     wanted)})
-        if self._reported.get(meta["uid"]) != message:
-            self._reported[meta["uid"]] = message
-            log.warning("DaskAutoscaler %s/%s: %s", meta["namespace"], meta["name"], message)
-            await self.ctx.kube.event(scaler, reason, message, warning=True)
-
-    async def _adopt(self, scaler: DaskAutoscaler, cluster: DaskCluster) -> None:
-        """Owned by its cluster (deleted with it) and labelled with it, as the reference's adoption did."""
-        meta = scaler.raw["metadata"]
-        labels = meta.get("labels") or {}
-        if _owned_by(scaler.raw, cluster.raw["metadata"]["uid"]) and labels.get(naming.CLUSTER_LABEL) == cluster.name:
-            return
-        refs = [r for r in meta.get("ownerReferences") or () if r.get("controller") is not True]
-        refs.append(specs.owner_reference(cluster.raw))
-        await scaler.patch({"metadata": {"ownerReferences": refs, "labels": {
-            naming.CLUSTER_LABEL: cluster.name, naming.COMPONENT_LABEL: naming.Component.AUTOSCALER}}})
-        log.info("DaskAutoscaler %s/%s adopted by DaskCluster %s", meta["namespace"], meta["name"], cluster.name)
+            target = await self.ctx.scheduler.adaptive_target(ns, cluster_name)
+            workers = await self.ctx.scheduler.workers(ns, cluster_name)
+        except SchedulerUnreachable:
+            return view
+        return replace(view, target=target, workers=[str(w.get("name", "")) for w in workers.values()])

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .kube import now_rfc3339
-
 
 def condition(type_: str, ok: bool | None, reason: str, message: str = "", generation: int | None = None
               ) -> dict[str, Any]:
@@ -17,14 +15,15 @@ def condition(type_: str, ok: bool | None, reason: str, message: str = "", gener
     return cond
 
 
-def merge(current: Sequence[Mapping[str, Any]] | None, wanted: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """`wanted` conditions, keeping each one's lastTransitionTime unless its status changed."""
+def merge(current: Sequence[Mapping[str, Any]] | None, wanted: Sequence[Mapping[str, Any]], now: str
+          ) -> list[dict[str, Any]]:
+    """`wanted` conditions, keeping each one's lastTransitionTime unless its status changed (then `now`)."""
     previous = {c.get("type"): c for c in current or ()}
     out = []
     for cond in wanted:
         old = previous.get(cond["type"])
         stamp = old.get("lastTransitionTime") if old and old.get("status") == cond["status"] else None
-        out.append({**cond, "lastTransitionTime": stamp or now_rfc3339()})
+        out.append({**cond, "lastTransitionTime": stamp or now})
     return out
 
 

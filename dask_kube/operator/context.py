@@ -1,55 +1,40 @@
-"""Everything a reconciler needs, built once at operator start-up and handed over explicitly."""
+"""Everything a reconciler needs, built once at operator start-up and handed over explicitly.
+
+Nothing here is per object: what a loop remembers about its object lives in that loop (see handlers.py), and
+the two registries below (wake events, scheduler connections) drop an object's entry when its loop ends. `held`
+counts them, for the operator's probe and the test that creates and deletes hundreds of clusters.
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import kr8s.asyncio
 
-from .. import naming, resources
+from .. import kubernetes_api, naming
+from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
 from ..naming import Reason
-from .access import DistributedSchedulerRPC, SchedulerRPC
-from .kube import Kube, denied_message, outage_message
-from .loops import Key, Loops
+from .loops import Loops
+from .objects import Objects
+from .plan import Key
+from .scheduler_rpc import DistributedSchedulerRPC
 from .settings import OperatorSettings
 
-
-@dataclass
-class IdleClock:
-    """Idleness measured on the operator's own clock: immune to skew between it and the scheduler."""
-
-    since: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-
-    def idle_for(self, key: tuple[str, str], scheduler_idle_since: float | None) -> float:
-        """Seconds this scheduler has been continuously idle, as far as the operator has seen."""
-        if scheduler_idle_since is None:
-            self.since.pop(key, None)
-            return 0.0
-        seen = self.since.get(key)
-        if seen is None or seen[0] != scheduler_idle_since:
-            self.since[key] = (scheduler_idle_since, time.monotonic())
-            return 0.0
-        return time.monotonic() - seen[1]
-
-
-RESOURCES = {naming.PLURALS[cls.kind]: cls for cls in (
-    resources.DaskCluster, resources.DaskWorkerGroup, resources.DaskJob, resources.DaskAutoscaler)}
+KINDS_BY_PLURAL = {naming.PLURALS[cls.kind]: cls for cls in (DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
 
 
 @dataclass
 class OperatorContext:
     settings: OperatorSettings
-    kube: Kube
-    scheduler: SchedulerRPC
+    objects: Objects
+    scheduler: DistributedSchedulerRPC
     loops: Loops
-    idle: IdleClock = field(default_factory=IdleClock)
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
         api = await kr8s.asyncio.api()
         api.timeout = settings.request_timeout  # kr8s waits forever by default: a silent connection would hang us
-        ctx = cls(settings=settings, kube=Kube(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
+        ctx = cls(settings=settings, objects=Objects(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
                   loops=Loops(settings.resync_seconds, settings.resync_max_seconds))
         ctx.loops.report = ctx.report_failure
         return ctx
@@ -59,20 +44,28 @@ class OperatorContext:
         resource (a Warning Event naming the verb and resource the operator's service account misses), since its
         status may never get past the failing step. An API server that does not answer needs no Event: the
         objects cannot be written anyway, and the pass is retried."""
-        outage = outage_message(err)
+        outage = kubernetes_api.outage_message(err)
         if outage is not None:
             return outage
-        message = denied_message(err)
+        message = kubernetes_api.denied_message(err)
         if message is None:
             return None
         plural, namespace, name = key
-        obj = await self.kube.get(RESOURCES[plural], name, namespace)
+        obj = await self.objects.get(KINDS_BY_PLURAL[plural], name, namespace)
         if obj is not None:
-            await self.kube.event(obj, Reason.FORBIDDEN, f"the operator is not allowed to do this: {message}",
-                                  warning=True)
+            await self.objects.event(obj, Reason.FORBIDDEN, f"the operator is not allowed to do this: {message}",
+                                     warning=True)
         return f"forbidden: {message}"
 
+    def held(self) -> dict[str, dict[str, int]]:
+        """What the operator keeps per object, by namespace: running loops and scheduler connections. An object's
+        entries go when its loop ends (kopf ends it when the object is deleted)."""
+        out: dict[str, dict[str, int]] = {}
+        for namespace, count in self.loops.held().items():
+            out.setdefault(namespace, {})["loops"] = count
+        for namespace, count in self.scheduler.held().items():
+            out.setdefault(namespace, {})["scheduler_connections"] = count
+        return out
+
     async def close(self) -> None:
-        close = getattr(self.scheduler, "close", None)
-        if close is not None:
-            await close()
+        await self.scheduler.close()

@@ -1,7 +1,8 @@
 """DaskCluster: validate, then TLS Secret, scheduler Service, scheduler Pod, default DaskWorkerGroup; status; idle
 timeout.
 
-The status is computed from what exists: `Running` means the scheduler answers RPC, not merely that its
+Each pass observes the cluster, its children and (once its pod runs) its scheduler, then `decide` says what to
+do. The status is computed from what exists: `Running` means the scheduler answers RPC, not merely that its
 Service exists. A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
 cluster and its default worker group, so that `kubectl scale daskcluster` and `kubectl scale daskworkergroup`
 both work; `status.appliedWorkerReplicas` remembers which side changed last. A TLS cluster's Secret is generated
@@ -10,25 +11,29 @@ both work; `status.appliedWorkerReplicas` remembers which side changed last. A T
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kr8s
 from kr8s.asyncio.objects import Pod, Secret, Service
 
-from .. import naming, specs, tls, validation
+from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
+from ..kinds import DaskCluster, DaskWorkerGroup
 from ..naming import ClusterPhase, ConditionType, Reason
-from ..resources import DaskCluster, DaskWorkerGroup
-from . import conditions
-from .access import SchedulerUnreachable
+from . import conditions, spec_check
+from .act import act
 from .context import OperatorContext
-from .kube import fingerprint, now_rfc3339
-from .planning import seconds_overdue
+from .loops import Gone
+from .objects import now_rfc3339
+from .plan import Delete, Event, Patch, Plan
+from .scheduler_rpc import SchedulerUnreachable
+from .settings import OperatorSettings
 
-log = logging.getLogger(__name__)
-PLURAL = naming.PLURALS[naming.DASKCLUSTER]
+Obj = Mapping[str, Any]
+# A scheduler that runs but does not answer is polled every second for this long, then at the resync period.
 UNREACHABLE_FAST_POLL_SECONDS = 30.0
 # A terminating scheduler pod still there this long after its grace period ended is on a node that stopped
 # answering (a healthy kubelet removes it within a second or two); with its fixed name it would block a new
@@ -36,7 +41,39 @@ UNREACHABLE_FAST_POLL_SECONDS = 30.0
 STRANDED_SCHEDULER_SECONDS = 15.0
 
 
-def spec_problems(cluster: dict[str, Any]) -> list[SpecError]:
+@dataclass(frozen=True)
+class ClusterMemory:
+    """What a cluster's loop keeps between passes."""
+
+    validated: spec_check.Checked | None = None
+    reported: str | None = None  # the last problem posted as a Warning Event
+    unreachable_since: float | None = None  # time.monotonic() since when its running scheduler has not answered
+    # (the scheduler's own idle-since stamp, time.monotonic() when the operator first saw it): idleness measured on
+    # the operator's clock, immune to skew between it and the scheduler.
+    idle: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class SchedulerView:
+    reachable: bool = False
+    idle_since: float | None = None  # None: it has work, or a client is connected
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    cluster: Obj
+    spec: spec_check.SpecCheck = field(default_factory=spec_check.SpecCheck)
+    service: bool = False  # the scheduler Service exists
+    pod: Obj | None = None  # the scheduler pod
+    secret: Obj | None = None  # a TLS cluster's Secret (read while its scheduler pod is missing)
+    new_secret_data: Mapping[str, str] | None = None  # fresh certificates, for a Secret that must be generated
+    group: Obj | None = None  # the default worker group
+    scheduler: SchedulerView = field(default_factory=SchedulerView)  # asked only while the pod runs
+    logs: str = ""  # a crash-looping scheduler's last words
+    now: str = ""  # RFC 3339
+
+
+def spec_problems(cluster: Obj) -> list[SpecError]:
     """What the operator can tell is wrong without asking the API server."""
     problems: list[SpecError] = []
     try:
@@ -49,283 +86,328 @@ def spec_problems(cluster: dict[str, Any]) -> list[SpecError]:
     return problems
 
 
-def scheduler_diagnosis(pod: dict[str, Any] | None) -> tuple[str, str]:
+def scheduler_diagnosis(pod: Obj | None) -> tuple[str, str]:
     """Why a scheduler does not answer yet, as (reason, message), from its pod's status."""
     if pod is None:
         return Reason.SCHEDULER_STARTING, "the scheduler pod is being created"
-    status = pod.get("status") or {}
-    for cond in status.get("conditions") or ():
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return Reason.SCHEDULER_UNSCHEDULABLE, f"scheduler pod cannot be scheduled: {cond.get('message', '')}"
-    for cs in status.get("containerStatuses") or ():
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason", "")
-        if reason == "CrashLoopBackOff":
-            return Reason.SCHEDULER_CRASH_LOOP, f"scheduler container {cs.get('name')} is crash-looping: " \
-                                                f"{waiting.get('message', '')}"
-        if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
-            return Reason.SCHEDULER_IMAGE_PULL, f"scheduler image cannot be pulled: {waiting.get('message', reason)}"
-        if reason and reason != "ContainerCreating":
-            return Reason.SCHEDULER_STARTING, f"scheduler container {cs.get('name')} is waiting: {reason}"
-    return Reason.SCHEDULER_STARTING, f"the scheduler pod is {status.get('phase', 'Pending')}"
+    cond = status.unscheduled(pod)
+    if cond is not None:
+        return Reason.SCHEDULER_UNSCHEDULABLE, f"scheduler pod cannot be scheduled: {cond.get('message', '')}"
+    waiting = status.waiting(pod)
+    if waiting is not None:
+        if waiting.reason == "CrashLoopBackOff":
+            return Reason.SCHEDULER_CRASH_LOOP, (f"scheduler container {waiting.container} is crash-looping: "
+                                                 f"{waiting.message}")
+        if waiting.reason in status.IMAGE_PULL:
+            return Reason.SCHEDULER_IMAGE_PULL, f"scheduler image cannot be pulled: {waiting.message or waiting.reason}"
+        return Reason.SCHEDULER_STARTING, f"scheduler container {waiting.container} is waiting: {waiting.reason}"
+    return Reason.SCHEDULER_STARTING, f"the scheduler pod is {status.phase(pod) or 'Pending'}"
+
+
+def running(pod: Obj | None) -> bool:
+    """A scheduler pod whose process runs (and so may answer)."""
+    return pod is not None and not status.deleting(pod) and status.phase(pod) == "Running"
+
+
+def tls_problem(cluster: Obj, secret: Obj | None) -> str | None:
+    """Why a TLS cluster's scheduler cannot start with the Secret that exists (None: it can, or none is needed,
+    or one will be generated). Only the Secret's name is ever reported, never its content."""
+    secret_name = specs.tls_secret_of(cluster)
+    if secret_name is None:
+        return None
+    generated = not cluster["spec"]["tls"].get("secretName")
+    if secret is None:
+        return None if generated else f"Secret {secret_name} (spec.tls.secretName) does not exist"
+    if generated and cluster["metadata"]["uid"] not in status.controller_uids(secret):
+        # Not generated for this cluster: an earlier cluster's, not yet garbage-collected (or orphaned by a
+        # `--cascade=orphan` delete), or somebody else's. Never trust a CA whose key someone else may hold.
+        return (f"Secret {secret_name} was not generated for this cluster (an earlier cluster of this name?): "
+                "waiting for it to be deleted; delete it, or name a Secret of yours in spec.tls.secretName")
+    try:
+        tls.from_secret_data(secret.get("data"), secret_name)
+    except tls.TLSSecretError as err:
+        return str(err)
+    return None
+
+
+def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: OperatorSettings
+           ) -> Plan[ClusterMemory]:
+    """The next step of a DaskCluster. Pure: `now` is monotonic, `view.now` the wall time."""
+    raw = view.cluster
+    if not (raw.get("status") or {}).get("phase"):
+        return Plan(status={"phase": ClusterPhase.CREATED}, requeue=0.0)  # say at once that an operator saw it
+    if view.spec.error is not None:
+        return _warn(_invalid(raw, view.spec.error), memory, Reason.INVALID_SPEC, view.spec.error)
+    memory = replace(memory, validated=view.spec.valid or memory.validated)
+    plan: Plan[ClusterMemory] = Plan()
+    if not view.service:
+        plan.create.append(specs.scheduler_service(raw))
+    if view.pod is None:
+        first = _secret_first(view, plan, memory, settings)
+        if first is not None:
+            return first
+    scheduler, stranded_recheck = _scheduler_pod(view, plan)
+    desired = _default_group(view, plan)
+    reachable = scheduler is not None and view.scheduler.reachable
+    memory, idle_for = _idleness(view, memory, now, reachable)
+    memory = _status(view, plan, memory, scheduler, reachable, desired)
+    memory = _timers(view, plan, memory, now, settings, scheduler, reachable, idle_for)
+    if stranded_recheck is not None and not plan.delete_self:
+        plan.requeue = stranded_recheck if plan.requeue is None else min(plan.requeue, stranded_recheck)
+    plan.memory = memory
+    return plan
+
+
+def _secret_first(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory, settings: OperatorSettings
+                  ) -> Plan[ClusterMemory] | None:
+    """Before a TLS cluster's scheduler pod: its Secret. A plan that stops there, or None to go on."""
+    raw = view.cluster
+    problem = tls_problem(raw, view.secret)
+    if problem is not None:
+        blocked = _warn(_tls_blocked(raw, problem), memory, Reason.TLS_SECRET_INVALID, problem)
+        blocked.create = plan.create
+        blocked.requeue = settings.resync_seconds  # Secrets are not watched: look again
+        return blocked
+    secret_name = specs.tls_secret_of(raw)
+    if secret_name is None or view.secret is not None:
+        return None
+    assert view.new_secret_data is not None
+    plan.create.append(specs.tls_secret(raw, view.new_secret_data))
+    plan.events.append(Event(Reason.TLS_SECRET_CREATED, f"generated a CA and a certificate in Secret {secret_name}"))
+    plan.requeue, plan.memory = 0.0, memory  # the pod next: it reads the Secret when it starts
+    return plan
+
+
+def _scheduler_pod(view: ClusterView, plan: Plan[ClusterMemory]) -> tuple[Obj | None, float | None]:
+    """Create, replace or force-delete the scheduler pod. The pod the status describes (None: being created or
+    replaced), and when to look again at one stuck terminating."""
+    pod = view.pod
+    if pod is None:
+        plan.create.append(specs.scheduler_pod(view.cluster))
+        if (view.cluster.get("status") or {}).get("schedulerPodUID"):
+            plan.events.append(Event(Reason.SCHEDULER_RECREATED,
+                                     "the scheduler pod was lost and has been recreated; workers reconnect to it"))
+        return None, None
+    name = pod["metadata"]["name"]
+    if not status.deleting(pod):
+        if status.finished(pod):
+            plan.log.append(f"scheduler pod {name} is {status.phase(pod)}; replacing it")
+            plan.delete.append(Delete("Pod", name, grace_period=0))
+            return None, None
+        plan.status["schedulerPodUID"] = pod["metadata"].get("uid")
+        return pod, None
+    # Terminating: recreated once it is gone.
+    overdue = status.seconds_between(pod["metadata"]["deletionTimestamp"], view.now)
+    if overdue >= STRANDED_SCHEDULER_SECONDS:
+        node = (pod.get("spec") or {}).get("nodeName")
+        plan.events.append(Event(Reason.SCHEDULER_STRANDED, (
+            f"the scheduler pod {name} on node {node} is still terminating {overdue:.0f}s after its grace period "
+            "ended: its node does not answer. Force-deleting it so that a new scheduler can start (the old process "
+            "is stopped when the node comes back); workers reconnect to the new one"), warning=True))
+        plan.delete.append(Delete("Pod", name, grace_period=0))
+    # A stranded pod sends no events: look again when it would count as one.
+    return None, max(1.0, STRANDED_SCHEDULER_SECONDS - overdue)
+
+
+def _default_group(view: ClusterView, plan: Plan[ClusterMemory]) -> int:
+    """Create the default worker group, or carry the replica count over from whichever side changed last
+    (`status.appliedWorkerReplicas` says which). The group's desired replicas, once the plan is applied."""
+    raw, group = view.cluster, view.group
+    desired = int(raw["spec"]["worker"].get("replicas", 1))
+    applied = (raw.get("status") or {}).get("appliedWorkerReplicas")
+    if group is None:
+        plan.create.append(specs.default_worker_group(raw))
+        plan.status["appliedWorkerReplicas"] = desired
+        return desired
+    group_desired = int(group["spec"]["worker"].get("replicas", 1))
+    if applied is None or desired != applied:
+        if group_desired != desired:
+            plan.patch.append(Patch(naming.DASKWORKERGROUP, group["metadata"]["name"],
+                                    {"spec": {"worker": {"replicas": desired}}}))
+        plan.status["appliedWorkerReplicas"] = desired
+        return desired
+    if group_desired != desired:  # the group was scaled directly: mirror it on the cluster
+        plan.patch.append(Patch(naming.DASKCLUSTER, raw["metadata"]["name"],
+                                {"spec": {"worker": {"replicas": group_desired}}}))
+        plan.status["appliedWorkerReplicas"] = group_desired
+    return group_desired
+
+
+def _idleness(view: ClusterView, memory: ClusterMemory, now: float, reachable: bool
+              ) -> tuple[ClusterMemory, float]:
+    """How long the scheduler has been idle, on the operator's clock (it remembers when it first saw the
+    scheduler's idle-since stamp)."""
+    if not reachable:
+        return memory, 0.0
+    idle_since = view.scheduler.idle_since
+    if idle_since is None:
+        return replace(memory, idle=None), 0.0
+    if memory.idle is None or memory.idle[0] != idle_since:
+        return replace(memory, idle=(idle_since, now)), 0.0
+    return memory, now - memory.idle[1]
+
+
+def _status(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory, scheduler: Obj | None,
+            reachable: bool, desired: int) -> ClusterMemory:
+    """Phase, conditions and counts from what exists; a Warning Event for a new way of not starting."""
+    raw = view.cluster
+    name, generation = raw["metadata"]["name"], raw["metadata"].get("generation", 1)
+    current = raw.get("status") or {}
+    group_status = (view.group or {}).get("status") or {}
+    ready = int(group_status.get("readyReplicas", 0))
+    if reachable:
+        sched = conditions.condition(ConditionType.SCHEDULER_READY, True, Reason.SCHEDULER_RUNNING,
+                                     "the scheduler answers")
+    else:
+        reason, message = scheduler_diagnosis(scheduler)
+        if reason == Reason.SCHEDULER_CRASH_LOOP:
+            message += "\nlast log lines:\n" + (view.logs or "(no logs)")
+        sched = conditions.condition(ConditionType.SCHEDULER_READY, False, reason, message)
+    workers_ok = reachable and ready >= desired
+    plan.conditions = [
+        conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", generation),
+        sched,
+        conditions.condition(ConditionType.WORKERS_READY, workers_ok,
+                             Reason.WORKERS_CONNECTED if workers_ok else Reason.WORKERS_STARTING,
+                             f"{ready}/{desired} workers connected"),
+        conditions.condition(ConditionType.READY, reachable and workers_ok,
+                             Reason.SCHEDULER_RUNNING if reachable else sched["reason"], ""),
+    ]
+    phase = ClusterPhase.RUNNING if reachable else ClusterPhase.PENDING
+    new: dict[str, Any] = {
+        "phase": phase, "observedGeneration": generation, "replicas": group_status.get("replicas", 0),
+        "readyReplicas": ready, "selector": group_status.get("selector", naming.selector_string(
+            naming.worker_selector(name, naming.default_worker_group_name(name))))}
+    secret = specs.tls_secret_of(raw)
+    if secret:
+        new["tlsSecretName"] = secret
+    plan.status.update(new)
+    if all(current.get(k) == v for k, v in new.items()) and conditions.same(current.get("conditions"),
+                                                                              plan.conditions):
+        return memory
+    if phase == ClusterPhase.RUNNING and current.get("phase") != ClusterPhase.RUNNING:
+        plan.log.append("is Running")
+    if not reachable and sched["reason"] != Reason.SCHEDULER_STARTING:
+        memory = replace(memory, reported=plan.warn_once(memory.reported, sched["reason"], sched["message"]))
+    return memory
+
+
+def _timers(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory, now: float,
+            settings: OperatorSettings, scheduler: Obj | None, reachable: bool, idle_for: float) -> ClusterMemory:
+    """The idle timeout, and when to look again."""
+    timeout = int(view.cluster["spec"].get("idleTimeout") or 0)
+    if timeout and reachable and idle_for >= timeout:
+        plan.events.append(Event(Reason.IDLE_TIMEOUT, f"the scheduler has been idle for {idle_for:.0f}s "
+                                                      f"(idleTimeout {timeout}s): deleting"))
+        plan.delete_self = True
+        return memory
+    if reachable:
+        if timeout:
+            plan.requeue = min(settings.resync_seconds, max(1.0, timeout - idle_for))
+        return replace(memory, unreachable_since=None)
+    if not running(scheduler):
+        # Nothing to poll before the process runs: the pod's events wake the loop when it changes.
+        return replace(memory, unreachable_since=None)
+    # Poll a started scheduler every second until it listens, but one that has not answered for a while only as
+    # often as the resync period: pod events still wake the loop the moment anything changes.
+    since = memory.unreachable_since if memory.unreachable_since is not None else now
+    plan.requeue = 1.0 if now - since < UNREACHABLE_FAST_POLL_SECONDS else settings.resync_seconds
+    return replace(memory, unreachable_since=since)
+
+
+def _warn(plan: Plan[ClusterMemory], memory: ClusterMemory, reason: str, message: str) -> Plan[ClusterMemory]:
+    plan.memory = replace(memory, reported=plan.warn_once(memory.reported, reason, message))
+    return plan
+
+
+def _invalid(raw: Obj, message: str) -> Plan[ClusterMemory]:
+    meta = raw["metadata"]
+    return Plan(status={"phase": ClusterPhase.ERROR, "observedGeneration": meta.get("generation")}, conditions=[
+        conditions.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message, meta.get("generation")),
+        conditions.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)])
+
+
+def _tls_blocked(raw: Obj, message: str) -> Plan[ClusterMemory]:
+    generation = raw["metadata"].get("generation")
+    return Plan(status={"phase": ClusterPhase.PENDING, "tlsSecretName": specs.tls_secret_of(raw)}, conditions=[
+        conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", generation),
+        conditions.condition(ConditionType.SCHEDULER_READY, False, Reason.TLS_SECRET_INVALID, message),
+        conditions.condition(ConditionType.READY, False, Reason.TLS_SECRET_INVALID, message),
+    ])
 
 
 class ClusterReconciler:
-    def __init__(self, ctx: OperatorContext) -> None:
-        self.ctx = ctx
-        self._validated: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) -> (uid, spec fingerprint)
-        self._unreachable_since: dict[tuple[str, str], float] = {}
-        self._reported: dict[tuple[str, str], str] = {}  # (ns, name) -> last error reported as an Event
+    """One DaskCluster's loop: its memory lives here, and goes with the loop."""
 
-    async def reconcile(self, namespace: str, name: str) -> float | None:
-        ctx, kube = self.ctx, self.ctx.kube
-        cluster = await kube.get(DaskCluster, name, namespace)
-        if cluster is None or cluster.raw["metadata"].get("deletionTimestamp"):
-            await ctx.scheduler.forget(namespace, name)
-            self._validated.pop((namespace, name), None)
-            self._unreachable_since.pop((namespace, name), None)
-            return None
-        raw = cluster.raw
-        generation = raw["metadata"].get("generation", 1)
-        status = raw.get("status") or {}
-        if not status.get("phase"):
-            await kube.patch_status(cluster, {"phase": ClusterPhase.CREATED})
-        error = await self._validate(cluster)
-        if error:
-            await self._report_error(cluster, error)
-            return None
-        service = await kube.get(Service, naming.scheduler_name(name), namespace)
-        if service is None:
-            await kube.create(specs.scheduler_service(raw))
-        pod = await kube.get(Pod, naming.scheduler_name(name), namespace)
-        if pod is None:
-            problem = await self._ensure_tls_secret(cluster)
-            if problem:
-                await self._report_tls_problem(cluster, problem)
-                return ctx.settings.resync_seconds  # Secrets are not watched: look again
-        gone_at = pod.raw["metadata"].get("deletionTimestamp") if pod is not None else None
-        pod = await self._ensure_scheduler_pod(cluster, pod)
-        group = await self._ensure_default_group(cluster)
-        delay = await self._update_status(cluster, pod, group, generation)
-        if gone_at and pod is None:  # a stranded pod sends no events: look again when it would count as one
-            recheck = max(1.0, STRANDED_SCHEDULER_SECONDS - seconds_overdue(gone_at, now_rfc3339()))
-            delay = recheck if delay is None else min(delay, recheck)
-        return delay
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str) -> None:
+        self.ctx, self.namespace, self.name = ctx, namespace, name
+        self.memory = ClusterMemory()
 
-    async def _validate(self, cluster: DaskCluster) -> str | None:
-        raw = cluster.raw
-        meta = raw["metadata"]
-        key = (meta["namespace"], meta["name"])
-        spec = dict(raw.get("spec") or {})
-        spec["worker"] = {k: v for k, v in (spec.get("worker") or {}).items() if k != "replicas"}
-        checked = (meta["uid"], fingerprint({"name": meta["name"], "spec": spec}))
-        if self._validated.get(key) == checked:
-            return None
-        problems = spec_problems(raw)
-        if problems:
-            return "; ".join(str(p) for p in problems)
-        if await self.ctx.kube.get(Pod, naming.scheduler_name(meta["name"]), meta["namespace"]) is None:
-            group = specs.default_worker_group(raw)
-            group["metadata"].update(namespace=meta["namespace"], uid=meta["uid"])  # a stand-in owner for the check
-            verdict = await self.ctx.kube.validate(
-                (body, f"{field}: the API server would reject it") for body, field in (
-                    (specs.scheduler_pod(raw), "spec.scheduler.spec"),
-                    (specs.scheduler_service(raw), "spec.scheduler.service"),
-                    (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain), "spec.worker.spec")))
-            if verdict.rejection or not verdict.known:
-                return verdict.rejection  # unknown is not invalid: go on, check again next pass
-        self._validated[key] = checked
-        return None
+    async def reconcile(self) -> float | None:
+        cluster = await self.ctx.objects.get(DaskCluster, self.name, self.namespace)
+        if cluster is None or status.deleting(cluster.raw):
+            raise Gone()
+        view = await self._observe(cluster.raw)
+        plan = decide(view, self.memory, time.monotonic(), self.ctx.settings)
+        await act(self.ctx, cluster, plan)
+        if plan.memory is not None:
+            self.memory = plan.memory
+        return None if plan.delete_self else plan.requeue
 
-    async def _report_error(self, cluster: DaskCluster, message: str) -> None:
-        meta = cluster.raw["metadata"]
-        key = (meta["namespace"], meta["name"])
-        current = cluster.raw.get("status") or {}
-        wanted = [conditions.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message,
-                                       meta.get("generation")),
-                  conditions.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)]
-        if current.get("phase") != ClusterPhase.ERROR or not conditions.same(current.get("conditions"), wanted):
-            await self.ctx.kube.patch_status(cluster, {
-                "phase": ClusterPhase.ERROR, "observedGeneration": meta.get("generation"),
-                "conditions": conditions.merge(current.get("conditions"), wanted)})
-        if self._reported.get(key) != message:
-            self._reported[key] = message
-            log.warning("DaskCluster %s/%s is invalid: %s", *key, message)
-            await self.ctx.kube.event(cluster, Reason.INVALID_SPEC, message, warning=True)
-
-    async def _ensure_tls_secret(self, cluster: DaskCluster) -> str | None:
-        """Generate the cluster's CA and certificate unless they exist, or check the Secret the spec names; why
-        the scheduler cannot start yet, or None. Only the Secret's name is ever reported, never its content."""
-        raw = cluster.raw
+    async def _observe(self, raw: Obj) -> ClusterView:
+        objects, ns, name = self.ctx.objects, self.namespace, self.name
+        if not (raw.get("status") or {}).get("phase"):
+            return ClusterView(raw)
+        scheduler_name = naming.scheduler_name(name)
+        pod = await objects.get(Pod, scheduler_name, ns)
+        checked = await spec_check.check(
+            objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
+            spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
+        if checked.error is not None:
+            return ClusterView(raw, checked)
+        service = await objects.get(Service, scheduler_name, ns)
+        secret = new_secret_data = None
         secret_name = specs.tls_secret_of(raw)
-        if secret_name is None:
-            return None
-        meta = raw["metadata"]
-        generated = not raw["spec"]["tls"].get("secretName")
-        secret = await self.ctx.kube.get(Secret, secret_name, meta["namespace"])
-        if secret is None and not generated:
-            return f"Secret {secret_name} (spec.tls.secretName) does not exist"
-        if secret is None:
-            certs = tls.generate(meta["name"], meta["namespace"], self.ctx.settings.cluster_domain)
-            secret = await self.ctx.kube.create(specs.tls_secret(raw, certs.secret_data()))
-            log.info("DaskCluster %s/%s: generated a CA and a certificate in Secret %s", meta["namespace"],
-                     meta["name"], secret_name)
-            await self.ctx.kube.event(cluster, Reason.TLS_SECRET_CREATED,
-                                      f"generated a CA and a certificate in Secret {secret_name}")
-        owners = [r.get("uid") for r in secret.raw["metadata"].get("ownerReferences") or () if r.get("controller")]
-        if generated and meta["uid"] not in owners:
-            # Not generated for this cluster: an earlier cluster's, not yet garbage-collected (or orphaned by a
-            # `--cascade=orphan` delete), or somebody else's. Never trust a CA whose key someone else may hold.
-            return f"Secret {secret_name} was not generated for this cluster (an earlier cluster of this name?): " \
-                   "waiting for it to be deleted; delete it, or name a Secret of yours in spec.tls.secretName"
+        if pod is None and secret_name is not None:
+            found = await objects.get(Secret, secret_name, ns)
+            secret = found.raw if found is not None else None
+            if secret is None and not raw["spec"]["tls"].get("secretName"):
+                new_secret_data = tls.generate(name, ns, self.ctx.settings.cluster_domain).secret_data()
+        group = await objects.get(DaskWorkerGroup, naming.default_worker_group_name(name), ns)
+        scheduler = SchedulerView()
+        logs = ""
+        if pod is not None and running(pod.raw):
+            scheduler = await self._ask_scheduler(raw)
+        if pod is not None and not scheduler.reachable and \
+                scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
+            logs = await objects.last_logs(pod)
+        return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
+                           group.raw if group else None, scheduler, logs, now_rfc3339())
+
+    async def _ask_scheduler(self, raw: Obj) -> SchedulerView:
+        rpc = self.ctx.scheduler
         try:
-            tls.from_secret_data(secret.raw.get("data"), secret_name)
-        except tls.TLSSecretError as err:
-            return str(err)
-        return None
+            idle_since = await rpc.idle_since(self.namespace, self.name)
+            if idle_since is not None and raw["spec"].get("idleTimeout") and \
+                    await rpc.clients(self.namespace, self.name):
+                idle_since = None  # no tasks, but a connected client: not idle
+        except (SchedulerUnreachable, kr8s.ServerError):
+            return SchedulerView()
+        return SchedulerView(reachable=True, idle_since=idle_since)
 
-    async def _report_tls_problem(self, cluster: DaskCluster, message: str) -> None:
-        meta = cluster.raw["metadata"]
-        key = (meta["namespace"], meta["name"])
-        current = cluster.raw.get("status") or {}
-        wanted = [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", meta.get("generation")),
-                  conditions.condition(ConditionType.SCHEDULER_READY, False, Reason.TLS_SECRET_INVALID, message),
-                  conditions.condition(ConditionType.READY, False, Reason.TLS_SECRET_INVALID, message)]
-        secret = specs.tls_secret_of(cluster.raw)
-        if current.get("phase") != ClusterPhase.PENDING or current.get("tlsSecretName") != secret or \
-                not conditions.same(current.get("conditions"), wanted):
-            await self.ctx.kube.patch_status(cluster, {
-                "phase": ClusterPhase.PENDING, "tlsSecretName": secret,
-                "conditions": conditions.merge(current.get("conditions"), wanted)})
-        if self._reported.get(key) != message:
-            self._reported[key] = message
-            log.warning("DaskCluster %s/%s cannot start its scheduler: %s", *key, message)
-            await self.ctx.kube.event(cluster, Reason.TLS_SECRET_INVALID, message, warning=True)
-
-    async def _ensure_scheduler_pod(self, cluster: DaskCluster, pod: Pod | None) -> Pod | None:
-        raw = cluster.raw
-        if pod is not None and not pod.raw["metadata"].get("deletionTimestamp"):
-            phase = (pod.raw.get("status") or {}).get("phase")
-            if phase not in ("Succeeded", "Failed"):
-                return pod
-            log.info("scheduler pod %s/%s is %s; replacing it", pod.namespace, pod.name, phase)
-            await self.ctx.kube.delete(pod, grace_period=0)
-            return None
-        if pod is not None:  # terminating: recreate once it is gone
-            overdue = seconds_overdue(pod.raw["metadata"]["deletionTimestamp"], now_rfc3339())
-            if overdue >= STRANDED_SCHEDULER_SECONDS:
-                message = (f"the scheduler pod {pod.name} on node {(pod.raw.get('spec') or {}).get('nodeName')} is "
-                           f"still terminating {overdue:.0f}s after its grace period ended: its node does not "
-                           "answer. Force-deleting it so that a new scheduler can start (the old process is "
-                           "stopped when the node comes back); workers reconnect to the new one")
-                log.warning("DaskCluster %s/%s: %s", pod.namespace, cluster.name, message)
-                await self.ctx.kube.event(cluster, Reason.SCHEDULER_STRANDED, message, warning=True)
-                await self.ctx.kube.delete(pod, grace_period=0)
-            return None
-        previous = (raw.get("status") or {}).get("schedulerPodUID")
-        created = await self.ctx.kube.create(specs.scheduler_pod(raw))
-        uid = created.raw["metadata"].get("uid")
-        if previous and previous != uid:
-            await self.ctx.kube.event(cluster, Reason.SCHEDULER_RECREATED,
-                                      "the scheduler pod was lost and has been recreated; workers reconnect to it")
-        await self.ctx.kube.patch_status(cluster, {"schedulerPodUID": uid})
-        return created  # type: ignore[return-value]
-
-    async def _ensure_default_group(self, cluster: DaskCluster) -> DaskWorkerGroup:
-        raw = cluster.raw
+    def _dry_runs(self, raw: Obj) -> list[tuple[dict[str, Any], str]]:
+        """The scheduler pod and Service and a worker pod, as the API server would be asked to create them."""
         meta = raw["metadata"]
-        name = naming.default_worker_group_name(meta["name"])
-        group = await self.ctx.kube.get(DaskWorkerGroup, name, meta["namespace"])
-        desired = raw["spec"]["worker"].get("replicas", 1)
-        applied = (raw.get("status") or {}).get("appliedWorkerReplicas")
-        if group is None:
-            group = await self.ctx.kube.create(specs.default_worker_group(raw))  # type: ignore[assignment]
-            await self.ctx.kube.patch_status(cluster, {"appliedWorkerReplicas": desired})
-            return group  # type: ignore[return-value]
-        group_desired = group.raw["spec"]["worker"].get("replicas", 1)
-        if applied is None or desired != applied:
-            if group_desired != desired:
-                await group.patch({"spec": {"worker": {"replicas": desired}}})
-            await self.ctx.kube.patch_status(cluster, {"appliedWorkerReplicas": desired})
-        elif group_desired != desired:  # the group was scaled directly: mirror it on the cluster
-            await cluster.patch({"spec": {"worker": {"replicas": group_desired}}})
-            await self.ctx.kube.patch_status(cluster, {"appliedWorkerReplicas": group_desired})
-        return group  # type: ignore[return-value]
+        group = specs.default_worker_group(raw)
+        group["metadata"].update(namespace=meta["namespace"], uid=meta["uid"])  # a stand-in owner for the check
+        return [(body, f"{where}: the API server would reject it") for body, where in (
+            (specs.scheduler_pod(raw), "spec.scheduler.spec"),
+            (specs.scheduler_service(raw), "spec.scheduler.service"),
+            (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain), "spec.worker.spec"))]
 
-    async def _update_status(self, cluster: DaskCluster, pod: Pod | None, group: DaskWorkerGroup,
-                             generation: int) -> float | None:
-        ctx = self.ctx
-        meta = cluster.raw["metadata"]
-        ns, name = meta["namespace"], meta["name"]
-        reachable = False
-        idle_for = 0.0
-        if pod is not None and (pod.raw.get("status") or {}).get("phase") == "Running":
-            try:
-                idle_since = await ctx.scheduler.idle_since(ns, name)
-                reachable = True
-                if idle_since is not None and cluster.raw["spec"].get("idleTimeout") and await ctx.scheduler.clients(
-                        ns, name):
-                    idle_since = None  # no tasks, but a connected client: not idle
-                idle_for = ctx.idle.idle_for((ns, name), idle_since)
-            except (SchedulerUnreachable, kr8s.ServerError) as err:
-                log.debug("scheduler of %s/%s not answering: %s", ns, name, err)
-        group_status = group.raw.get("status") or {}
-        desired = group.raw["spec"]["worker"].get("replicas", 1)
-        ready = group_status.get("readyReplicas", 0)
-        if reachable:
-            sched = conditions.condition(ConditionType.SCHEDULER_READY, True, Reason.SCHEDULER_RUNNING,
-                                         "the scheduler answers")
-        else:
-            reason, message = scheduler_diagnosis(pod.raw if pod is not None else None)
-            if reason == Reason.SCHEDULER_CRASH_LOOP and pod is not None:
-                message += "\nlast log lines:\n" + await ctx.kube.pod_logs(pod, tail=10)
-            sched = conditions.condition(ConditionType.SCHEDULER_READY, False, reason, message)
-        workers_ok = reachable and ready >= desired
-        wanted = [
-            conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "", generation),
-            sched,
-            conditions.condition(ConditionType.WORKERS_READY, workers_ok,
-                                 Reason.WORKERS_CONNECTED if workers_ok else Reason.WORKERS_STARTING,
-                                 f"{ready}/{desired} workers connected"),
-            conditions.condition(ConditionType.READY, reachable and workers_ok,
-                                 Reason.SCHEDULER_RUNNING if reachable else sched["reason"], ""),
-        ]
-        current = cluster.raw.get("status") or {}
-        phase = ClusterPhase.RUNNING if reachable else ClusterPhase.PENDING
-        new: dict[str, Any] = {"phase": phase, "observedGeneration": generation,
-               "replicas": group_status.get("replicas", 0), "readyReplicas": ready,
-               "selector": group_status.get("selector", naming.selector_string(
-                   naming.worker_selector(name, naming.default_worker_group_name(name))))}
-        secret = specs.tls_secret_of(cluster.raw)
-        if secret:
-            new["tlsSecretName"] = secret
-        if any(current.get(k) != v for k, v in new.items()) or not conditions.same(current.get("conditions"),
-                                                                                     wanted):
-            new["conditions"] = conditions.merge(current.get("conditions"), wanted)
-            await ctx.kube.patch_status(cluster, new)
-            if phase == ClusterPhase.RUNNING and current.get("phase") != ClusterPhase.RUNNING:
-                log.info("DaskCluster %s/%s is Running", ns, name)
-            if not reachable and sched["reason"] != Reason.SCHEDULER_STARTING and self._reported.get(
-                    (ns, name)) != sched["message"]:
-                self._reported[(ns, name)] = sched["message"]
-                await ctx.kube.event(cluster, sched["reason"], sched["message"], warning=True)
-        timeout = int(cluster.raw["spec"].get("idleTimeout") or 0)
-        if timeout and reachable and idle_for >= timeout:
-            message = f"the scheduler has been idle for {idle_for:.0f}s (idleTimeout {timeout}s): deleting"
-            log.info("DaskCluster %s/%s: %s", ns, name, message)
-            await ctx.kube.event(cluster, Reason.IDLE_TIMEOUT, message)
-            await ctx.kube.delete(cluster)
-            return None
-        if not reachable:
-            if pod is None or (pod.raw.get("status") or {}).get("phase") != "Running":
-                # Nothing to poll before the process runs: the pod's events wake the loop when it changes.
-                self._unreachable_since.pop((ns, name), None)
-                return None
-            # Poll a started scheduler every second until it listens, but one that has not answered for a while
-            # only as often as the resync period: pod events still wake the loop the moment anything changes.
-            since = self._unreachable_since.setdefault((ns, name), time.monotonic())
-            return 1.0 if time.monotonic() - since < UNREACHABLE_FAST_POLL_SECONDS else ctx.settings.resync_seconds
-        self._unreachable_since.pop((ns, name), None)
-        if timeout:
-            return min(ctx.settings.resync_seconds, max(1.0, timeout - idle_for))
-        return None
+
+def _validated_part(raw: Obj) -> dict[str, Any]:
+    """What validity depends on: the name and the spec but the replicas (a scale needs no re-check)."""
+    spec = dict(raw.get("spec") or {})
+    spec["worker"] = {k: v for k, v in (spec.get("worker") or {}).items() if k != "replicas"}
+    return {"name": raw["metadata"]["name"], "spec": spec}

@@ -12,25 +12,26 @@ the DaskJob is deleted, by hand or by `ttlSecondsAfterFinished`.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kr8s
 from kr8s.asyncio.objects import Pod
 
-from .. import naming, specs
+from .. import kubernetes_api, naming, specs, status
+from ..kinds import DaskCluster, DaskJob
 from ..naming import ClusterPhase, ConditionType, JobStatus, Reason
-from ..resources import DaskCluster, DaskJob
 from . import conditions
+from .act import act
 from .context import OperatorContext
+from .loops import Gone
+from .plan import Delete, Event, Plan
 
-log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
+JobPlan = Plan[None]
 
-# How long a job's scheduler may be not ready, or its runner pod pending, before the job fails. A module
-# constant because settings.py is not this module's to change; a job that needs less sets activeDeadlineSeconds.
+# How long a job's scheduler may be not ready, or its runner pod pending, before the job fails. A job that needs
+# less sets activeDeadlineSeconds.
 START_TIMEOUT_SECONDS = 600.0
 # Restarts of a runner with restartPolicy OnFailure before the job fails (Kubernetes Job's backoffLimit default).
 RUNNER_RESTART_LIMIT = 6
@@ -39,135 +40,89 @@ RUNNER_RESTART_LIMIT = 6
 CLUSTER_POLL_SECONDS = 2.0
 
 FINISHED = (JobStatus.SUCCESSFUL, JobStatus.FAILED)
-TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What one pass should do: status fields to merge, wanted conditions, children to create or delete."""
-
-    status: dict[str, Any] = field(default_factory=dict)
-    conditions: list[dict[str, Any]] | None = None  # None: leave the job's conditions as they are
-    create_cluster: bool = False
-    create_runner: bool = False
-    delete_cluster: bool = False
-    delete_runner: bool = False
-    delete_job: bool = False
-    event: tuple[str, str, bool] | None = None  # (reason, message, warning)
-    requeue: float | None = None  # seconds until a timer fires (None: wait for events or the resync)
-
-
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _owned_by(obj: Obj, uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or ())
-
-
-def _gone(obj: Obj | None) -> bool:
-    return obj is None or bool(obj["metadata"].get("deletionTimestamp"))
 
 
 def _runner_exit(runner: Obj) -> str:
     """Why a runner pod ended, from its containers' last terminated states."""
-    parts = []
-    for cs in (runner.get("status") or {}).get("containerStatuses") or ():
-        term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
-        if term:
-            text = f"container {cs.get('name')} exited with code {term.get('exitCode')}"
-            if term.get("reason"):
-                text += f" ({term['reason']})"
-            if term.get("message"):
-                text += f": {term['message']}"
-            parts.append(text)
-    return "; ".join(parts) or "the runner pod failed"
-
-
-def _restarts(runner: Obj) -> int:
-    return max((int(cs.get("restartCount") or 0) for cs in (runner.get("status") or {}).get("containerStatuses")
-                or ()), default=0)
+    return status.exits(runner) or "the runner pod failed"
 
 
 def _runner_pending(runner: Obj) -> str:
     """Why a runner pod has not started: unschedulable, a waiting container, or just pending."""
-    status = runner.get("status") or {}
-    for cond in status.get("conditions") or ():
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return f"the runner pod cannot be scheduled: {cond.get('message') or cond.get('reason', '')}"
-    for cs in status.get("containerStatuses") or ():
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return f"runner container {cs.get('name')} is waiting: {waiting['reason']} {waiting.get('message', '')}"
+    cond = status.unscheduled(runner)
+    if cond is not None:
+        return f"the runner pod cannot be scheduled: {cond.get('message') or cond.get('reason', '')}"
+    waiting = status.waiting(runner, creating_counts=True)
+    if waiting is not None:
+        return f"runner container {waiting.container} is waiting: {waiting.reason} {waiting.message}"
     return "the runner pod is pending"
 
 
 def _scheduler_not_ready(cluster: Obj) -> tuple[dt.datetime | None, str]:
     """Since when the cluster's scheduler has not been ready (None: it is ready), and why."""
-    status = cluster.get("status") or {}
-    if status.get("phase") == ClusterPhase.RUNNING:
+    if status.phase(cluster) == ClusterPhase.RUNNING:
         return None, ""
-    for cond in status.get("conditions") or ():
+    for cond in (cluster.get("status") or {}).get("conditions") or ():
         if cond.get("type") == ConditionType.SCHEDULER_READY and cond.get("status") == "False":
-            since = parse_time(cond.get("lastTransitionTime"))
-            return since or parse_time(cluster["metadata"].get("creationTimestamp")), cond.get("message", "")
-    return parse_time(cluster["metadata"].get("creationTimestamp")), f"the cluster is {status.get('phase', 'new')}"
+            since = status.parse_time(cond.get("lastTransitionTime"))
+            return since or status.parse_time(cluster["metadata"].get("creationTimestamp")), cond.get("message", "")
+    phase = status.phase(cluster) or "new"
+    return status.parse_time(cluster["metadata"].get("creationTimestamp")), f"the cluster is {phase}"
 
 
 def _cluster_error(cluster: Obj) -> str:
     for cond in (cluster.get("status") or {}).get("conditions") or ():
         if cond.get("type") == ConditionType.SPEC_VALID and cond.get("status") == "False":
-            return cond.get("message", "")
+            return str(cond.get("message", ""))
     return "the cluster is in phase Error"
 
 
-def finish(job: Obj, outcome: JobStatus, reason: str, message: str, now: dt.datetime) -> Decision:
+def finish(job: Obj, outcome: JobStatus, reason: str, message: str, now: dt.datetime) -> JobPlan:
     """The transition to Successful or Failed: status, condition, Event; the cleanup follows on the next pass."""
     ok = outcome == JobStatus.SUCCESSFUL
     type_ = ConditionType.JOB_COMPLETE if ok else ConditionType.JOB_FAILED
-    return Decision(
-        status={"jobStatus": outcome, "endTime": rfc3339(now),
+    return Plan(
+        status={"jobStatus": outcome, "endTime": status.rfc3339(now),
                 "observedGeneration": job["metadata"].get("generation", 1)},
         conditions=[conditions.condition(type_, True, reason, message)],
-        event=(reason, message, not ok), requeue=0.0)
+        events=[Event(reason, message, not ok)], requeue=0.0)
 
 
-def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime) -> Decision:
+def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime,
+           domain: str = naming.DEFAULT_CLUSTER_DOMAIN) -> JobPlan:
     """The next step of a DaskJob, from what exists now. Pure: no I/O, `now` is given."""
     meta, spec = job["metadata"], job["spec"]
-    status = job.get("status") or {}
-    state = status.get("jobStatus")
-    created = parse_time(meta.get("creationTimestamp")) or now
-    ours = cluster is not None and _owned_by(cluster, meta.get("uid", ""))
+    current = job.get("status") or {}
+    state = current.get("jobStatus")
+    name = meta["name"]
+    created = status.parse_time(meta.get("creationTimestamp")) or now
+    ours = cluster is not None and status.owned_by(cluster, meta.get("uid", ""))
+    runner_phase = status.phase(runner)
 
     if state in FINISHED:
         # Clean up (again, if a pass was interrupted), then wait out the TTL.
-        delete_cluster = ours and not _gone(cluster)
-        delete_runner = not _gone(runner) and (runner.get("status") or {}).get("phase") not in TERMINAL_PHASES
+        cleanup = []
+        if ours and not status.gone(cluster):
+            cleanup.append(Delete(naming.DASKCLUSTER, name))
+        if not status.gone(runner) and not status.finished(runner):
+            cleanup.append(Delete("Pod", naming.job_runner_name(name)))
         ttl = spec.get("ttlSecondsAfterFinished")
-        ended = parse_time(status.get("endTime")) or now
+        ended = status.parse_time(current.get("endTime")) or now
         if ttl is None:
-            return Decision(delete_cluster=delete_cluster, delete_runner=delete_runner)
+            return Plan(delete=cleanup)
         left = (ended + dt.timedelta(seconds=int(ttl)) - now).total_seconds()
         if left <= 0:
-            return Decision(delete_cluster=delete_cluster, delete_runner=delete_runner, delete_job=True)
-        return Decision(delete_cluster=delete_cluster, delete_runner=delete_runner, requeue=left)
+            return Plan(delete=cleanup, delete_self=True, log=["ttlSecondsAfterFinished passed; deleting it"])
+        return Plan(delete=cleanup, requeue=left)
 
     # A finished runner decides the job, even one that finished just after its deadline.
-    phase = (runner.get("status") or {}).get("phase") if runner is not None else None
-    if phase == "Succeeded":
+    if runner_phase == "Succeeded":
         return finish(job, JobStatus.SUCCESSFUL, Reason.JOB_SUCCEEDED, "the runner pod completed", now)
     # A runner being deleted may pass through phase Failed on its way out: that is a deletion, not a failure.
-    if status.get("jobRunnerPodName") and _gone(runner):
+    if current.get("jobRunnerPodName") and status.gone(runner):
         return finish(job, JobStatus.FAILED, Reason.RUNNER_DELETED, "the runner pod was deleted", now)
-    if phase == "Failed":
-        return finish(job, JobStatus.FAILED, Reason.JOB_FAILED, _runner_exit(runner), now)  # type: ignore[arg-type]
+    if runner is not None and runner_phase == "Failed":
+        return finish(job, JobStatus.FAILED, Reason.JOB_FAILED, _runner_exit(runner), now)
 
     timers: list[float] = []
     deadline = spec.get("activeDeadlineSeconds")
@@ -178,12 +133,12 @@ def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime) 
                           f"the job did not finish within activeDeadlineSeconds={deadline}", now)
         timers.append(left)
 
-    cluster_created = bool(status.get("clusterName")) and state != JobStatus.JOB_CREATED
-    if cluster_created and _gone(cluster):
+    cluster_created = bool(current.get("clusterName")) and state != JobStatus.JOB_CREATED
+    if cluster_created and status.gone(cluster):
         return finish(job, JobStatus.FAILED, Reason.CLUSTER_MISSING, "the job's DaskCluster was deleted", now)
 
     if cluster is not None:
-        if (cluster.get("status") or {}).get("phase") == ClusterPhase.ERROR:
+        if status.phase(cluster) == ClusterPhase.ERROR:
             return finish(job, JobStatus.FAILED, Reason.CLUSTER_FAILED,
                           f"the job's DaskCluster is invalid: {_cluster_error(cluster)}", now)
         since, why = _scheduler_not_ready(cluster)
@@ -194,86 +149,68 @@ def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime) 
                               f"the scheduler has not been ready for {START_TIMEOUT_SECONDS:.0f}s: {why}", now)
             timers.append(left)
 
-    if runner is not None and not _gone(runner):
-        if phase in (None, "Pending"):
-            since = parse_time(runner["metadata"].get("creationTimestamp")) or now
+    if runner is not None and not status.gone(runner):
+        if runner_phase in (None, "Pending"):
+            since = status.parse_time(runner["metadata"].get("creationTimestamp")) or now
             left = (since + dt.timedelta(seconds=START_TIMEOUT_SECONDS) - now).total_seconds()
             if left <= 0:
                 return finish(job, JobStatus.FAILED, Reason.RUNNER_NOT_STARTED,
                               f"not started after {START_TIMEOUT_SECONDS:.0f}s: {_runner_pending(runner)}", now)
             timers.append(left)
-        if _restarts(runner) >= RUNNER_RESTART_LIMIT:
+        if status.restarts(runner) >= RUNNER_RESTART_LIMIT:
             return finish(job, JobStatus.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED,
-                          f"the runner restarted {_restarts(runner)} times: {_runner_exit(runner)}", now)
+                          f"the runner restarted {status.restarts(runner)} times: {_runner_exit(runner)}", now)
 
     if not state:
         # Flyte polls jobStatus: say at once that the job was seen, then create its children.
-        return Decision(status={"jobStatus": JobStatus.JOB_CREATED,
-                                "observedGeneration": meta.get("generation", 1)}, requeue=0.0)
-    name = meta["name"]
+        return Plan(status={"jobStatus": JobStatus.JOB_CREATED, "observedGeneration": meta.get("generation", 1)},
+                    requeue=0.0)
     new: dict[str, Any] = {}
     if state == JobStatus.JOB_CREATED:
         new.update(jobStatus=JobStatus.CLUSTER_CREATED, clusterName=name)
     # The runner starts once its scheduler answers: a client that finds no scheduler fails or hangs.
-    cluster_running = cluster is not None and (cluster.get("status") or {}).get("phase") == ClusterPhase.RUNNING
+    cluster_running = cluster is not None and status.phase(cluster) == ClusterPhase.RUNNING
     create_runner = runner is None and cluster_running
-    if (runner is not None or create_runner) and not status.get("jobRunnerPodName"):
+    if (runner is not None or create_runner) and not current.get("jobRunnerPodName"):
         new["jobRunnerPodName"] = naming.job_runner_name(name)
-    if phase == "Running" and state != JobStatus.RUNNING:
-        new.update(jobStatus=JobStatus.RUNNING, startTime=status.get("startTime") or rfc3339(now))
+    if runner_phase == "Running" and state != JobStatus.RUNNING:
+        new.update(jobStatus=JobStatus.RUNNING, startTime=current.get("startTime") or status.rfc3339(now))
     if runner is None and not cluster_running:
         timers.append(CLUSTER_POLL_SECONDS)  # cluster changes do not wake this loop: look again soon
-    return Decision(status=new, create_cluster=cluster is None, create_runner=create_runner,
-                    requeue=min(timers) if timers else None)
+    create = []
+    if cluster is None:
+        create.append(specs.job_cluster(job))
+    if create_runner:
+        create.append(specs.job_runner_pod(job, domain))
+    return Plan(status=new, create=create, requeue=min(timers) if timers else None)
+
+
+def rejected(job: Obj, err: kr8s.ServerError, now: dt.datetime) -> JobPlan:
+    """The API server refused the job's cluster or runner as written: that job can never run."""
+    return finish(job, JobStatus.FAILED, Reason.INVALID_SPEC, f"the API server rejected it: {err}", now)
 
 
 class JobReconciler:
-    def __init__(self, ctx: OperatorContext) -> None:
-        self.ctx = ctx
+    """One DaskJob's loop: observe the job, its cluster and its runner; decide; act."""
 
-    async def reconcile(self, namespace: str, name: str) -> float | None:
-        kube = self.ctx.kube
-        job = await kube.get(DaskJob, name, namespace)
-        if job is None or job.raw["metadata"].get("deletionTimestamp"):
-            return None
-        cluster = await kube.get(DaskCluster, name, namespace)
-        runner = await kube.get(Pod, naming.job_runner_name(name), namespace)
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str) -> None:
+        self.ctx, self.namespace, self.name = ctx, namespace, name
+
+    async def reconcile(self) -> float | None:
+        objects, ns, name = self.ctx.objects, self.namespace, self.name
+        job = await objects.get(DaskJob, name, ns)
+        if job is None or status.deleting(job.raw):
+            raise Gone()
+        cluster = await objects.get(DaskCluster, name, ns)
+        runner = await objects.get(Pod, naming.job_runner_name(name), ns)
         now = dt.datetime.now(dt.UTC)
-        decision = decide(job.raw, cluster.raw if cluster else None, runner.raw if runner else None, now)
+        plan = decide(job.raw, cluster.raw if cluster else None, runner.raw if runner else None, now,
+                      self.ctx.settings.cluster_domain)
         try:
-            await self._create(job, decision)
+            await act(self.ctx, job, plan)
         except kr8s.ServerError as err:
-            if err.response is None or err.response.status_code not in (400, 422):
+            if not (plan.create and kubernetes_api.is_rejection(err)):
                 raise
-            # The API server rejects the cluster or runner as written: that job can never run.
-            decision = finish(job.raw, JobStatus.FAILED, Reason.INVALID_SPEC, f"the API server rejected it: {err}",
-                              now)
-        await self._write_status(job, decision)
-        if decision.event is not None:
-            reason, message, warning = decision.event
-            log.log(logging.WARNING if warning else logging.INFO, "DaskJob %s/%s %s: %s", namespace, name,
-                    decision.status.get("jobStatus"), message)
-            await kube.event(job, reason, message, warning=warning)
-        if decision.delete_runner and runner is not None:
-            await kube.delete(runner)
-        if decision.delete_cluster and cluster is not None:
-            await kube.delete(cluster)
-        if decision.delete_job:
-            log.info("DaskJob %s/%s: ttlSecondsAfterFinished passed; deleting it", namespace, name)
-            await kube.delete(job)
-            return None
-        return decision.requeue
-
-    async def _create(self, job: DaskJob, decision: Decision) -> None:
-        if decision.create_cluster:
-            await self.ctx.kube.create(specs.job_cluster(job.raw))
-        if decision.create_runner:
-            await self.ctx.kube.create(specs.job_runner_pod(job.raw, self.ctx.settings.cluster_domain))
-
-    async def _write_status(self, job: DaskJob, decision: Decision) -> None:
-        status = dict(decision.status)
-        current = job.raw.get("status") or {}
-        if decision.conditions is not None and not conditions.same(current.get("conditions"), decision.conditions):
-            status["conditions"] = conditions.merge(current.get("conditions"), decision.conditions)
-        if status:
-            await self.ctx.kube.patch_status(job, status)
+            plan = rejected(job.raw, err, now)  # creates come first in a plan: nothing else of it was applied
+            await act(self.ctx, job, plan)
+        return None if plan.delete_self else plan.requeue

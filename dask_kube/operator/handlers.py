@@ -1,7 +1,9 @@
 """kopf wiring: one daemon per resource runs its reconcile loop; events only wake loops.
 
-Handlers are registered on `REGISTRY` (not kopf's global default), so importing this module never changes
-another operator's registry and `kopf.run(registry=REGISTRY)` runs exactly these.
+Each daemon makes the reconciler of its object, which holds everything the operator remembers about that object;
+kopf ends the daemon when the object is deleted, and the memory goes with it. Handlers are registered on
+`REGISTRY` (not kopf's global default), so importing this module never changes another operator's registry and
+`kopf.run(registry=REGISTRY)` runs exactly these.
 """
 
 from __future__ import annotations
@@ -52,10 +54,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure(settings, ours)
     ctx = await OperatorContext.create(ours)
     memo.ctx = ctx
-    memo.clusters = ClusterReconciler(ctx)
-    memo.groups = WorkerGroupReconciler(ctx)
-    memo.jobs = JobReconciler(ctx)
-    memo.autoscalers = AutoscalerReconciler(ctx)
     log.info("dask-kube operator started (scheduler access: %s)",
              "port-forward" if ctx.settings.use_port_forward else "service DNS")
 
@@ -73,40 +71,59 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.probe(registry=REGISTRY, id="reconcile_loops")
 def probe_loops(memo: kopf.Memo, **_: Any) -> int:
-    return memo.ctx.loops.running()
+    return int(memo.ctx.loops.running())
+
+
+@kopf.on.probe(registry=REGISTRY, id="held_by_namespace")
+def probe_held(memo: kopf.Memo, **_: Any) -> dict[str, dict[str, int]]:
+    """What the operator keeps per object, by namespace: nothing for a namespace whose objects are all gone."""
+    held: dict[str, dict[str, int]] = memo.ctx.held()
+    return held
 
 
 # -- one reconcile loop per object -----------------------------------------------------------------------------
 
 
+def _namespaced(namespace: str | None) -> str:
+    assert namespace is not None, "the Dask kinds and pods are namespaced"
+    return namespace
+
+
 @kopf.daemon(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY, cancellation_timeout=5)
-async def daskcluster_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    try:
-        await memo.ctx.loops.run((CLUSTERS, namespace, name), lambda: memo.clusters.reconcile(namespace, name))
-    finally:  # kopf cancels the loop when the cluster is deleted: close its port-forward, if any
-        await memo.ctx.scheduler.forget(namespace, name)
+async def daskcluster_loop(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    ctx: OperatorContext = memo.ctx
+    namespace = _namespaced(namespace)
+    async with ctx.scheduler.serving(namespace, name):  # its scheduler's connection lives as long as this loop
+        await ctx.loops.run((CLUSTERS, namespace, name), ClusterReconciler(ctx, namespace, name).reconcile)
 
 
 @kopf.daemon(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY, cancellation_timeout=5)
-async def daskworkergroup_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.ctx.loops.run((GROUPS, namespace, name), lambda: memo.groups.reconcile(namespace, name))
+async def daskworkergroup_loop(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    ctx: OperatorContext = memo.ctx
+    namespace = _namespaced(namespace)
+    await ctx.loops.run((GROUPS, namespace, name), WorkerGroupReconciler(ctx, namespace, name).reconcile)
 
 
 @kopf.daemon(naming.GROUP, naming.VERSION, JOBS, registry=REGISTRY, cancellation_timeout=5)
-async def daskjob_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.ctx.loops.run((JOBS, namespace, name), lambda: memo.jobs.reconcile(namespace, name))
+async def daskjob_loop(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    ctx: OperatorContext = memo.ctx
+    namespace = _namespaced(namespace)
+    await ctx.loops.run((JOBS, namespace, name), JobReconciler(ctx, namespace, name).reconcile)
 
 
 @kopf.daemon(naming.GROUP, naming.VERSION, AUTOSCALERS, registry=REGISTRY, cancellation_timeout=5)
-async def daskautoscaler_loop(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.ctx.loops.run((AUTOSCALERS, namespace, name), lambda: memo.autoscalers.reconcile(namespace, name))
+async def daskautoscaler_loop(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    ctx: OperatorContext = memo.ctx
+    namespace = _namespaced(namespace)
+    await ctx.loops.run((AUTOSCALERS, namespace, name), AutoscalerReconciler(ctx, namespace, name).reconcile)
 
 
 # -- events wake the loops they concern --------------------------------------------------------------------------
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY)
-def daskcluster_event(name: str, namespace: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+    namespace = _namespaced(namespace)
     memo.ctx.loops.wake((CLUSTERS, namespace, name))
     memo.ctx.loops.wake((GROUPS, namespace, naming.default_worker_group_name(name)))
     for owner in meta.get("ownerReferences") or ():  # a DaskJob waits on its cluster's phase
@@ -115,24 +132,26 @@ def daskcluster_event(name: str, namespace: str, meta: kopf.Meta, memo: kopf.Mem
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY)
-def daskworkergroup_event(name: str, namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    namespace = _namespaced(namespace)
     memo.ctx.loops.wake((GROUPS, namespace, name))
     if spec.get("cluster"):
         memo.ctx.loops.wake((CLUSTERS, namespace, spec["cluster"]))
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, JOBS, registry=REGISTRY)
-def daskjob_event(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.ctx.loops.wake((JOBS, namespace, name))
+def daskjob_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.loops.wake((JOBS, _namespaced(namespace), name))
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, AUTOSCALERS, registry=REGISTRY)
-def daskautoscaler_event(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.ctx.loops.wake((AUTOSCALERS, namespace, name))
+def daskautoscaler_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.loops.wake((AUTOSCALERS, _namespaced(namespace), name))
 
 
 @kopf.on.event("pods", labels={naming.CLUSTER_LABEL: kopf.PRESENT}, registry=REGISTRY)
-def pod_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    namespace = _namespaced(namespace)
     cluster = labels[naming.CLUSTER_LABEL]
     component = labels.get(naming.COMPONENT_LABEL)
     if component == Component.JOB_RUNNER:

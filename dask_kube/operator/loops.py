@@ -3,7 +3,9 @@
 Each custom resource gets a kopf daemon running `Loops.run`: it reconciles, then sleeps until something wakes
 it (its own changes, its children's pod events) or the resync period passes. Level-triggered: every pass
 computes what should exist from what does exist, so missed events, restarts and partial work all converge.
-kopf cancels the task when the object is deleted.
+A loop ends when its pass finds the object gone or being deleted (`Gone`), and kopf cancels it then too: either
+way its entries here go with it. (It does not rely on the cancellation alone: a cancellation that arrives as an
+awaited wait completes can be lost, and kopf then leaves the task running, orphaned, for good.)
 
 The resync is only a safety net for missed events, so it backs off while an object is quiet: each resync in a
 row that nothing woke doubles the next one, up to `resync_max` (an idle cluster then costs a few requests a
@@ -17,7 +19,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-Key = tuple[str, str, str]  # (plural, namespace, name)
+from .plan import Key
+
 # Told about a failed pass whose error differs from the previous one. Returns a one-line explanation of a failure
 # it understands (an API outage; a missing permission, which it also tells the user in a Warning Event), so that
 # the log needs that line, not a traceback; None for anything else (a bug: logged with its traceback).
@@ -25,12 +28,8 @@ Report = Callable[[Key, Exception], Awaitable[str | None]]
 log = logging.getLogger(__name__)
 
 
-class Retry(Exception):
-    """Reconcile again after `delay` seconds (something is on its way, e.g. a scheduler starting)."""
-
-    def __init__(self, message: str, delay: float = 1.0) -> None:
-        super().__init__(message)
-        self.delay = delay
+class Gone(Exception):
+    """Raised by a pass that found its object deleted, or being deleted: the loop ends."""
 
 
 class Loops:
@@ -59,8 +58,16 @@ class Loops:
     def running(self) -> int:
         return len(self._wake)
 
+    def held(self) -> dict[str, int]:
+        """Loops and their timers, by namespace: an entry exists only while its loop runs."""
+        counts: dict[str, int] = {}
+        for _, namespace, _ in {*self._wake, *self.waits}:
+            counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
+
     async def run(self, key: Key, reconcile: Callable[[], Awaitable[float | None]]) -> None:
-        """Reconcile until cancelled. `reconcile` returns how soon it wants to run again (None: resync)."""
+        """Reconcile until the object is gone (or the loop is cancelled). `reconcile` returns how soon it wants to run
+        again (None: resync)."""
         event = self._wake.setdefault(key, asyncio.Event())
         failures = 0
         quiet = 0  # resyncs in a row that no event woke and that found nothing in flight
@@ -72,9 +79,8 @@ class Loops:
                 try:
                     delay = await reconcile()
                     failures, last_error, explanation = 0, "", None
-                except Retry as retry:
-                    delay = retry.delay
-                    log.debug("%s/%s/%s: %s; again in %.1fs", *key, retry, delay)
+                except Gone:
+                    return
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # a bug, an API outage, a missing permission: back off, never stop
@@ -98,7 +104,8 @@ class Loops:
                     timeout, quiet = delay, 0
                 self.waits[key] = timeout
                 try:
-                    await asyncio.wait_for(event.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # unlike wait_for (3.11), never loses a cancellation
+                        await event.wait()
                     quiet = 0
                 except TimeoutError:
                     if delay is None:

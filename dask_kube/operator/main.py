@@ -6,10 +6,9 @@ import argparse
 import logging
 import sys
 
-import kopf
-
 from .. import config  # noqa: F401 - loads the kubernetes.* dask config defaults
-from .handlers import REGISTRY
+
+INSTALL_OPERATOR = "the operator's dependencies (kopf) are not installed: pip install 'dask-kube[operator]'"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,6 +28,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        import kopf
+
+        from .handlers import REGISTRY
+    except ModuleNotFoundError as err:
+        if err.name != "kopf":
+            raise
+        print(f"dask-kube-operator: {INSTALL_OPERATOR}", file=sys.stderr)
+        return 2
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.debug:

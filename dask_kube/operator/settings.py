@@ -41,20 +41,18 @@ class OperatorSettings:
 
     @classmethod
     def from_config(cls) -> OperatorSettings:
-        get = config.get
         return cls(
-            cluster_domain=str(get("operator.cluster-domain")),
-            scheduler_access=str(get("operator.scheduler-access")),
-            resync_seconds=float(get("operator.resync-seconds")),  # type: ignore[arg-type]
-            resync_max_seconds=float(get("operator.resync-max-seconds")),  # type: ignore[arg-type]
-            create_concurrency=int(get("operator.create-concurrency")),  # type: ignore[call-overload]
-            max_workers_per_cluster=int(get("operator.max-workers-per-cluster")),  # type: ignore[call-overload]
-            events=bool(get("operator.events")),
-            request_timeout=float(get("operator.request-timeout-seconds")),  # type: ignore[arg-type]
+            cluster_domain=str(config.get("operator.cluster-domain")),
+            scheduler_access=str(config.get("operator.scheduler-access")),
+            resync_seconds=config.get_float("operator.resync-seconds"),
+            resync_max_seconds=config.get_float("operator.resync-max-seconds"),
+            create_concurrency=config.get_int("operator.create-concurrency"),
+            max_workers_per_cluster=config.get_int("operator.max-workers-per-cluster"),
+            events=bool(config.get("operator.events")),
+            request_timeout=config.get_float("operator.request-timeout-seconds"),
             autoscaler=AutoscalerSettings(
-                interval_seconds=float(get("operator.autoscaler.interval-seconds")),  # type: ignore[arg-type]
-                scale_down_wait=int(get("operator.autoscaler.scale-down-wait")),  # type: ignore[call-overload]
-                max_scale_down_fraction=float(
-                    get("operator.autoscaler.max-scale-down-fraction")),  # type: ignore[arg-type]
+                interval_seconds=config.get_float("operator.autoscaler.interval-seconds"),
+                scale_down_wait=config.get_int("operator.autoscaler.scale-down-wait"),
+                max_scale_down_fraction=config.get_float("operator.autoscaler.max-scale-down-fraction"),
             ),
         )

@@ -1,28 +1,36 @@
 """DaskWorkerGroup: keep exactly `spec.worker.replicas` worker pods, scaling down without losing data.
 
-Each pass: find the group's pods (fixed labels and our ownerReference, so a user's labels cannot confuse
-it), ask the scheduler who is connected, plan (planning.py), then act: delete what never joined or has
-finished, retire connected workers through the scheduler and delete only the pods it retired, create the
-missing pods concurrently. A group created by `kubectl apply` is adopted by its cluster.
+Each pass observes the group, its cluster and its pods (fixed labels and our ownerReference, so a user's labels
+cannot confuse it), then `decide` plans with `worker_pods.plan_worker_group`: delete what never joined or has
+finished, retire connected workers through the scheduler and delete only the pods it retired, create the missing
+pods concurrently. The scheduler is asked who is connected only once the pods that need no answer from it are
+being created: a scheduler that is not up yet must not delay the workers that will join it. So a pass that
+creates or deletes pods acts on that first, looks again, asks the scheduler, and decides the rest (retirements,
+workers whose pods are gone, the status). A group created by `kubectl apply` is adopted by its cluster.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kr8s.asyncio.objects import Pod
 
-from .. import naming, specs, validation
+from .. import naming, specs, status, validation
+from ..kinds import DaskCluster, DaskWorkerGroup
 from ..naming import ConditionType, Reason
-from ..resources import DaskCluster, DaskWorkerGroup
-from . import conditions
-from .access import SchedulerUnreachable
+from . import conditions, spec_check
+from .act import act
 from .context import OperatorContext
-from .kube import fingerprint, now_rfc3339
-from .planning import (
-    TERMINAL_PHASES,
+from .loops import Gone
+from .objects import now_rfc3339
+from .plan import Delete, Event, Patch, Plan, SchedulerCall
+from .scheduler_rpc import SchedulerUnreachable
+from .settings import OperatorSettings
+from .worker_pods import (
+    PodPlan,
     PodView,
     WorkerView,
     capped_replicas,
@@ -32,285 +40,291 @@ from .planning import (
     podless_workers,
 )
 
-log = logging.getLogger(__name__)
-PLURAL = naming.PLURALS[naming.DASKWORKERGROUP]
+Obj = Mapping[str, Any]
+CLUSTERS = naming.PLURALS[naming.DASKCLUSTER]
 # How long a connected worker may have no pod before the scheduler is told it is gone. A pod deleted the normal
 # way disappears only after its process stopped, so its worker disconnected first; one that stays connected was
 # force-deleted on an unreachable node, and Dask alone would keep its tasks until worker-ttl (5 minutes).
 PODLESS_WORKER_SECONDS = 15.0
 
 
-def _owned_by(pod: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ())
+@dataclass(frozen=True)
+class GroupMemory:
+    """What a group's loop keeps between passes."""
+
+    validated: spec_check.Checked | None = None
+    reported: str | None = None  # the last invalid-spec message posted as an Event
+    deleted: frozenset[str] = frozenset()  # uids of pods this operator deleted itself (so not "lost")
+    replaced: frozenset[str] = frozenset()  # uids of lost pods already reported replaced
+    podless: Mapping[str, float] = field(default_factory=dict)  # connected worker with no pod -> first seen
 
 
-def _why_lost(pod: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class GroupView:
+    """What a pass read. `workers` is None both before the scheduler was asked and when it did not answer."""
+
+    group: Obj
+    cluster: Obj | None = None
+    spec: spec_check.SpecCheck = field(default_factory=spec_check.SpecCheck)
+    pods: Sequence[Obj] = ()  # the group's own worker pods
+    cluster_pods: Sequence[Obj] = ()  # every worker pod of the cluster, terminating ones included
+    other_groups: Mapping[str, int] | None = None  # desired replicas of the cluster's groups, read under the cap
+    workers: Sequence[WorkerView] | None = None
+    asked: bool = False  # whether the scheduler was asked
+    now: str = ""  # RFC 3339, for grace periods
+
+
+def live_counts(cluster_pods: Sequence[Obj]) -> dict[str, int]:
+    """Live worker pods per group name."""
+    live: dict[str, int] = {}
+    for pod in cluster_pods:
+        if PodView.from_pod(pod).live:
+            owner = (pod["metadata"].get("labels") or {}).get(naming.WORKERGROUP_LABEL, "")
+            live[owner] = live.get(owner, 0) + 1
+    return live
+
+
+def wanted(group: Obj) -> int:
+    return int(group["spec"]["worker"].get("replicas", 1))
+
+
+def within_cap(group: Obj, cluster_pods: Sequence[Obj], cap: int) -> bool:
+    """The common case: the group's wish fits under `max-workers-per-cluster` with what the others run, so the
+    other groups' specs need not be read."""
+    name = group["metadata"]["name"]
+    return wanted(group) + sum(n for g, n in live_counts(cluster_pods).items() if g != name) <= cap
+
+
+def desired(view: GroupView, cap: int) -> int:
+    """The group's replicas under `max-workers-per-cluster`, shared by all the cluster's groups."""
+    if view.other_groups is None:
+        return wanted(view.group)
+    name = view.group["metadata"]["name"]
+    return capped_replicas(name, {**view.other_groups, name: wanted(view.group)}, live_counts(view.cluster_pods), cap)
+
+
+def why_lost(pod: Obj) -> str:
     """How a pod was lost, in the words of its status: evicted from a node, deleted, or finished."""
-    status = pod.get("status") or {}
     node = (pod.get("spec") or {}).get("nodeName") or "no node"
-    disruption = next((c for c in status.get("conditions") or ()
-                       if c.get("type") == "DisruptionTarget" and c.get("status") == "True"), None)
-    if disruption is not None:
+    disruption = status.condition(pod, "DisruptionTarget")
+    if disruption.get("status") == "True":
         return f"{disruption.get('reason', 'disrupted')} on node {node}: {disruption.get('message', '')}".rstrip(": ")
-    if pod["metadata"].get("deletionTimestamp"):
+    if status.deleting(pod):
         return f"deleted, still terminating on node {node}"
-    return f"{status.get('phase')} on node {node}"
+    return f"{status.phase(pod)} on node {node}"
+
+
+def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorSettings) -> Plan[GroupMemory]:
+    """The next step of a worker group. Pure: `now` is monotonic, `view.now` the wall time."""
+    group = view.group
+    cluster_name = group["spec"]["cluster"]
+    if view.cluster is None:
+        return _status(group, 0, 0, [conditions.condition(
+            ConditionType.READY, False, Reason.CLUSTER_MISSING, f"DaskCluster {cluster_name} does not exist")],
+            requeue=settings.resync_seconds)
+    adopt = _adoption(group, view.cluster)
+    if view.spec.error is not None:
+        invalid = _invalid(group, memory, view.spec.error)
+        invalid.patch = [p for p in (adopt,) if p is not None]
+        return invalid
+    memory = replace(memory, validated=view.spec.valid or memory.validated)
+    views = [PodView.from_pod(p) for p in view.pods]
+    target = desired(view, settings.max_workers_per_cluster)
+    pod_plan = plan_worker_group(target, views, view.workers if view.asked else None)
+    plan: Plan[GroupMemory] = Plan(patch=[p for p in (adopt,) if p is not None])
+    if not view.asked and pod_plan.waiting:
+        # Connected workers must go: which ones, only the scheduler can say.
+        plan.needs_scheduler, plan.memory = True, memory
+        return plan
+    memory = _pod_actions(plan, view, pod_plan, memory, settings.cluster_domain)
+    if not view.asked:
+        plan.needs_scheduler, plan.memory = True, memory
+        return plan
+    workers = view.workers
+    if workers is not None:
+        overdue = overdue_workers(views, workers, view.now)
+        if overdue:
+            plan.scheduler.append(SchedulerCall("remove", cluster_name, {n: n for n in overdue}, Event(
+                Reason.WORKERS_LOST, "removed {count} worker(s) from the scheduler, still connected after their "
+                "pods' grace period (their node is unreachable); what they held is recomputed: {names}", True)))
+        memory = _podless(plan, view, workers, memory, now)
+    live = [v for v in views if v.live]
+    leaving = set(pod_plan.delete) | set(pod_plan.retire)
+    replicas = len([v for v in live if v.name not in leaving]) + pod_plan.create
+    ready = len(joined(live, workers)) if workers is not None else 0
+    wanted_conditions = _conditions(target, ready, [v.name for v in live if v.unschedulable], workers is not None,
+                                    view.pods)
+    status_plan = _status(group, replicas, ready, wanted_conditions)
+    plan.status, plan.conditions, plan.wake_on_status = status_plan.status, status_plan.conditions, \
+        status_plan.wake_on_status
+    if not pod_plan.empty or pod_plan.waiting or ready != target:
+        plan.requeue = 1.0
+    elif memory.podless:
+        plan.requeue = max(1.0, PODLESS_WORKER_SECONDS - (now - min(memory.podless.values())))
+    plan.memory = memory
+    return plan
+
+
+def _pod_actions(plan: Plan[GroupMemory], view: GroupView, pod_plan: PodPlan, memory: GroupMemory,
+                 domain: str) -> GroupMemory:
+    """Creates, deletes and retirements of the pod plan, into `plan`; the memory that goes with them."""
+    group, cluster = view.group, view.cluster
+    assert cluster is not None
+    by_name = {p["metadata"]["name"]: p for p in view.pods}
+    uids = {p["metadata"]["uid"] for p in view.pods}
+    finished = {n for n, p in by_name.items() if status.finished(p)}
+    deleted = (memory.deleted & uids) | {by_name[n]["metadata"]["uid"] for n in pod_plan.delete + pod_plan.retire
+                                         if n not in finished}
+    plan.delete += [Delete("Pod", n) for n in pod_plan.delete]
+    unjoined = [n for n in pod_plan.delete if n not in finished]
+    if unjoined:  # e.g. retired by an operator killed before it could delete them: say so
+        plan.events.append(Event(Reason.SCALED_DOWN, f"deleted {len(unjoined)} worker pod(s) whose worker was not "
+                                                     "connected to the scheduler (never joined, or already retired): "
+                                                     f"{', '.join(unjoined)}"))
+    if pod_plan.retire:
+        assert view.workers is not None
+        connected = joined([PodView.from_pod(by_name[n]) for n in pod_plan.retire], view.workers)
+        plan.scheduler.append(SchedulerCall("retire", group["spec"]["cluster"], {
+            connected[n].name: n for n in pod_plan.retire}, Event(
+            Reason.WORKERS_RETIRED, "retired {count} worker(s) through the scheduler (their data moved first) and "
+                                    "deleted their pods: {names}")))
+    replaced = memory.replaced & uids
+    if pod_plan.create:
+        tls_secret = specs.tls_secret_of(cluster)
+        plan.create = [specs.worker_pod(group, group["spec"]["cluster"], domain, tls_secret=tls_secret)
+                       for _ in range(pod_plan.create)]
+        plan.tolerate_failed_creates = True
+        lost = [p for p in view.pods if p["metadata"]["uid"] not in deleted | replaced
+                and (status.deleting(p) or status.finished(p))]
+        if lost:
+            replaced |= {p["metadata"]["uid"] for p in lost}
+            plan.replacement_event = Event(
+                Reason.WORKER_REPLACED, f"created {pod_plan.create} worker pod(s) to replace {len(lost)} lost: "
+                + "; ".join(f"{p['metadata']['name']} ({why_lost(p)})" for p in lost))
+    return replace(memory, deleted=frozenset(deleted), replaced=frozenset(replaced))
+
+
+def _podless(plan: Plan[GroupMemory], view: GroupView, workers: Sequence[WorkerView], memory: GroupMemory,
+             now: float) -> GroupMemory:
+    """Tell the scheduler that workers whose pods no longer exist are gone, once they have been so for
+    PODLESS_WORKER_SECONDS (see worker_pods.podless_workers)."""
+    names = podless_workers(view.group["metadata"]["name"], {p["metadata"]["name"] for p in view.cluster_pods},
+                            workers)
+    seen = {n: memory.podless.get(n, now) for n in names}
+    due = [n for n in names if now - seen[n] >= PODLESS_WORKER_SECONDS]
+    if due:
+        plan.scheduler.append(SchedulerCall("remove", view.group["spec"]["cluster"], {n: n for n in due}, Event(
+            Reason.WORKERS_LOST, "removed {count} worker(s) from the scheduler, still connected "
+            f"{PODLESS_WORKER_SECONDS:.0f}s after their pods were deleted without waiting for them (force-deleted, "
+            "their node unreachable); what they held is recomputed: {names}", True)))
+    return replace(memory, podless=seen)
+
+
+def _conditions(desired: int, ready: int, unschedulable: list[str], reachable: bool,
+                pods: Sequence[Obj]) -> list[dict[str, Any]]:
+    if unschedulable:
+        first = next((p for p in pods if p["metadata"]["name"] == unschedulable[0]), None)
+        message = (status.unscheduled(first) or {}).get("message", "")
+        cond = conditions.condition(ConditionType.WORKERS_READY, False, Reason.WORKERS_UNSCHEDULABLE,
+                                    f"{len(unschedulable)} worker pod(s) cannot be scheduled: {message}")
+    elif not reachable:
+        cond = conditions.condition(ConditionType.WORKERS_READY, False, Reason.SCHEDULER_STARTING,
+                                    "the scheduler does not answer yet")
+    else:
+        ok = ready >= desired
+        cond = conditions.condition(ConditionType.WORKERS_READY, ok,
+                                    Reason.WORKERS_CONNECTED if ok else Reason.WORKERS_STARTING,
+                                    f"{ready}/{desired} workers connected")
+    return [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID), cond,
+            conditions.condition(ConditionType.READY, cond["status"] == "True", cond["reason"], cond["message"])]
+
+
+def _status(group: Obj, replicas: int, ready: int, wanted_conditions: list[dict[str, Any]],
+            requeue: float | None = None) -> Plan[GroupMemory]:
+    meta = group["metadata"]
+    cluster = group["spec"]["cluster"]
+    new = {"replicas": max(replicas, 0), "readyReplicas": ready,
+           "selector": naming.selector_string(naming.worker_selector(cluster, meta["name"])),
+           "observedGeneration": meta.get("generation", 1)}
+    # The cluster aggregates its default group's counts: let it see the change now.
+    return Plan(status=new, conditions=wanted_conditions, wake_on_status=[(CLUSTERS, meta["namespace"], cluster)],
+                requeue=requeue)
+
+
+def _invalid(group: Obj, memory: GroupMemory, message: str) -> Plan[GroupMemory]:
+    meta = group["metadata"]
+    plan = _status(group, 0, 0, [
+        conditions.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message, meta.get("generation")),
+        conditions.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)])
+    plan.memory = replace(memory, reported=plan.warn_once(memory.reported, Reason.INVALID_SPEC, message))
+    return plan
+
+
+def _adoption(group: Obj, cluster: Obj) -> Patch | None:
+    body = specs.adoption(group, cluster, naming.Component.WORKERGROUP)
+    return Patch(naming.DASKWORKERGROUP, group["metadata"]["name"], body) if body is not None else None
 
 
 class WorkerGroupReconciler:
-    def __init__(self, ctx: OperatorContext) -> None:
-        self.ctx = ctx
-        self._validated: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) -> (uid, spec fingerprint)
-        self._reported: dict[tuple[str, str], str] = {}
-        # Pods this operator deleted itself, and lost pods already reported replaced (by uid), per group.
-        self._deleted: dict[tuple[str, str], set[str]] = {}
-        self._replaced: dict[tuple[str, str], set[str]] = {}
-        # Connected workers of a group with no pod at all -> when first seen so (time.monotonic()).
-        self._podless: dict[tuple[str, str], dict[str, float]] = {}
+    """One DaskWorkerGroup's loop: its memory lives here, and goes with the loop."""
 
-    async def reconcile(self, namespace: str, name: str) -> float | None:
-        ctx, kube = self.ctx, self.ctx.kube
-        group = await kube.get(DaskWorkerGroup, name, namespace)
-        if group is None or group.raw["metadata"].get("deletionTimestamp"):
-            self._validated.pop((namespace, name), None)
-            self._deleted.pop((namespace, name), None)
-            self._replaced.pop((namespace, name), None)
-            self._podless.pop((namespace, name), None)
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str) -> None:
+        self.ctx, self.namespace, self.name = ctx, namespace, name
+        self.memory = GroupMemory()
+
+    async def reconcile(self) -> float | None:
+        observed = await self._observe()
+        if observed is None:
+            raise Gone()
+        obj, view = observed
+        plan = decide(view, self.memory, time.monotonic(), self.ctx.settings)
+        if plan.needs_scheduler:
+            if plan.acts:  # pods that need no scheduler first; then look again
+                await self._act(obj, plan)
+                observed = await self._observe()
+                if observed is None:
+                    raise Gone()
+                obj, view = observed
+            view = replace(view, workers=await self._workers(view), asked=True)
+            plan = decide(view, self.memory, time.monotonic(), self.ctx.settings)
+        await self._act(obj, plan)
+        return plan.requeue
+
+    async def _act(self, obj: DaskWorkerGroup, plan: Plan[GroupMemory]) -> None:
+        await act(self.ctx, obj, plan)
+        if plan.memory is not None:
+            self.memory = plan.memory
+
+    async def _observe(self) -> tuple[DaskWorkerGroup, GroupView] | None:
+        objects, ns = self.ctx.objects, self.namespace
+        group = await objects.get(DaskWorkerGroup, self.name, ns)
+        if group is None or status.deleting(group.raw):
             return None
         raw = group.raw
-        meta = raw["metadata"]
         cluster_name = raw["spec"]["cluster"]
-        cluster = await kube.get(DaskCluster, cluster_name, namespace)
+        cluster = await objects.get(DaskCluster, cluster_name, ns)
         if cluster is None:
-            await self._set_status(group, 0, 0, cluster_name, [conditions.condition(
-                ConditionType.READY, False, Reason.CLUSTER_MISSING, f"DaskCluster {cluster_name} does not exist")])
-            return ctx.settings.resync_seconds
-        await self._adopt(group, cluster)
-        error = await self._validate(group, cluster_name)
-        if error:
-            await self._report_error(group, cluster_name, error)
-            return None
-        all_pods = await kube.list_pods(namespace, naming.worker_selector(cluster_name))
-        pods = [p for p in all_pods if _owned_by(p.raw, meta["uid"])]
-        views = [PodView.from_pod(p.raw) for p in pods]
-        desired = await self._capped(group, cluster_name, all_pods)
-        # Scaling up and clearing finished pods needs no scheduler: decide without it first, and ask it only
-        # when connected workers must go. (It is asked anyway below, after acting, for the status.)
-        plan = plan_worker_group(desired, views, None)
-        workers: list[WorkerView] | None = None
-        if plan.waiting:
-            workers = await self._workers(namespace, cluster_name)
-            plan = plan_worker_group(desired, views, workers)
-        by_name = {p.name: p for p in pods}
-        ours = self._deleted.setdefault((namespace, name), set())
-        ours.intersection_update(p.raw["metadata"]["uid"] for p in pods)
-        finished = {v.name for v in views if v.phase in TERMINAL_PHASES}
-        ours.update(by_name[n].raw["metadata"]["uid"] for n in plan.delete + plan.retire if n not in finished)
-        if plan.delete:
-            await kube.delete_many(by_name[n] for n in plan.delete)
-            unjoined = [n for n in plan.delete if n not in finished]
-            if unjoined:  # e.g. retired by an operator killed before it could delete them: say so
-                message = (f"deleted {len(unjoined)} worker pod(s) whose worker was not connected to the scheduler "
-                           f"(never joined, or already retired): {', '.join(unjoined)}")
-                log.info("DaskWorkerGroup %s/%s: %s", namespace, name, message)
-                await kube.event(group, Reason.SCALED_DOWN, message)
-        if plan.retire:
-            assert workers is not None
-            connected = joined(views, workers)
-            names = [connected[p].name for p in plan.retire]
-            retired = set(await ctx.scheduler.retire_workers(namespace, cluster_name, names))
-            done = [p for p in plan.retire if connected[p].name in retired]
-            await kube.delete_many(by_name[n] for n in done)
-            if done:
-                await kube.event(group, Reason.WORKERS_RETIRED,
-                                 f"retired {len(done)} worker(s) through the scheduler (their data moved first) and "
-                                 f"deleted their pods: {', '.join(done)}")
-        if plan.create:
-            tls_secret = specs.tls_secret_of(cluster.raw)
-            bodies = [specs.worker_pod(raw, cluster_name, ctx.settings.cluster_domain, tls_secret=tls_secret)
-                      for _ in range(plan.create)]
-            results = await kube.create_many(bodies)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                log.warning("creating %d of %d worker pods of %s/%s failed: %s", len(failures), len(bodies),
-                            namespace, name, failures[0])
-            if len(failures) < len(bodies):
-                await self._report_replacements(group, pods, len(bodies) - len(failures))
-        if workers is None:
-            workers = await self._workers(namespace, cluster_name)
-        podless_recheck = None
-        if workers is not None:
-            await self._remove_overdue(group, cluster_name, views, workers)
-            podless_recheck = await self._remove_podless(group, cluster_name, {p.name for p in all_pods}, workers)
-        live = [v for v in views if not v.deleting and v.phase not in ("Succeeded", "Failed")]
-        count = len(live) - len(plan.delete) - (len(plan.retire)) + plan.create
-        ready = len(joined(live, workers)) if workers is not None else 0
-        unschedulable = [v.name for v in live if v.unschedulable]
-        wanted = self._conditions(desired, ready, unschedulable, workers is not None, pods)
-        await self._set_status(group, max(count, 0), ready, cluster_name, wanted)
-        if not plan.empty or plan.waiting or ready != desired:
-            return 1.0
-        return podless_recheck
+            return group, GroupView(raw)
+        worker = {k: v for k, v in raw["spec"]["worker"].items() if k != "replicas"}
+        checked = await spec_check.check(
+            objects, (raw["metadata"]["uid"], spec_check.fingerprint(worker)), self.memory.validated,
+            validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec"),
+            lambda: [(specs.worker_pod(group.raw, cluster_name, self.ctx.settings.cluster_domain),
+                      "spec.worker.spec: the API server would reject a worker pod")])
+        if checked.error is not None:
+            return group, GroupView(raw, cluster.raw, checked)
+        cluster_pods = [p.raw for p in await objects.list(Pod, ns, naming.worker_selector(cluster_name))]
+        others = None
+        if not within_cap(raw, cluster_pods, self.ctx.settings.max_workers_per_cluster):
+            groups = await objects.list(DaskWorkerGroup, ns, naming.cluster_selector(cluster_name))
+            others = {g.name: wanted(g.raw) for g in groups if g.raw["spec"].get("cluster") == cluster_name}
+        pods = [p for p in cluster_pods if status.owned_by(p, raw["metadata"]["uid"])]
+        return group, GroupView(raw, cluster.raw, checked, pods, cluster_pods, others, now=now_rfc3339())
 
-    async def _remove_podless(self, group: DaskWorkerGroup, cluster: str, pod_names: set[str],
-                              workers: list[WorkerView]) -> float | None:
-        """Tell the scheduler that workers whose pods no longer exist are gone, once they have been so for
-        PODLESS_WORKER_SECONDS (see podless_workers); when to look again while some are waiting, else None."""
-        now = time.monotonic()
-        names = podless_workers(group.name, pod_names, workers)
-        seen = self._podless.setdefault((group.namespace, group.name), {})
-        for gone in set(seen) - set(names):
-            del seen[gone]
-        for n in names:
-            seen.setdefault(n, now)
-        due = [n for n in names if now - seen[n] >= PODLESS_WORKER_SECONDS]
-        if due:
-            try:
-                removed = await self.ctx.scheduler.remove_workers(group.namespace, cluster, due)
-            except SchedulerUnreachable:
-                return 1.0
-            for n in removed:
-                seen.pop(n, None)
-            if removed:
-                message = (f"removed {len(removed)} worker(s) from the scheduler, still connected "
-                           f"{PODLESS_WORKER_SECONDS:.0f}s after their pods were deleted without waiting for them "
-                           f"(force-deleted, their node unreachable); what they held is recomputed: "
-                           f"{', '.join(removed)}")
-                log.warning("DaskWorkerGroup %s/%s: %s", group.namespace, group.name, message)
-                await self.ctx.kube.event(group, Reason.WORKERS_LOST, message, warning=True)
-        if not seen:
-            return None
-        return max(1.0, PODLESS_WORKER_SECONDS - (now - min(seen.values())))
-
-    async def _remove_overdue(self, group: DaskWorkerGroup, cluster: str, views: list[PodView],
-                              workers: list[WorkerView]) -> None:
-        """Tell the scheduler that workers whose pods are past their grace period are gone (see overdue_workers)."""
-        overdue = overdue_workers(views, workers, now_rfc3339())
-        if not overdue:
-            return
-        try:
-            removed = await self.ctx.scheduler.remove_workers(group.namespace, cluster, overdue)
-        except SchedulerUnreachable:
-            return
-        if removed:
-            message = (f"removed {len(removed)} worker(s) from the scheduler, still connected after their pods' "
-                       f"grace period (their node is unreachable); what they held is recomputed: {', '.join(removed)}")
-            log.warning("DaskWorkerGroup %s/%s: %s", group.namespace, group.name, message)
-            await self.ctx.kube.event(group, Reason.WORKERS_LOST, message, warning=True)
-
-    async def _report_replacements(self, group: DaskWorkerGroup, pods: list[Pod], created: int) -> None:
-        """Say (log and Event `WorkerReplaced`) which lost pods new ones replace: evicted, deleted by someone else,
-        or finished. Each lost pod once; pods this operator deleted itself are not lost."""
-        key = (group.namespace, group.name)
-        ours = self._deleted.get(key, set())
-        reported = self._replaced.setdefault(key, set())
-        reported.intersection_update(p.raw["metadata"]["uid"] for p in pods)
-        lost = [p for p in pods if p.raw["metadata"]["uid"] not in ours | reported
-                and (p.raw["metadata"].get("deletionTimestamp")
-                     or (p.raw.get("status") or {}).get("phase") in TERMINAL_PHASES)]
-        if not lost:
-            return
-        reported.update(p.raw["metadata"]["uid"] for p in lost)
-        message = (f"created {created} worker pod(s) to replace {len(lost)} lost: "
-                   + "; ".join(f"{p.name} ({_why_lost(p.raw)})" for p in lost))
-        log.info("DaskWorkerGroup %s/%s: %s", *key, message)
-        await self.ctx.kube.event(group, Reason.WORKER_REPLACED, message)
-
-    async def _capped(self, group: DaskWorkerGroup, cluster: str, cluster_pods: list[Pod]) -> int:
-        """This group's replicas under `max-workers-per-cluster`, shared by all the cluster's groups."""
-        wanted = int(group.raw["spec"]["worker"].get("replicas", 1))
-        cap = self.ctx.settings.max_workers_per_cluster
-        live: dict[str, int] = {}
-        for pod in cluster_pods:
-            view = PodView.from_pod(pod.raw)
-            if not view.deleting and view.phase not in TERMINAL_PHASES:
-                owner = pod.raw["metadata"].get("labels", {}).get(naming.WORKERGROUP_LABEL, "")
-                live[owner] = live.get(owner, 0) + 1
-        if wanted + sum(n for g, n in live.items() if g != group.name) <= cap:
-            return wanted  # the common case: no need to look at the other groups' specs
-        groups = await self.ctx.kube.list(DaskWorkerGroup, group.namespace, naming.cluster_selector(cluster))
-        desired = {g.name: int(g.raw["spec"]["worker"].get("replicas", 1)) for g in groups
-                   if g.raw["spec"].get("cluster") == cluster}
-        desired[group.name] = wanted
-        return capped_replicas(group.name, desired, live, cap)
-
-    async def _workers(self, namespace: str, cluster: str) -> list[WorkerView] | None:
+    async def _workers(self, view: GroupView) -> list[WorkerView] | None:
         """Connected workers, or None when the scheduler does not answer (then nothing connected is touched)."""
         try:
-            identity = await self.ctx.scheduler.workers(namespace, cluster)
+            identity = await self.ctx.scheduler.workers(self.namespace, view.group["spec"]["cluster"])
         except SchedulerUnreachable:
             return None
         return [WorkerView.from_identity(w) for w in identity.values()]
-
-    def _conditions(self, desired: int, ready: int, unschedulable: list[str], reachable: bool,
-                    pods: list[Pod]) -> list[dict[str, Any]]:
-        if unschedulable:
-            message = next((c.get("message", "") for p in pods if p.name == unschedulable[0]
-                            for c in (p.raw.get("status") or {}).get("conditions") or ()
-                            if c.get("type") == "PodScheduled"), "")
-            cond = conditions.condition(ConditionType.WORKERS_READY, False, Reason.WORKERS_UNSCHEDULABLE,
-                                        f"{len(unschedulable)} worker pod(s) cannot be scheduled: {message}")
-        elif not reachable:
-            cond = conditions.condition(ConditionType.WORKERS_READY, False, Reason.SCHEDULER_STARTING,
-                                        "the scheduler does not answer yet")
-        else:
-            ok = ready >= desired
-            cond = conditions.condition(ConditionType.WORKERS_READY, ok,
-                                        Reason.WORKERS_CONNECTED if ok else Reason.WORKERS_STARTING,
-                                        f"{ready}/{desired} workers connected")
-        return [conditions.condition(ConditionType.SPEC_VALID, True, Reason.VALID), cond,
-                conditions.condition(ConditionType.READY, cond["status"] == "True", cond["reason"], cond["message"])]
-
-    async def _set_status(self, group: DaskWorkerGroup, replicas: int, ready: int, cluster: str,
-                          wanted: list[dict[str, Any]]) -> None:
-        current = group.raw.get("status") or {}
-        new = {"replicas": replicas, "readyReplicas": ready,
-               "selector": naming.selector_string(naming.worker_selector(cluster, group.name)),
-               "observedGeneration": group.raw["metadata"].get("generation", 1)}
-        if any(current.get(k) != v for k, v in new.items()) or not conditions.same(current.get("conditions"),
-                                                                                     wanted):
-            new["conditions"] = conditions.merge(current.get("conditions"), wanted)  # type: ignore[assignment]
-            await self.ctx.kube.patch_status(group, new)
-            # The cluster aggregates its default group's counts: let it see the change now.
-            self.ctx.loops.wake((naming.PLURALS[naming.DASKCLUSTER], group.namespace, cluster))
-
-    async def _adopt(self, group: DaskWorkerGroup, cluster: DaskCluster) -> None:
-        """A group applied on its own joins its cluster: owned by it (deleted with it) and labelled."""
-        meta = group.raw["metadata"]
-        uid = cluster.raw["metadata"]["uid"]
-        labels = meta.get("labels") or {}
-        if _owned_by(group.raw, uid) and labels.get(naming.CLUSTER_LABEL) == cluster.name:
-            return
-        refs = [r for r in meta.get("ownerReferences") or () if r.get("controller") is not True]
-        refs.append(specs.owner_reference(cluster.raw))
-        await group.patch({"metadata": {"ownerReferences": refs, "labels": {
-            naming.CLUSTER_LABEL: cluster.name, naming.COMPONENT_LABEL: naming.Component.WORKERGROUP.value}}})
-
-    async def _validate(self, group: DaskWorkerGroup, cluster: str) -> str | None:
-        meta = group.raw["metadata"]
-        key = (meta["namespace"], meta["name"])
-        worker = {k: v for k, v in group.raw["spec"]["worker"].items() if k != "replicas"}
-        checked = (meta["uid"], fingerprint(worker))
-        if self._validated.get(key) == checked:
-            return None
-        problems = validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec")
-        if problems:
-            return "; ".join(str(p) for p in problems)
-        verdict = await self.ctx.kube.validate([(specs.worker_pod(group.raw, cluster, self.ctx.settings.cluster_domain),
-                                                 "spec.worker.spec: the API server would reject a worker pod")])
-        if verdict.rejection or not verdict.known:
-            return verdict.rejection  # unknown is not invalid: act now, check again next pass
-        self._validated[key] = checked
-        return None
-
-    async def _report_error(self, group: DaskWorkerGroup, cluster: str, message: str) -> None:
-        meta = group.raw["metadata"]
-        wanted = [conditions.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message,
-                                       meta.get("generation")),
-                  conditions.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)]
-        await self._set_status(group, 0, 0, cluster, wanted)
-        key = (meta["namespace"], meta["name"])
-        if self._reported.get(key) != message:
-            self._reported[key] = message
-            log.warning("DaskWorkerGroup %s/%s is invalid: %s", *key, message)
-            await self.ctx.kube.event(group, Reason.INVALID_SPEC, message, warning=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dask_kube import cli_local
+from dask_kube.cli import local as cli_local
 
 from .helpers import SCRIPT, ok, until
 

@@ -16,7 +16,7 @@ import pytest
 from distributed import Client
 
 from dask_kube import KubeCluster, naming
-from dask_kube.resources import DaskCluster
+from dask_kube.kinds import DaskCluster
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +100,7 @@ def test_from_name_sees_the_cluster_and_closing_it_keeps_it(operator, namespace,
         finally:
             other.close()
         assert _names(kubectl, "daskclusters") == ["shared"]
-        # Connecting by name without from_name does not take ownership either (the reference's trap W1).
+        # Connecting by name without from_name does not take ownership either.
         again = KubeCluster(name="shared", namespace=namespace, quiet=True)
         assert not again.shutdown_on_close
         again.close()

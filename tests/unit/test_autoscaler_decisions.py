@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dask_kube.operator.autoscaler import group_target, recommend
+from dask_kube import naming
+from dask_kube.naming import ConditionType, Reason
+from dask_kube.operator.autoscaler import (
+    AutoscalerMemory,
+    AutoscalerView,
+    decide,
+    gate,
+    group_target,
+    recommend,
+)
+from dask_kube.operator.plan import Patch
 from dask_kube.operator.settings import AutoscalerSettings, OperatorSettings
 
 WAIT_COUNT = AutoscalerSettings().scale_down_wait
@@ -103,3 +115,88 @@ def test_settings_read_the_config() -> None:
 def test_group_target_leaves_other_groups_workers_out(target: int, workers: list[str], group: str,
                                                       expected: int) -> None:
     assert group_target(target, workers, group) == expected
+
+
+# -- a whole sample: (what was observed, the clock) -> plan ---------------------------------------------------
+
+SETTINGS = OperatorSettings(resync_seconds=10, autoscaler=AutoscalerSettings(interval_seconds=5))
+
+
+def scaler(minimum: int = 1, maximum: int = 4, name: str = "auto", created: str = "2026-01-01T00:00:00Z",
+           owned: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": 1,
+                            "creationTimestamp": created, "labels": {naming.CLUSTER_LABEL: "c"} if owned else {}}
+    if owned:
+        meta["ownerReferences"] = [{"uid": "uid-c", "controller": True}]
+    return {"apiVersion": naming.API_VERSION, "kind": naming.DASKAUTOSCALER, "metadata": meta,
+            "spec": {"cluster": "c", "minimum": minimum, "maximum": maximum}}
+
+
+CLUSTER = {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER, "metadata": {"name": "c", "uid": "uid-c"}}
+
+
+def group(replicas: int) -> dict[str, Any]:
+    return {"metadata": {"name": "c-default"}, "spec": {"cluster": "c", "worker": {"replicas": replicas}}}
+
+
+def sample(target: int | None, replicas: int = 1, **kwargs: Any) -> AutoscalerView:
+    mine = kwargs.pop("scaler", scaler())
+    return AutoscalerView(mine, CLUSTER, group(replicas), [mine, *kwargs.pop("others", [])], target,
+                          [f"c-default-worker-{i:010x}" for i in range(replicas)])
+
+
+def test_bounds_that_cannot_hold_are_reported_once_and_nothing_is_read() -> None:
+    plan = gate(scaler(minimum=5, maximum=2), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan is not None and plan.requeue is None and not plan.acts
+    [cond, ready] = plan.conditions or []
+    assert (cond["type"], cond["reason"]) == (ConditionType.SPEC_VALID, Reason.INVALID_BOUNDS)
+    assert "minimum (5)" in cond["message"] and ready["type"] == ConditionType.READY
+    assert [e.reason for e in plan.events] == [Reason.INVALID_BOUNDS] and plan.memory is not None
+    again = gate(scaler(minimum=5, maximum=2), plan.memory, 1.0, SETTINGS)
+    assert again is not None and again.events == []
+
+
+def test_one_sample_per_interval() -> None:
+    early = gate(scaler(), AutoscalerMemory(sampled=100.0), 102.0, SETTINGS)
+    assert early is not None and early.requeue == 3.0
+    assert gate(scaler(), AutoscalerMemory(sampled=100.0), 105.0, SETTINGS) is None
+
+
+def test_scale_up_patches_the_group_and_says_so() -> None:
+    plan = decide(sample(target=3), AutoscalerMemory(), 50.0, SETTINGS, scaled_at="2026-01-01T00:05:00Z")
+    assert plan.patch == [Patch(naming.DASKWORKERGROUP, "c-default", {"spec": {"worker": {"replicas": 3}}})]
+    assert [e.reason for e in plan.events] == [Reason.AUTOSCALED] and "up from 1 to 3" in plan.events[0].message
+    assert plan.status == {"observedGeneration": 1, "desiredWorkers": 3, "lastScaleTime": "2026-01-01T00:05:00Z"}
+    assert plan.requeue == 5 and plan.memory == AutoscalerMemory(sampled=50.0)
+
+
+def test_scale_down_waits_and_remembers_the_lower_targets() -> None:
+    plan = decide(sample(target=0, replicas=4), AutoscalerMemory(), 50.0, SETTINGS)
+    assert plan.patch == [] and plan.status["desiredWorkers"] == 4
+    assert plan.memory == AutoscalerMemory(history=(1,), sampled=50.0)
+
+
+@pytest.mark.parametrize(("observed", "reason"), [
+    pytest.param(AutoscalerView(scaler()), Reason.CLUSTER_MISSING, id="no-cluster"),
+    pytest.param(AutoscalerView(scaler(), CLUSTER), Reason.WORKER_GROUP_MISSING, id="no-group"),
+    pytest.param(sample(2, others=[scaler(name="older", created="2025-01-01T00:00:00Z")]),
+                 Reason.CONFLICTING_AUTOSCALER, id="an-older-autoscaler"),
+])
+def test_problems_are_a_condition_an_event_and_a_resync(observed: AutoscalerView, reason: str) -> None:
+    plan = decide(observed, AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch == [] and plan.requeue == SETTINGS.resync_seconds
+    ready = next(c for c in plan.conditions or () if c["type"] == ConditionType.READY)
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert [(e.reason, e.warning) for e in plan.events] == [(reason, True)]
+
+
+def test_an_unreachable_scheduler_is_a_condition_only() -> None:
+    plan = decide(sample(target=None), AutoscalerMemory(), 0.0, SETTINGS)
+    ready = next(c for c in plan.conditions or () if c["type"] == ConditionType.READY)
+    assert ready["reason"] == Reason.SCHEDULER_STARTING and plan.events == [] and plan.requeue == 5
+
+
+def test_an_autoscaler_applied_on_its_own_is_adopted() -> None:
+    plan = decide(sample(1, scaler=scaler(owned=False)), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch[0].kind == naming.DASKAUTOSCALER
+    assert plan.patch[0].body["metadata"]["ownerReferences"][-1]["uid"] == "uid-c"

@@ -10,7 +10,8 @@ import pytest
 
 from dask_kube.naming import ConditionType, JobStatus, Reason
 from dask_kube.operator import daskjob
-from dask_kube.operator.daskjob import START_TIMEOUT_SECONDS, decide, rfc3339
+from dask_kube.operator.daskjob import START_TIMEOUT_SECONDS, JobPlan, decide
+from dask_kube.status import rfc3339
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 UID = "uid-of-the-job"
@@ -76,10 +77,18 @@ def runner(phase: str = "Running", *, deleting: bool = False, created: float = 5
 
 
 CREATED, CLUSTER_CREATED, RUNNING = JobStatus.JOB_CREATED, JobStatus.CLUSTER_CREATED, JobStatus.RUNNING
+
+
+def actions(plan: JobPlan) -> set[str]:
+    """The plan's creates and deletes, by what they are to the job."""
+    kinds = {"DaskCluster": "cluster", "Pod": "runner"}
+    done = {f"create_{kinds[body['kind']]}" for body in plan.create}
+    done |= {f"delete_{kinds[d.kind]}" for d in plan.delete}
+    return done | ({"delete_job"} if plan.delete_self else set())
 SUCCESSFUL, FAILED = JobStatus.SUCCESSFUL, JobStatus.FAILED
 
 
-@pytest.mark.parametrize(("the_job", "the_cluster", "the_runner", "status", "actions"), [
+@pytest.mark.parametrize(("the_job", "the_cluster", "the_runner", "status", "expected"), [
     pytest.param(job(), None, None, CREATED, set(), id="new-job-says-JobCreated-first"),
     pytest.param(job(CREATED), None, None, CLUSTER_CREATED, {"create_cluster"}, id="creates-the-cluster"),
     pytest.param(job(CREATED), cluster("Pending"), None, CLUSTER_CREATED, set(), id="after-a-crash-finds-its-cluster"),
@@ -130,12 +139,10 @@ SUCCESSFUL, FAILED = JobStatus.SUCCESSFUL, JobStatus.FAILED
     pytest.param(job(SUCCESSFUL, ended=10, ttl=30), None, runner("Succeeded"), None, set(), id="ttl-pending"),
 ])
 def test_decide(the_job: dict[str, Any], the_cluster: dict[str, Any] | None, the_runner: dict[str, Any] | None,
-                status: str | None, actions: set[str]) -> None:
+                status: str | None, expected: set[str]) -> None:
     decision = decide(the_job, the_cluster, the_runner, NOW)
     assert decision.status.get("jobStatus") == status
-    done = {a for a in ("create_cluster", "create_runner", "delete_cluster", "delete_runner", "delete_job")
-            if getattr(decision, a)}
-    assert done == actions
+    assert actions(decision) == expected
 
 
 @pytest.mark.parametrize(("the_job", "the_cluster", "the_runner", "reason", "says"), [
@@ -158,7 +165,7 @@ def test_failures_say_why(the_job: dict[str, Any], the_cluster: dict[str, Any] |
     [cond] = decision.conditions
     assert (cond["type"], cond["status"], cond["reason"]) == (ConditionType.JOB_FAILED, "True", reason)
     assert says in cond["message"]
-    assert decision.event == (reason, cond["message"], True)
+    assert decision.events == [(reason, cond["message"], True)]
     assert decision.requeue == 0  # the next pass cleans up at once
 
 
@@ -168,7 +175,8 @@ def test_success_is_a_complete_condition_and_a_normal_event() -> None:
     assert decision.conditions is not None
     assert [(c["type"], c["status"], c["reason"]) for c in decision.conditions] == [
         (ConditionType.JOB_COMPLETE, "True", Reason.JOB_SUCCEEDED)]
-    assert decision.event is not None and decision.event[2] is False
+    [event] = decision.events
+    assert event.warning is False
 
 
 @pytest.mark.parametrize(("the_job", "the_cluster", "the_runner", "status"), [
@@ -238,7 +246,7 @@ def test_a_job_that_cannot_progress_fails_within_the_start_timeout(state: str, c
     if cluster_key == "running" and runner_key == "running":
         assert decision.status.get("jobStatus") in (None, RUNNING)
     elif cluster_key == "running" and not created:
-        assert decision.create_runner and decision.status.get("jobStatus") is None
+        assert actions(decision) == {"create_runner"} and decision.status.get("jobStatus") is None
     else:
         assert decision.status.get("jobStatus") == FAILED, (cluster_key, runner_key, decision)
 
@@ -259,5 +267,5 @@ def test_a_finished_job_leaves_nothing_running(cluster_key: str, runner_key: str
     decision = decide(job(FAILED, ended=1), CLUSTERS[cluster_key], RUNNERS[runner_key], NOW)
     runner_live = runner_key in ("pending", "unschedulable", "running", "crash-looping")
     cluster_live = cluster_key not in ("none", "deleting")
-    assert (decision.delete_runner, decision.delete_cluster) == (runner_live, cluster_live)
-    assert decision.status == {} and not decision.delete_job
+    assert ("delete_runner" in actions(decision), "delete_cluster" in actions(decision)) == (runner_live, cluster_live)
+    assert decision.status == {} and not decision.delete_self

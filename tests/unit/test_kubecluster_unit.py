@@ -11,7 +11,7 @@ from dask_kube.cluster import options
 
 
 def test_create_mode_from_config_is_honoured() -> None:
-    # The reference compared the config string with a plain Enum, so config never applied (W2).
+    # A plain Enum never equals the string read from config, so config would never apply.
     with dask.config.set({"kubernetes.create-mode": "CREATE_ONLY"}):
         resolved = options.resolve(name="demo")
     assert resolved.create_mode is CreateMode.CREATE_ONLY
@@ -26,7 +26,7 @@ def test_create_mode_from_config_is_honoured() -> None:
 
 @pytest.mark.parametrize("argument,config_value,created,expected", [
     (None, None, True, True),     # created here: delete on close
-    (None, None, False, False),   # found by name: never deleted by default (W1)
+    (None, None, False, False),   # found by name: never deleted by default
     (None, True, False, False),   # config true does not reach clusters someone else created
     (None, False, True, False),   # config false keeps even created clusters
     (True, None, False, True),    # an explicit argument wins

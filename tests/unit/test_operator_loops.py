@@ -11,8 +11,8 @@ import kr8s
 import pytest
 from localkube.testing import async_until
 
-from dask_kube.operator.kube import denied_message, outage_message
-from dask_kube.operator.loops import Loops
+from dask_kube.kubernetes_api import denied_message, outage_message
+from dask_kube.operator.loops import Gone, Loops
 
 KEY = ("daskclusters", "ns", "c")
 
@@ -144,3 +144,18 @@ def test_a_403_is_recognised_as_a_missing_permission() -> None:
     conflict = kr8s.ServerError("exists", response=httpx.Response(409, request=request))
     assert denied_message(conflict) is None
     assert denied_message(RuntimeError(text)) is None
+
+
+async def test_a_loop_ends_when_its_object_is_gone_and_keeps_nothing() -> None:
+    loops = Loops(resync_seconds=0.01)
+    passes = 0
+
+    async def reconcile() -> float | None:
+        nonlocal passes
+        passes += 1
+        if passes == 3:
+            raise Gone()
+        return None
+
+    await asyncio.wait_for(loops.run(KEY, reconcile), 10)  # returns by itself: no cancellation needed
+    assert passes == 3 and loops.running() == 0 and loops.held() == {}

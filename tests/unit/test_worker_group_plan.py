@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dask_kube import naming
-from dask_kube.operator.planning import (
+from dask_kube import naming, status
+from dask_kube.operator.worker_pods import (
     PodView,
     WorkerView,
     capped_replicas,
@@ -13,7 +13,6 @@ from dask_kube.operator.planning import (
     overdue_workers,
     plan_worker_group,
     podless_workers,
-    seconds_overdue,
 )
 
 
@@ -134,5 +133,5 @@ def test_worker_pod_names_are_recognised_exactly() -> None:
 
 
 def test_seconds_overdue() -> None:
-    assert seconds_overdue("2026-11-22T04:00:00Z", "2026-11-22T04:00:20Z") == 20
-    assert seconds_overdue("2026-11-22T04:00:30Z", "2026-11-22T04:00:20Z") == -10
+    assert status.seconds_between("2026-11-22T04:00:00Z", "2026-11-22T04:00:20Z") == 20
+    assert status.seconds_between("2026-11-22T04:00:30Z", "2026-11-22T04:00:20Z") == -10

@@ -1,6 +1,6 @@
-"""Pure decisions of the worker-group reconciler: which pods to create, delete, or retire first.
+"""Which worker pods a group should create, delete, or retire first, and which connected workers lost their pod.
 
-Scale-down never loses data: pods whose worker never joined the scheduler go first (unschedulable, then
+Pure. Scale-down never loses data: pods whose worker never joined the scheduler go first (unschedulable, then
 pending, then newest); workers that did join are retired through the scheduler, which moves their data,
 before their pods are deleted, least busy and least loaded first. Without an answer from the scheduler,
 joined workers are left alone.
@@ -8,14 +8,11 @@ joined workers are left alone.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import naming
-
-TERMINAL_PHASES = ("Succeeded", "Failed")
+from .. import naming, status
 
 
 @dataclass(frozen=True)
@@ -30,12 +27,17 @@ class PodView:
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any]) -> PodView:
-        meta, status = pod["metadata"], pod.get("status") or {}
-        unschedulable = any(c.get("type") == "PodScheduled" and c.get("status") == "False"
-                            and c.get("reason") == "Unschedulable" for c in status.get("conditions") or ())
-        return cls(name=meta["name"], phase=status.get("phase", "Pending"), ip=status.get("podIP"),
-                   created=meta.get("creationTimestamp", ""), deleting=bool(meta.get("deletionTimestamp")),
-                   unschedulable=unschedulable, gone_at=meta.get("deletionTimestamp") or "")
+        meta = pod["metadata"]
+        unscheduled = status.unscheduled(pod)
+        return cls(name=meta["name"], phase=status.phase(pod) or "Pending", ip=(pod.get("status") or {}).get("podIP"),
+                   created=meta.get("creationTimestamp", ""), deleting=status.deleting(pod),
+                   unschedulable=unscheduled is not None and unscheduled.get("reason") == "Unschedulable",
+                   gone_at=meta.get("deletionTimestamp") or "")
+
+    @property
+    def live(self) -> bool:
+        """Counted as one of the group's workers: neither terminating nor finished."""
+        return not self.deleting and self.phase not in status.TERMINAL_PHASES
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class WorkerView:
 
 
 @dataclass
-class Plan:
+class PodPlan:
     create: int = 0
     delete: list[str] = field(default_factory=list)  # delete now: finished, failed, or never joined
     retire: list[str] = field(default_factory=list)  # retire through the scheduler, then delete
@@ -79,12 +81,13 @@ def joined(pods: Sequence[PodView], workers: Sequence[WorkerView]) -> dict[str, 
     return out
 
 
-def plan_worker_group(desired: int, pods: Sequence[PodView], workers: Sequence[WorkerView] | None) -> Plan:
+def plan_worker_group(desired: int, pods: Sequence[PodView], workers: Sequence[WorkerView] | None
+                      ) -> PodPlan:
     """What to do so that exactly `desired` live worker pods exist, losing no data on the way down."""
     live = [p for p in pods if not p.deleting]
-    finished = [p for p in live if p.phase in TERMINAL_PHASES]
-    active = [p for p in live if p.phase not in TERMINAL_PHASES]
-    plan = Plan(delete=[p.name for p in finished])
+    finished = [p for p in live if p.phase in status.TERMINAL_PHASES]
+    active = [p for p in live if p.phase not in status.TERMINAL_PHASES]
+    plan = PodPlan(delete=[p.name for p in finished])
     excess = len(active) - desired
     if excess < 0:
         plan.create = -excess
@@ -123,13 +126,6 @@ def podless_workers(group: str, pod_names: Collection[str], workers: Sequence[Wo
     its node was unreachable (`kubectl delete --force`), so nobody stopped the process. `pod_names` are all the
     cluster's worker pods, terminating ones included."""
     return sorted(w.name for w in workers if w.name not in pod_names and naming.is_worker_pod_name(group, w.name))
-
-
-def seconds_overdue(gone_at: str, now: str) -> float:
-    """How long ago a terminating pod's grace period ended (negative: still running); both RFC 3339."""
-    def parse(value: str) -> dt.datetime:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (parse(now) - parse(gone_at)).total_seconds()
 
 
 def _newest_first(pod: PodView) -> tuple[int, ...]:

@@ -9,8 +9,8 @@ import pytest
 from distributed import Scheduler
 from distributed.comm import connect
 
-from dask_kube.classic import KubeCluster, make_pod_spec, pods
 from dask_kube.errors import SpecError
+from dask_kube.legacy import KubeCluster, make_pod_spec, pods
 
 
 async def test_scheduler_stays_while_leased_and_closes_once_the_client_is_gone() -> None:

@@ -1,10 +1,12 @@
 """Reaching schedulers: by Service DNS in a cluster, by one self-healing port-forward per cluster outside it.
 
-`SchedulerRPC` names the few scheduler calls the operator makes, so that planners are tested against an
-in-memory fake and the operator against real schedulers. A cluster's forward (dask_kube.forwarding) follows
-its scheduler pod across replacements, and is closed when the cluster goes or the operator stops: none leak.
-A TLS cluster is reached over `tls://` with its own certificates (the port-forward carries TCP, so TLS passes
-through it end to end), read once from its Secret and read again after the scheduler failed to answer.
+`SchedulerRPC` names the few scheduler calls the operator makes, so that decisions are tested without schedulers
+and the operator against real ones. How to reach a cluster's scheduler (its forward, which follows the scheduler pod
+across replacements, and a TLS cluster's certificates) is state of that cluster: it exists while the cluster's
+reconcile loop runs (`serving`), is closed when that loop ends, and other loops (its worker groups, its
+autoscaler) only borrow it. A TLS cluster is reached over `tls://` with its own certificates (the port-forward
+carries TCP, so TLS passes through it end to end), read once from its Secret and again after the scheduler failed
+to answer.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import kr8s
+import kr8s.asyncio
 from distributed.core import rpc
 from kr8s.asyncio.objects import Secret
 
-from .. import naming, specs, tls
-from ..forwarding import SchedulerForward
-from ..resources import DaskCluster
+from .. import kubernetes_api, naming, specs, tls
+from ..kinds import DaskCluster
+from ..port_forward import SchedulerForward
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -48,75 +52,105 @@ class SchedulerRPC(Protocol):
     async def clients(self, namespace: str, cluster: str) -> int:
         """How many Dask clients are connected to the scheduler."""
 
-    async def forget(self, namespace: str, cluster: str) -> None:
-        """Drop any connection state for a cluster that went away."""
-
 
 class SchedulerUnreachable(Exception):
     """The scheduler did not answer (not started yet, restarting, or gone)."""
 
 
+@dataclass
+class _Connection:
+    """How to reach one cluster's scheduler."""
+
+    forward: SchedulerForward | None = None
+    args: dict[str, Any] | None = None  # distributed connection_args: {} for a plain cluster, TLS for a TLS one
+    args_read: float = 0.0  # time.monotonic() when `args` were read
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def close(self) -> None:
+        if self.forward is not None:
+            await self.forward.stop()
+            self.forward = None
+
+
 class DistributedSchedulerRPC:
     """`SchedulerRPC` over distributed's own RPC, reaching the scheduler as the settings say."""
 
-    def __init__(self, settings: OperatorSettings, api: Any) -> None:
+    def __init__(self, settings: OperatorSettings, api: kr8s.asyncio.Api) -> None:
         self.settings = settings
         self.api = api
-        self._forwards: dict[tuple[str, str], SchedulerForward] = {}
-        # (ns, cluster) -> (distributed connection_args, when read): {} for a plain cluster, its TLS context for a
-        # TLS one.
-        self._connection_args: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
-        self._lock = asyncio.Lock()
+        self._connections: dict[tuple[str, str], _Connection] = {}
 
-    async def _connection_args_for(self, namespace: str, cluster: str) -> dict[str, Any]:
-        """How to connect to this cluster's scheduler: plain, or with the certificates of its TLS Secret."""
+    @contextlib.asynccontextmanager
+    async def serving(self, namespace: str, cluster: str) -> AsyncIterator[None]:
+        """For as long as the cluster's reconcile loop runs: the state of its scheduler's connection."""
         key = (namespace, cluster)
-        if key in self._connection_args:
-            return self._connection_args[key][0]
+        connection = _Connection()
+        self._connections[key] = connection
         try:
-            obj = DaskCluster({"metadata": {"name": cluster}}, namespace=namespace, api=self.api)
-            await obj.refresh()
-            secret_name = specs.tls_secret_of(obj.raw)
+            yield
+        finally:
+            if self._connections.get(key) is connection:
+                del self._connections[key]
+            await connection.close()
+
+    def held(self) -> dict[str, int]:
+        """Connections kept, by namespace (for the operator's probe)."""
+        counts: dict[str, int] = {}
+        for namespace, _ in self._connections:
+            counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
+
+    def _connection(self, namespace: str, cluster: str) -> _Connection:
+        connection = self._connections.get((namespace, cluster))
+        if connection is None:
+            raise SchedulerUnreachable(f"DaskCluster {namespace}/{cluster} has no reconcile loop (not seen yet, or "
+                                       "deleted)")
+        return connection
+
+    async def _connection_args(self, namespace: str, cluster: str, connection: _Connection) -> dict[str, Any]:
+        """How to connect to this cluster's scheduler: plain, or with the certificates of its TLS Secret."""
+        if connection.args is not None:
+            return connection.args
+        try:
+            obj = await kubernetes_api.get(DaskCluster, cluster, namespace, self.api)
+            secret_name = specs.tls_secret_of(obj.raw) if obj is not None else None
             args: dict[str, Any] = {}
             if secret_name is not None:
-                secret = Secret({"metadata": {"name": secret_name}}, namespace=namespace, api=self.api)
-                await secret.refresh()
-                certs = tls.from_secret_data(secret.raw.get("data"), secret_name)
+                secret = await kubernetes_api.get(Secret, secret_name, namespace, self.api)
+                certs = tls.from_secret_data(secret.raw.get("data") if secret else None, secret_name)
                 args = certs.security().get_connection_args("client")
         except (kr8s.ServerError, tls.TLSSecretError) as err:  # ServerError's text is the API's, never the data
             raise SchedulerUnreachable(f"cannot read how to reach {namespace}/{cluster}: {err}") from err
-        self._connection_args[key] = (args, time.monotonic())
+        connection.args, connection.args_read = args, time.monotonic()
         return args
 
-    async def _address(self, namespace: str, cluster: str, use_tls: bool = False) -> str:
+    async def _address(self, namespace: str, cluster: str, connection: _Connection, use_tls: bool) -> str:
+        scheme = naming.TLS_SCHEME if use_tls else naming.TCP_SCHEME
         if not self.settings.use_port_forward:
             return naming.scheduler_address(cluster, namespace, self.settings.cluster_domain, tls=use_tls)
-        async with self._lock:
-            forward = self._forwards.get((namespace, cluster))
-            if forward is None or not forward.running:
+        async with connection.lock:
+            if connection.forward is None or not connection.forward.running:
                 forward = SchedulerForward(self.api, namespace, cluster, naming.SCHEDULER_PORT,
                                            connect_timeout=self.settings.rpc_timeout / 2)
                 await forward.start()
-                self._forwards[(namespace, cluster)] = forward
-            scheme = naming.TLS_SCHEME if use_tls else naming.TCP_SCHEME
-            return f"{scheme}://{forward.address}"
+                connection.forward = forward
+            return f"{scheme}://{connection.forward.address}"
 
     @contextlib.asynccontextmanager
     async def _rpc(self, namespace: str, cluster: str) -> AsyncIterator[Any]:
-        args = await self._connection_args_for(namespace, cluster)
-        address = await self._address(namespace, cluster, use_tls=bool(args))
+        connection = self._connection(namespace, cluster)
+        args = await self._connection_args(namespace, cluster, connection)
+        address = await self._address(namespace, cluster, connection, use_tls=bool(args))
         r = rpc(address, timeout=self.settings.rpc_timeout, connection_args=args)
         try:
             yield r
         except (OSError, TimeoutError) as err:
             # Re-read (the cluster or its Secret may have changed), but not on every failure: a scheduler that is
             # still starting fails every poll, and each re-read costs API requests.
-            read = self._connection_args.get((namespace, cluster))
-            if read is not None and time.monotonic() - read[1] > CONNECTION_REREAD_SECONDS:
-                del self._connection_args[(namespace, cluster)]
-            forward = self._forwards.get((namespace, cluster))
-            if forward is not None:
-                forward.check()  # refused by RBAC: not "unreachable", and the loop reports it
+            if time.monotonic() - connection.args_read > CONNECTION_REREAD_SECONDS:
+                connection.args = None
+            if connection.forward is not None:
+                connection.forward.check()  # refused by RBAC: not "unreachable", and the loop reports it
             raise SchedulerUnreachable(f"{address}: {err}") from err
         finally:
             await r.close_rpc()
@@ -124,7 +158,8 @@ class DistributedSchedulerRPC:
     async def workers(self, namespace: str, cluster: str) -> dict[str, dict[str, Any]]:
         async with self._rpc(namespace, cluster) as r:
             identity = await asyncio.wait_for(r.identity(), self.settings.rpc_timeout)
-        return identity.get("workers", {})
+        workers: dict[str, dict[str, Any]] = identity.get("workers", {})
+        return workers
 
     async def retire_workers(self, namespace: str, cluster: str, names: list[str]) -> list[str]:
         if not names:
@@ -172,12 +207,7 @@ class DistributedSchedulerRPC:
                 connected.discard(str(msg.get("client")))
         return len(connected)
 
-    async def forget(self, namespace: str, cluster: str) -> None:
-        self._connection_args.pop((namespace, cluster), None)
-        forward = self._forwards.pop((namespace, cluster), None)
-        if forward is not None:
-            await forward.stop()
-
     async def close(self) -> None:
-        for key in list(self._forwards):
-            await self.forget(*key)
+        connections = list(self._connections.values())
+        self._connections.clear()
+        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from dask_kube import naming
-from dask_kube.classic import clean_pod_template, make_pod_from_dict, make_pod_spec, pods
+from dask_kube import naming, status
 from dask_kube.errors import SpecError
+from dask_kube.legacy import clean_pod_template, make_pod_from_dict, make_pod_spec, pods
 
 OWNER = {"apiVersion": "v1", "kind": "Pod", "name": "c-scheduler", "uid": "u-1", "controller": True,
          "blockOwnerDeletion": True}
@@ -157,8 +157,8 @@ def test_scheduler_pod_and_service() -> None:
     assert service["kind"] == "Service" and service["metadata"]["name"] == naming.scheduler_name("c")
     assert service["spec"]["selector"] == naming.scheduler_selector("c") and service["spec"]["type"] == "LoadBalancer"
     assert service["metadata"]["ownerReferences"] == [OWNER]
-    assert pods.service_port(service, naming.SCHEDULER_PORT_NAME, 0) == 8786
-    assert pods.service_port(service, "nope", 7) == 7
+    assert status.service_port(service, naming.SCHEDULER_PORT_NAME) == 8786
+    assert status.service_port(service, "nope") is None
 
 
 def test_lease_preload_is_a_text_preload() -> None:

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DaskKubeError
+import click
+
+from ..errors import DaskKubeError
 
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -208,3 +210,59 @@ def down(state_dir: Path, within: float = STOP_TIMEOUT) -> list[str]:
     stopped = [what for what, pid in state.pids.items() if _stop_pid(pid, COMMAND_MARKS[what], within)]
     pidfile(state_dir).unlink(missing_ok=True)
     return stopped
+
+
+# -- commands ------------------------------------------------------------------------------------------------------
+
+
+@click.group("local", help="""A local Kubernetes (LocalKube: pods run as processes on this machine) with the CRDs and
+the operator, in the background: for trying dask_kube without a cluster.
+
+\b
+Example:
+  dask kube local up
+  export KUBECONFIG=~/.cache/dask-kube/kubeconfig
+  python -c 'from dask_kube import KubeCluster; print(KubeCluster(name="demo", n_workers=2))'
+  dask kube local down""")
+def local() -> None:
+    pass
+
+
+state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                                help="Where the kubeconfig, pidfile and logs go (default: ~/.cache/dask-kube).")
+
+
+@local.command("up")
+@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="PATH", help="Where to write the kubeconfig (default: STATE_DIR/kubeconfig).")
+@click.option("--simulate-pods", is_flag=True,
+              help="Pods become Running without running anything (for trying manifests, not computations).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="A LocalKube cluster configuration file: nodes (GPU nodes, taints), image "
+                                   "mappings, ports, version (see LocalKube's README).")
+@state_dir_option
+def local_up(kubeconfig_path: Path | None, simulate_pods: bool, config_path: Path | None,
+             state_dir: Path | None) -> None:
+    """Start LocalKube and the operator in the background and print the kubeconfig to use."""
+    from .install import install_packaged_crds
+
+    try:
+        started = up(state_dir or default_state_dir(), install_packaged_crds, kubeconfig_path,
+                     simulate_pods=simulate_pods, config=config_path)
+    except LocalKubeError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"LocalKube (pid {started.localkube_pid}) and the dask_kube operator (pid {started.operator_pid}) "
+               f"are running; logs in {started.state_dir}.")
+    click.echo(f"export KUBECONFIG={started.kubeconfig}")
+
+
+@local.command("down")
+@state_dir_option
+def local_down(state_dir: Path | None) -> None:
+    """Stop what `dask kube local up` started (every pod process with it)."""
+    try:
+        stopped = down(state_dir or default_state_dir())
+    except LocalKubeError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo("Stopped " + (" and ".join(stopped) if stopped else "nothing (it had already exited)") + ".")
+

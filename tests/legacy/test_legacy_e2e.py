@@ -25,7 +25,7 @@ from localkube.node.images import ImageMapping
 from localkube.testing import api_request
 
 from dask_kube import naming
-from dask_kube.classic import KubeCluster
+from dask_kube.legacy import KubeCluster
 
 pytestmark = pytest.mark.e2e
 
@@ -199,7 +199,7 @@ def test_adapt_from_zero_to_two_under_load_and_back(old_image_kube, ns, tmp_path
 # The client in its own process: made to die without a chance to clean up.
 _CLIENT = """\
 import sys, time
-from dask_kube.classic import KubeCluster
+from dask_kube.legacy import KubeCluster
 cluster = KubeCluster.from_yaml(sys.argv[1], namespace=sys.argv[2], n_workers=2, orphan_timeout=2)
 cluster.wait_for_workers(2, timeout=60)
 print("READY", cluster.name, flush=True)

@@ -1,4 +1,4 @@
-"""kr8s classes for the four custom resources (async; the library uses `kr8s.asyncio` only)."""
+"""kr8s classes of the four Dask kinds (async: the product uses `kr8s.asyncio` only)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Pure builders of legacy mode: a user's worker Pod template becomes the Pods and the Service that are created.
 
-No I/O and no configuration reads: `classic.cluster` resolves defaults and passes them in. Every function returns
+No I/O and no configuration reads: `legacy.options` resolves defaults and passes them in. Every function returns
 new dicts and leaves its arguments alone, so the template a user handed over can be reused for the next cluster.
 """
 
@@ -91,7 +91,7 @@ def make_pod_from_dict(template: Mapping[str, Any]) -> Obj:
     if not isinstance(containers, list) or not containers:
         raise SpecError("at least one container is required", "pod_template.spec.containers")
     for i, container in enumerate(containers):
-        if not isinstance(container, Mapping):
+        if not isinstance(container, dict):
             raise SpecError("must be a Container mapping", f"pod_template.spec.containers[{i}]")
         container.setdefault("name", f"dask-{i}")
     return pod
@@ -175,8 +175,9 @@ def drop_flag(argv: Sequence[str], flag: str) -> list[str]:
 
 
 _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*$")
-_SUFFIXES = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-             "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_SUFFIXES: dict[str, int | Decimal] = {
+    "": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
 
 def parse_quantity(value: str | int | float) -> Decimal:
@@ -328,14 +329,6 @@ def scheduler_service(template: Mapping[str, Any], *, cluster: str, namespace: s
              "targetPort": naming.DASHBOARD_PORT},
         ]
     return service
-
-
-def service_port(service: Mapping[str, Any], name: str, default: int) -> int:
-    """The Service port called `name` (the port clients dial, which may differ from the pod's)."""
-    for port in (service.get("spec") or {}).get("ports") or []:
-        if port.get("name") == name:
-            return int(port["port"])
-    return default
 
 
 # The scheduler side of the client lease, run as a `--preload` text (supported by every distributed since 2021).

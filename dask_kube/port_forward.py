@@ -8,7 +8,7 @@ connection closes, the next one goes through a new WebSocket.
 
 A refusal is different from a failure: when the API server answers the upgrade with 403 (no `create` on
 `pods/portforward`), retrying cannot help, so the forward keeps the server's message in `denied` and `check()`
-raises it as `ForwardDenied`, for the client or the operator to show instead of a timeout.
+raises it as `errors.ForwardDenied`, for the client or the operator to show instead of a timeout.
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ import httpx_ws
 import kr8s
 from kr8s.asyncio.objects import Pod
 
-from . import naming
+from . import kubernetes_api, naming, status
+from .errors import ForwardDenied
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
-
-
-class ForwardDenied(PermissionError):
-    """The API server refused the port-forward (403); the message is its own, naming the verb and resource."""
 
 
 class SchedulerForward:
@@ -113,7 +110,7 @@ class SchedulerForward:
             except (httpx_ws.HTTPXWSException, httpx.HTTPError, kr8s.ServerError, OSError) as err:
                 if opened:  # bytes may have flowed: this connection is over, the client opens a new one
                     return
-                if isinstance(err, httpx_ws.WebSocketUpgradeError) and err.response.status_code == 403:
+                if isinstance(err, httpx_ws.WebSocketUpgradeError) and kubernetes_api.status_code(err) == 403:
                     self.denied = await self._refusal()  # retrying cannot help
                     log.warning("port-forward to %s/%s refused: %s", self.namespace, self.cluster, self.denied)
                     return
@@ -133,7 +130,7 @@ class SchedulerForward:
                                          params={"ports": str(self.remote_port)}):
                 pass
         except kr8s.ServerError as err:
-            if err.response is not None and err.response.status_code == 403:
+            if kubernetes_api.is_forbidden(err):
                 return str(err)
         except httpx.HTTPError:
             pass
@@ -142,12 +139,11 @@ class SchedulerForward:
     async def _resolve_pod(self) -> None:
         """The scheduler pod by its labels: the newest Running one, else the operator's fixed name."""
         try:
-            pods = [p async for p in self.api.async_get(Pod, namespace=self.namespace,
-                                                        label_selector=naming.scheduler_selector(self.cluster))]
+            pods = await kubernetes_api.list_objects(Pod, self.namespace, self.api,
+                                                     naming.scheduler_selector(self.cluster))
         except kr8s.ServerError:
             return
-        running = [p for p in pods if (p.raw.get("status") or {}).get("phase") == "Running"
-                   and not p.raw["metadata"].get("deletionTimestamp")]
+        running = [p for p in pods if status.phase(p.raw) == "Running" and not status.deleting(p.raw)]
         running.sort(key=lambda p: p.raw["metadata"].get("creationTimestamp", ""), reverse=True)
         self.pod_name = running[0].name if running else naming.scheduler_name(self.cluster)
 

@@ -1,0 +1,169 @@
+"""The operator's reads and writes of Kubernetes objects, over kr8s: the I/O edge that observing and acting use.
+
+Creates are idempotent (409 means it exists), deletes tolerate 404, and status writes happen only on change.
+Every request goes through one semaphore (`create-concurrency` in flight at most): hundreds of reconcile loops may
+want the API at once, and requests queued inside the HTTP client's connection pool cost it time per request in
+proportion to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import kr8s
+import kr8s.asyncio
+from kr8s.asyncio.objects import APIObject, Pod, Secret, Service, object_from_spec
+
+from .. import kubernetes_api, status
+from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
+from .settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+T = TypeVar("T", bound=APIObject)
+KINDS: dict[str, type[APIObject]] = {cls.kind: cls for cls in (
+    Pod, Service, Secret, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
+
+
+def now_rfc3339() -> str:
+    return status.rfc3339(dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class DryRunVerdict:
+    """What the API server said of a spec: `rejection` is its first refusal; `known` is False when it could not
+    answer (overload, restart), so that the spec is neither valid nor invalid yet."""
+
+    known: bool
+    rejection: str | None = None
+
+
+class DryRunUnavailable(Exception):
+    """The API server did not answer the dry run (overload, restart): the spec is neither valid nor invalid."""
+
+
+class Objects:
+    def __init__(self, api: kr8s.asyncio.Api, settings: OperatorSettings) -> None:
+        self.api = api
+        self.settings = settings
+        self._limit = asyncio.Semaphore(settings.create_concurrency)
+
+    def ref(self, kind: str, name: str, namespace: str) -> APIObject:
+        return kubernetes_api.ref(KINDS[kind], name, namespace, self.api)
+
+    async def get(self, cls: type[T], name: str, namespace: str) -> T | None:
+        """The object, or None; one GET."""
+        async with self._limit:
+            return await kubernetes_api.get(cls, name, namespace, self.api)
+
+    async def list(self, cls: type[T], namespace: str, selector: Mapping[str, str]) -> list[T]:
+        async with self._limit:
+            return await kubernetes_api.list_objects(cls, namespace, self.api, selector)
+
+    async def patch(self, obj: APIObject, body: Mapping[str, Any]) -> None:
+        async with self._limit:
+            await obj.patch(dict(body))
+
+    async def create(self, body: Obj) -> APIObject:
+        """Create, or return the existing object of that name (a re-run after a crash finds its own work)."""
+        obj = object_from_spec(body, api=self.api)
+        async with self._limit:
+            try:
+                await obj.create()
+            except kr8s.ServerError as err:
+                if not kubernetes_api.is_conflict(err):
+                    raise
+                await obj.refresh()
+        return obj
+
+    async def create_many(self, bodies: Iterable[Obj]) -> builtins.list[APIObject | BaseException]:
+        """Concurrent creates; each result is the object or the exception it raised (all settle first)."""
+        return await asyncio.gather(*(self.create(b) for b in bodies), return_exceptions=True)
+
+    async def delete(self, obj: APIObject, grace_period: int | None = None) -> None:
+        """Delete, tolerating "not found"."""
+        async with self._limit:
+            await kubernetes_api.delete(obj, grace_period=grace_period)
+
+    async def delete_many(self, objs: Iterable[tuple[APIObject, int | None]]) -> None:
+        results = await asyncio.gather(*(self.delete(o, grace) for o, grace in objs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def patch_status(self, obj: APIObject, new: Mapping[str, Any]) -> bool:
+        """Merge `new` into the object's status; no request when nothing changes. True if written."""
+        current = obj.raw.get("status") or {}
+        if all(current.get(k) == v for k, v in new.items()):
+            return False
+        try:
+            async with self._limit:
+                await obj.patch({"status": dict(new)}, subresource="status")
+        except kr8s.NotFoundError:
+            return False
+        return True
+
+    async def event(self, obj: APIObject, reason: str, message: str, warning: bool = False) -> None:
+        """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        if not self.settings.events:
+            return
+        meta = obj.raw["metadata"]
+        now = now_rfc3339()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj.raw.get("apiVersion", obj.version), "kind": obj.kind,
+                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+            "source": {"component": "dask-kube-operator"}, "reportingComponent": "dask-kube-operator",
+            "reportingInstance": "dask-kube-operator", "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            async with self._limit, self.api.call_api("POST", version="v1", url="events", namespace=meta["namespace"],
+                                                      content=json.dumps(body)):
+                pass
+        except kr8s.ServerError as err:  # an Event is advice: never fail a reconcile over it
+            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err)
+
+    async def validate(self, checks: Iterable[tuple[Obj, str]]) -> DryRunVerdict:
+        """Dry-run each (body, what-to-call-a-refusal) in order, stopping at the first refusal or at a server that
+        cannot answer (unknown is not invalid: the caller goes on and asks again next pass)."""
+        for body, prefix in checks:
+            try:
+                message = await self.dry_run(body)
+            except DryRunUnavailable as err:
+                log.debug("dry run of %s %s/%s unavailable: %s", body["kind"], body["metadata"].get("namespace"),
+                          body["metadata"].get("name"), err)
+                return DryRunVerdict(known=False)
+            if message:
+                return DryRunVerdict(known=True, rejection=f"{prefix}: {message}")
+        return DryRunVerdict(known=True)
+
+    async def dry_run(self, body: Obj) -> str | None:
+        """Ask the API server whether it would accept `body` (strict fields); its error message, or None."""
+        version = body["apiVersion"]
+        plural = {"Pod": "pods", "Service": "services"}[body["kind"]]
+        try:
+            async with self._limit, self.api.call_api(
+                    "POST", version=version, url=plural, namespace=body["metadata"]["namespace"],
+                    params={"dryRun": "All", "fieldValidation": "Strict"}, content=json.dumps(body)):
+                return None
+        except kr8s.ServerError as err:
+            if kubernetes_api.is_rejection(err):
+                return str(err)
+            raise DryRunUnavailable(str(err)) from err
+        except httpx.HTTPError as err:
+            raise DryRunUnavailable(str(err)) from err
+
+    async def last_logs(self, pod: Pod, tail: int = 10) -> str:
+        """What a crash-looping container said last, for a condition's message."""
+        async with self._limit:
+            return await kubernetes_api.crash_logs(pod, tail=tail) or "(no logs)"
