@@ -14,6 +14,7 @@ import kr8s.asyncio
 from .. import kubernetes_api, naming
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
 from ..naming import Reason
+from .cache import Cache
 from .loops import Loops
 from .objects import Objects
 from .plan import Key
@@ -21,6 +22,8 @@ from .scheduler_rpc import DistributedSchedulerRPC
 from .settings import OperatorSettings
 
 KINDS_BY_PLURAL = {naming.PLURALS[cls.kind]: cls for cls in (DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
+# What the operator watches (handlers.py), and so reads from its cache.
+WATCHED_KINDS = (*(cls.kind for cls in KINDS_BY_PLURAL.values()), "Pod", "Service")
 
 
 @dataclass
@@ -29,13 +32,16 @@ class OperatorContext:
     objects: Objects
     scheduler: DistributedSchedulerRPC
     loops: Loops
+    cache: Cache
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
         api = await kr8s.asyncio.api()
         api.timeout = settings.request_timeout  # kr8s waits forever by default: a silent connection would hang us
-        ctx = cls(settings=settings, objects=Objects(api, settings), scheduler=DistributedSchedulerRPC(settings, api),
-                  loops=Loops(settings.resync_seconds, settings.resync_max_seconds))
+        cache = Cache(WATCHED_KINDS)
+        ctx = cls(settings=settings, objects=Objects(api, settings, cache),
+                  scheduler=DistributedSchedulerRPC(settings, api),
+                  loops=Loops(settings.resync_seconds, settings.resync_max_seconds), cache=cache)
         ctx.loops.report = ctx.report_failure
         return ctx
 
@@ -58,13 +64,16 @@ class OperatorContext:
         return f"forbidden: {message}"
 
     def held(self) -> dict[str, dict[str, int]]:
-        """What the operator keeps per object, by namespace: running loops and scheduler connections. An object's
-        entries go when its loop ends (kopf ends it when the object is deleted)."""
+        """What the operator keeps per object, by namespace: running loops, scheduler connections and cached
+        objects. An object's entries go when its loop ends (kopf ends it when the object is deleted) and when its
+        watch reports it deleted."""
         out: dict[str, dict[str, int]] = {}
         for namespace, count in self.loops.held().items():
             out.setdefault(namespace, {})["loops"] = count
         for namespace, count in self.scheduler.held().items():
             out.setdefault(namespace, {})["scheduler_connections"] = count
+        for namespace, count in self.cache.held().items():
+            out.setdefault(namespace, {})["cached_objects"] = count
         return out
 
     async def close(self) -> None:

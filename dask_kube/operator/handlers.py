@@ -1,4 +1,9 @@
-"""kopf wiring: one daemon per resource runs its reconcile loop; events only wake loops.
+"""kopf wiring: one daemon per resource runs its reconcile loop; events fill the cache and wake loops.
+
+Every watched object's body goes into the operator's `Cache` (cache.py), which the loops read instead of the API
+server. Each watched resource also has an index handler that stores nothing in kopf's index but the body in the
+cache: kopf starts no daemon and calls no event handler until every indexed resource has been listed, so a loop
+never reads a cache that has not seen everything yet.
 
 Each daemon makes the reconciler of its object, which holds everything the operator remembers about that object;
 kopf ends the daemon when the object is deleted, and the memory goes with it. Handlers are registered on
@@ -24,6 +29,7 @@ from .workergroup import WorkerGroupReconciler
 
 REGISTRY = kopf.OperatorRegistry()
 FINALIZER = f"{naming.GROUP}/operator"
+BATCH_WINDOW = 0.01
 log = logging.getLogger(__name__)
 
 CLUSTERS = naming.PLURALS[naming.DASKCLUSTER]
@@ -41,11 +47,16 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.background.cancellation_polling = 0.5
     settings.background.instant_exit_timeout = 0.5
     # Real API servers sometimes stop sending on a watch without closing it; reconnect before that matters.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = ours.request_timeout
     settings.posting.level = logging.WARNING
+    # Reads come from the watches (and a watch resumes where it stopped, with no relist): reopen them rarely,
+    # since every reopen is a request. A stream that stops sending without closing is reopened after this too.
+    settings.watching.server_timeout = ours.watch_timeout
+    settings.watching.client_timeout = ours.watch_timeout + 30
+    # kopf waits this long for more events of an object before handling its latest: every start-up step (pod
+    # created, Running, Ready) waits for it, so keep it short.
+    settings.batching.batch_window = BATCH_WINDOW
 
 
 @kopf.on.startup(registry=REGISTRY)
@@ -118,11 +129,30 @@ async def daskautoscaler_loop(name: str, namespace: str | None, memo: kopf.Memo,
     await ctx.loops.run((AUTOSCALERS, namespace, name), AutoscalerReconciler(ctx, namespace, name).reconcile)
 
 
+# -- the cache: filled from the initial listings on (index handlers), kept by every event ------------------------
+
+CHILDREN = {naming.CLUSTER_LABEL: kopf.PRESENT}
+
+
+def _store(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.cache.store(dict(body))
+
+
+for _resource, _labels in (((naming.GROUP, naming.VERSION, CLUSTERS), None),
+                           ((naming.GROUP, naming.VERSION, GROUPS), None),
+                           ((naming.GROUP, naming.VERSION, JOBS), None),
+                           ((naming.GROUP, naming.VERSION, AUTOSCALERS), None),
+                           (("pods",), CHILDREN), (("services",), CHILDREN)):
+    kopf.index(*_resource, labels=_labels, registry=REGISTRY, id=f"cache-{_resource[-1]}")(_store)
+
+
 # -- events wake the loops they concern --------------------------------------------------------------------------
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY)
-def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, event: kopf.RawEvent,
+                      **_: Any) -> None:
+    memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
     memo.ctx.loops.wake((CLUSTERS, namespace, name))
     memo.ctx.loops.wake((GROUPS, namespace, naming.default_worker_group_name(name)))
@@ -132,7 +162,9 @@ def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: k
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY)
-def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo, event: kopf.RawEvent,
+                          **_: Any) -> None:
+    memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
     memo.ctx.loops.wake((GROUPS, namespace, name))
     if spec.get("cluster"):
@@ -140,17 +172,22 @@ def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, mem
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, JOBS, registry=REGISTRY)
-def daskjob_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+def daskjob_event(name: str, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+    memo.ctx.cache.observe(event["type"], event["object"])
     memo.ctx.loops.wake((JOBS, _namespaced(namespace), name))
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, AUTOSCALERS, registry=REGISTRY)
-def daskautoscaler_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+def daskautoscaler_event(name: str, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
+                         **_: Any) -> None:
+    memo.ctx.cache.observe(event["type"], event["object"])
     memo.ctx.loops.wake((AUTOSCALERS, _namespaced(namespace), name))
 
 
-@kopf.on.event("pods", labels={naming.CLUSTER_LABEL: kopf.PRESENT}, registry=REGISTRY)
-def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event("pods", labels=CHILDREN, registry=REGISTRY)
+def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
+              **_: Any) -> None:
+    memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
     cluster = labels[naming.CLUSTER_LABEL]
     component = labels.get(naming.COMPONENT_LABEL)
@@ -161,3 +198,10 @@ def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: 
     group = labels.get(naming.WORKERGROUP_LABEL)
     if group:
         memo.ctx.loops.wake((GROUPS, namespace, group))
+
+
+@kopf.on.event("services", labels=CHILDREN, registry=REGISTRY)
+def service_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+    """A scheduler Service changed or went: its cluster looks (and recreates a deleted one)."""
+    memo.ctx.cache.observe(event["type"], event["object"])
+    memo.ctx.loops.wake((CLUSTERS, _namespaced(namespace), labels[naming.CLUSTER_LABEL]))

@@ -1,6 +1,8 @@
 """The operator's reads and writes of Kubernetes objects, over kr8s: the I/O edge that observing and acting use.
 
-Creates are idempotent (409 means it exists), deletes tolerate 404, and status writes happen only on change.
+Reads of the kinds the operator watches come from its `Cache` (what the watches delivered), and every write's
+answer goes into it. Creates are idempotent (409 means it exists), deletes tolerate 404, and status writes happen
+only on change.
 Every request goes through one semaphore (`create-concurrency` in flight at most): hundreds of reconcile loops may
 want the API at once, and requests queued inside the HTTP client's connection pool cost it time per request in
 proportion to the queue.
@@ -24,6 +26,7 @@ from kr8s.asyncio.objects import APIObject, Pod, Secret, Service, object_from_sp
 
 from .. import kubernetes_api, status
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
+from .cache import Cache
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -51,26 +54,33 @@ class DryRunUnavailable(Exception):
 
 
 class Objects:
-    def __init__(self, api: kr8s.asyncio.Api, settings: OperatorSettings) -> None:
+    def __init__(self, api: kr8s.asyncio.Api, settings: OperatorSettings, cache: Cache) -> None:
         self.api = api
         self.settings = settings
+        self.cache = cache
         self._limit = asyncio.Semaphore(settings.create_concurrency)
 
     def ref(self, kind: str, name: str, namespace: str) -> APIObject:
         return kubernetes_api.ref(KINDS[kind], name, namespace, self.api)
 
     async def get(self, cls: type[T], name: str, namespace: str) -> T | None:
-        """The object, or None; one GET."""
+        """The object, or None: from the cache for a watched kind, else one GET."""
+        if self.cache.holds(cls.kind):
+            raw = self.cache.get(cls.kind, namespace, name)
+            return cls(raw, api=self.api) if raw is not None else None
         async with self._limit:
             return await kubernetes_api.get(cls, name, namespace, self.api)
 
     async def list(self, cls: type[T], namespace: str, selector: Mapping[str, str]) -> list[T]:
+        if self.cache.holds(cls.kind):
+            return [cls(raw, api=self.api) for raw in self.cache.list(cls.kind, namespace, selector)]
         async with self._limit:
             return await kubernetes_api.list_objects(cls, namespace, self.api, selector)
 
     async def patch(self, obj: APIObject, body: Mapping[str, Any]) -> None:
         async with self._limit:
             await obj.patch(dict(body))
+        self.cache.store(obj.raw)
 
     async def create(self, body: Obj) -> APIObject:
         """Create, or return the existing object of that name (a re-run after a crash finds its own work)."""
@@ -82,6 +92,7 @@ class Objects:
                 if not kubernetes_api.is_conflict(err):
                     raise
                 await obj.refresh()
+        self.cache.store(obj.raw)
         return obj
 
     async def create_many(self, bodies: Iterable[Obj]) -> builtins.list[APIObject | BaseException]:
@@ -92,6 +103,7 @@ class Objects:
         """Delete, tolerating "not found"."""
         async with self._limit:
             await kubernetes_api.delete(obj, grace_period=grace_period)
+        self.cache.deleting(obj.kind, obj.namespace or "", obj.name, grace_period)
 
     async def delete_many(self, objs: Iterable[tuple[APIObject, int | None]]) -> None:
         results = await asyncio.gather(*(self.delete(o, grace) for o, grace in objs), return_exceptions=True)
@@ -109,6 +121,7 @@ class Objects:
                 await obj.patch({"status": dict(new)}, subresource="status")
         except kr8s.NotFoundError:
             return False
+        self.cache.store(obj.raw)
         return True
 
     async def event(self, obj: APIObject, reason: str, message: str, warning: bool = False) -> None:
@@ -134,17 +147,20 @@ class Objects:
             log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err)
 
     async def validate(self, checks: Iterable[tuple[Obj, str]]) -> DryRunVerdict:
-        """Dry-run each (body, what-to-call-a-refusal) in order, stopping at the first refusal or at a server that
-        cannot answer (unknown is not invalid: the caller goes on and asks again next pass)."""
-        for body, prefix in checks:
-            try:
-                message = await self.dry_run(body)
-            except DryRunUnavailable as err:
+        """Dry-run each (body, what-to-call-a-refusal), concurrently (they are a cold start's first requests), and
+        judge in order: the first refusal, or a server that could not answer (unknown is not invalid: the caller
+        goes on and asks again next pass)."""
+        checks = list(checks)
+        answers = await asyncio.gather(*(self.dry_run(body) for body, _ in checks), return_exceptions=True)
+        for (body, prefix), answer in zip(checks, answers, strict=True):
+            if isinstance(answer, DryRunUnavailable):
                 log.debug("dry run of %s %s/%s unavailable: %s", body["kind"], body["metadata"].get("namespace"),
-                          body["metadata"].get("name"), err)
+                          body["metadata"].get("name"), answer)
                 return DryRunVerdict(known=False)
-            if message:
-                return DryRunVerdict(known=True, rejection=f"{prefix}: {message}")
+            if isinstance(answer, BaseException):
+                raise answer
+            if answer:
+                return DryRunVerdict(known=True, rejection=f"{prefix}: {answer}")
         return DryRunVerdict(known=True)
 
     async def dry_run(self, body: Obj) -> str | None:

@@ -31,6 +31,7 @@ class OperatorSettings:
     events: bool = True
     rpc_timeout: float = 10.0
     request_timeout: float = 60.0  # any one API request, so that a silent connection cannot hang a loop
+    watch_timeout: int = 1800  # seconds: each watch request asks the server to end it after this; then it resumes
     autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @property
@@ -50,6 +51,7 @@ class OperatorSettings:
             max_workers_per_cluster=config.get_int("operator.max-workers-per-cluster"),
             events=bool(config.get("operator.events")),
             request_timeout=config.get_float("operator.request-timeout-seconds"),
+            watch_timeout=config.get_int("operator.watch-timeout-seconds"),
             autoscaler=AutoscalerSettings(
                 interval_seconds=config.get_float("operator.autoscaler.interval-seconds"),
                 scale_down_wait=config.get_int("operator.autoscaler.scale-down-wait"),

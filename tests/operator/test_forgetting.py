@@ -48,8 +48,9 @@ async def test_the_operator_holds_nothing_for_deleted_clusters(kube, operator, n
         async def held() -> dict[str, int]:
             return await asyncio.to_thread(operator.held, namespace)
 
-        # While they exist: a loop for each cluster and its default group, and a scheduler connection per cluster.
-        expected = {"loops": 2 * CLUSTERS, "scheduler_connections": CLUSTERS}
+        # While they exist: a loop for each cluster and its default group, a scheduler connection per cluster, and
+        # in the cache each cluster, its group, its scheduler pod and its Service (no workers).
+        expected = {"loops": 2 * CLUSTERS, "scheduler_connections": CLUSTERS, "cached_objects": 4 * CLUSTERS}
         await async_until(lambda: _equal(held(), expected), f"the operator to hold {expected}", within=60,
                           interval=1)
 

@@ -1,0 +1,83 @@
+"""The operator's cache of what its watches delivered: late events never undo what is known to be newer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dask_kube import naming
+from dask_kube.operator.cache import Cache
+
+
+def pod(name: str, rv: int, uid: str = "", labels: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "ns", "uid": uid or f"uid-{name}",
+                                        "resourceVersion": str(rv), "labels": labels or {}, **meta},
+            "spec": {"terminationGracePeriodSeconds": 5}}
+
+
+def test_reads_by_name_and_by_selector() -> None:
+    cache = Cache(["Pod"])
+    cache.store(pod("a", 1, labels={naming.CLUSTER_LABEL: "c1"}))
+    cache.store(pod("b", 2, labels={naming.CLUSTER_LABEL: "c2"}))
+    assert cache.get("Pod", "ns", "a") is not None and cache.get("Pod", "other", "a") is None
+    assert [p["metadata"]["name"] for p in cache.list("Pod", "ns", {naming.CLUSTER_LABEL: "c2"})] == ["b"]
+    assert cache.holds("Pod") and not cache.holds("Secret")
+    cache.store({"kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}})  # not watched: ignored
+    assert cache.held() == {"ns": 2}
+
+
+def test_an_older_version_never_replaces_a_newer_one() -> None:
+    cache = Cache(["Pod"])
+    cache.store(pod("a", 7, phase="new"))  # e.g. the answer to our own patch
+    cache.observe("MODIFIED", pod("a", 6, phase="old"))  # the watch catching up late
+    assert cache.get("Pod", "ns", "a")["metadata"]["phase"] == "new"  # type: ignore[index]
+    cache.observe("MODIFIED", pod("a", 8, phase="newer"))
+    assert cache.get("Pod", "ns", "a")["metadata"]["phase"] == "newer"  # type: ignore[index]
+    # A new object of the same name (another uid) always replaces the old one, whatever the versions.
+    cache.observe("ADDED", pod("a", 3, uid="second"))
+    assert cache.get("Pod", "ns", "a")["metadata"]["uid"] == "second"  # type: ignore[index]
+
+
+def test_a_deleted_object_is_not_brought_back_by_a_late_event() -> None:
+    cache = Cache(["Pod"])
+    cache.store(pod("a", 1))
+    cache.observe("DELETED", pod("a", 2))
+    cache.observe("MODIFIED", pod("a", 3))  # a late write answer, or an event processed out of order
+    assert cache.get("Pod", "ns", "a") is None and cache.held() == {}
+    cache.store(pod("a", 4, uid="new"))  # the same name, created again
+    assert cache.get("Pod", "ns", "a") is not None
+
+
+def test_our_own_delete_shows_at_once() -> None:
+    cache = Cache(["Pod"])
+    cache.store(pod("a", 1))
+    cache.store(pod("b", 1))
+    cache.deleting("Pod", "ns", "a", None)
+    marked = cache.get("Pod", "ns", "a")
+    assert marked is not None and marked["metadata"]["deletionGracePeriodSeconds"] == 5
+    assert marked["metadata"]["deletionTimestamp"]
+    cache.observe("ADDED", pod("a", 1))  # the create's own event, late: the mark stays
+    assert "deletionTimestamp" in cache.get("Pod", "ns", "a")["metadata"]  # type: ignore[index]
+    cache.deleting("Pod", "ns", "b", 0)  # at once: gone
+    assert cache.get("Pod", "ns", "b") is None
+
+
+def test_a_relist_drops_what_it_does_not_mention() -> None:
+    async def relist() -> Cache:
+        cache = Cache(["Pod"], relist_settle=0.05)
+        cache.store(pod("kept", 1))
+        cache.store(pod("deleted-while-disconnected", 1))
+        cache.store({**pod("elsewhere", 1), "metadata": {**pod("elsewhere", 1)["metadata"], "namespace": "other"}})
+        await asyncio.sleep(0.01)
+        cache.observe(None, pod("kept", 1))  # a watch resumed past its history: the server lists again
+        cache.observe(None, pod("new", 2))
+        for _ in range(200):
+            if cache.get("Pod", "ns", "deleted-while-disconnected") is None:
+                break
+            await asyncio.sleep(0.01)
+        return cache
+
+    cache = asyncio.run(relist())
+    assert cache.get("Pod", "ns", "deleted-while-disconnected") is None
+    assert cache.get("Pod", "ns", "kept") is not None and cache.get("Pod", "ns", "new") is not None
+    assert cache.get("Pod", "other", "elsewhere") is not None  # another namespace's listing says nothing of it
