@@ -7,7 +7,9 @@ rounds with its spread (max - min, shown as ±half), and ours/theirs is the rati
 asserted.
 
 Scenarios: 1 cold start (+ floor), 2 scale 2 -> 16 -> 2 with data in memory, 3 simulated pods (1 x 1,000 and
-100 x 10 workers), 4 a DaskJob to Successful, 5 port-forward throughput, 6 idle API requests per minute.
+100 x 10 workers), 4 a DaskJob to Successful, 5 port-forward throughput, 6 idle API requests per minute. After
+the table, each target (verdict.py) as met, missed or not measured. SIGINT or SIGTERM stops every process the
+harness started (procs.py) before it exits.
 
     .venv/bin/python bench/compare [--rounds 3] [--scenarios 1,2,3,4,5,6] [--tools ours,dk]
                                    [--dk-venv .venv-bench-dk] [--write-docs docs/benchmarks.md] [--quick]
@@ -34,8 +36,10 @@ import cold_start
 import daskjob
 import forward
 import idle
+import procs
 import scaling
 import simulated
+import verdict
 from common import REPO, Kube, Tool, dk_image_mapping, dk_tool, ours_tool, tool_versions
 from localkube.cluster import LocalKube
 from report import Row, markdown_table, text_table
@@ -132,6 +136,7 @@ def main() -> None:
         args.rounds, args.scenarios, args.tools = 1, "1", "ours"
     if args.sim_rounds is None:
         args.sim_rounds = args.rounds
+    procs.install()
 
     dk_venv = Path(args.dk_venv)
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp_name:
@@ -150,13 +155,16 @@ def main() -> None:
               *(f"{k}: {v}" for k, v in ctx.missing.items())]
     print("\n".join(header))
     print(text_table(rows))
+    print()
+    print(verdict.text(rows))
     if ctx.errors:
         print("\nerrors:")
         for err in ctx.errors:
             print(" -", err.splitlines()[0][:300])
     if args.write_docs:
         notes = docs.scenario_notes([SCENARIOS[n.strip()] for n in args.scenarios.split(",")])
-        docs.write_section(Path(args.write_docs), header, markdown_table(rows), ctx.errors, args, notes)
+        docs.write_section(Path(args.write_docs), header, markdown_table(rows) + "\n\n" + verdict.markdown(rows),
+                           ctx.errors, args, notes)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import procs
 import psutil
 import yaml
 from localkube.cluster import ThreadedLocalKube
@@ -259,7 +260,7 @@ class Operator:
     async def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kube.kubeconfig))
         env.pop("VIRTUAL_ENV", None)
-        self.proc = subprocess.Popen(  # noqa: ASYNC220  (returns at once; the process outlives this call)
+        self.proc = procs.popen(  # (returns at once; the process outlives this call)
             self.tool.operator_argv, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=self.kube.tmp)
 
         async def ready() -> bool:
@@ -281,13 +282,8 @@ class Operator:
         return Usage(peak_rss_mb=peak or proc.memory_info().rss / 2**20, cpu_seconds=cpu.user + cpu.system)
 
     async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                await asyncio.to_thread(self.proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
+        if self.proc is not None:
+            await asyncio.to_thread(procs.stop, self.proc, 30)
         self.proc = None
 
 
@@ -319,7 +315,8 @@ class Runner:
         self.proc = await asyncio.create_subprocess_exec(
             str(self.tool.python), str(self.tool.runner), self.command, json.dumps(self.args),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self._log, env=env,
-            cwd=self.kube.tmp)
+            cwd=self.kube.tmp, **procs.popen_kwargs())
+        procs.track(self.proc.pid)
 
     async def event(self, timeout: float = 600) -> dict[str, Any]:  # noqa: ASYNC109
         """The next JSON event; an error event or an exit raises with the runner's log."""
@@ -351,6 +348,7 @@ class Runner:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+        procs.reap_group(self.proc.pid)  # whatever it left in its group
         self._log.flush()
 
     def tail(self) -> str:

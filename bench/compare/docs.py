@@ -20,8 +20,11 @@ one tool's CRDs and operator are installed at a time (both serve `kubernetes.das
 run in its environment through a LocalKube image map that also provides the `dask-scheduler`/`dask-worker` scripts
 its client still defaults to (current distributed no longer installs them). Cells are the median over rounds, ±
 half the spread (max - min); ours/theirs is the ratio of medians (below 1 is faster or fewer for time, requests,
-memory and CPU; above 1 is better for throughput). Floors are measured in the same run. Nothing here is asserted or
-gates CI."""
+memory and CPU; above 1 is better for throughput). Floors are measured in the same run: the same scheduler,
+workers and DaskJob runner started directly as processes of this environment, the fastest way there is (`python -m
+distributed.cli.dask_scheduler` / `dask_worker`, not the `dask` command, which imports every `dask_cli` plugin
+first). After the table, each target of the section "Targets" is judged met, missed or not measured on this run.
+Nothing here is asserted or gates CI."""
 
 
 def scenario_notes(modules: list[object]) -> str:

@@ -18,7 +18,8 @@ async def run(ctx) -> list[Row]:  # type: ignore[no-untyped-def]
     kube, window = ctx.kube, ctx.args.idle_seconds
     await kube.ensure_namespace(NS)
     scaled = "" if window == 60 else f", measured over {window:.0f} s and scaled to a minute"
-    total = Row("6 idle", f"API requests/min, idle 10-worker cluster, operator + client{scaled}", "req/min")
+    total = Row("6 idle", f"API requests/min, idle 10-worker cluster, operator + client{scaled}", "req/min",
+                key="idle")
     split = Row("6 idle", "of which kopf (operator watches and handlers) / kr8s (operator and client calls)", "")
     for key in ("ours", "dk"):
         tool = ctx.tools.get(key)

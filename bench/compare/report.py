@@ -15,6 +15,8 @@ class Row:
     ours: Sample = field(default_factory=Sample)
     dk: Sample = field(default_factory=Sample)
     baseline: str = ""             # the floor measured in the same run, or a note
+    key: str = ""                  # how the verdict finds the row (verdict.py); "" for rows it does not judge
+    floor: float | None = None     # the floor's median, in the row's unit
 
     def ratio(self) -> str:
         a, b = self.ours.median, self.dk.median

@@ -80,12 +80,14 @@ async def _measure(ctx, tool, ns: str, clusters: int, workers: int, tag: str):  
 async def run(ctx) -> list[Row]:  # type: ignore[no-untyped-def]
     n, c = ctx.args.workers, ctx.args.clusters
     cases = [(f"1 cluster x {n:,} workers", "one", 1, n), (f"{c} clusters x 10 workers", "many", c, 10)]
+    keys = {"time to all worker pods Running": "time", "API requests by the operator": "requests",
+            "operator peak RSS": "rss", "operator CPU seconds": "cpu"}
     rows: list[Row] = []
     table: dict[tuple[str, str], Row] = {}
-    for title, _, _, _ in cases:
+    for title, case, _, _ in cases:
         for metric, unit in (("time to all worker pods Running", "s"), ("API requests by the operator", "req"),
                              ("operator peak RSS", "MB"), ("operator CPU seconds", "s")):
-            row = Row("3 simulated", f"{title}: {metric}", unit)
+            row = Row("3 simulated", f"{title}: {metric}", unit, key=f"sim-{case}-{keys[metric]}")
             table[(title, metric)] = row
             rows.append(row)
     for key in ("ours", "dk"):
