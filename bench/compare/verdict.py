@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from report import Row
+from report import Row, fmt_number
 
 Against = Literal["theirs", "floor", "value"]
 
@@ -62,7 +62,7 @@ def judge(target: Target, rows: Sequence[Row]) -> tuple[str, str]:
         return "not measured", f"no {name or 'reference'}"
     ratio = ours / reference
     met = ratio >= target.limit if target.higher_is_better else ratio <= target.limit
-    detail = f"{ours:.3g}" if target.against == "value" else f"{ratio:.2f}x {name}"
+    detail = fmt_number(ours, row.unit) if target.against == "value" else f"{ratio:.2f}x {name}"
     return ("met" if met else "missed"), detail
 
 

@@ -26,8 +26,6 @@ from typing import Any
 from .. import status
 
 Obj = dict[str, Any]
-# (namespace, name) within one kind
-Name = tuple[str, str]
 # How long a deleted uid's late events are ignored.
 TOMBSTONE_SECONDS = 120.0
 # A relist is over when no listing event of its (kind, namespace) came for this long.
@@ -50,7 +48,7 @@ def _older(new: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
 class Cache:
     def __init__(self, kinds: Iterable[str], relist_settle: float = RELIST_SETTLE_SECONDS) -> None:
         self.relist_settle = relist_settle
-        self._objects: dict[str, dict[Name, Obj]] = {kind: {} for kind in kinds}
+        self._objects: dict[str, dict[str, dict[str, Obj]]] = {kind: {} for kind in kinds}  # kind, namespace, name
         self._seen: dict[tuple[str, str, str], float] = {}  # (kind, namespace, name) -> when last stored
         self._gone: OrderedDict[str, float] = OrderedDict()  # deleted uid -> when
         self._relists: dict[tuple[str, str], float] = {}  # (kind, namespace) -> when its relist began
@@ -60,14 +58,12 @@ class Cache:
         return kind in self._objects
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
-        return self._objects[kind].get((namespace, name))
+        return self._objects[kind].get(namespace, {}).get(name)
 
     def list(self, kind: str, namespace: str, selector: Mapping[str, str]) -> list[Obj]:
         """The objects of that kind in `namespace` whose labels include `selector`."""
         found = []
-        for (ns, _), obj in self._objects[kind].items():
-            if ns != namespace:
-                continue
+        for obj in self._objects[kind].get(namespace, {}).values():
             labels = (obj.get("metadata") or {}).get("labels") or {}
             if all(labels.get(k) == v for k, v in selector.items()):
                 found.append(obj)
@@ -87,29 +83,33 @@ class Cache:
         kind, meta = obj.get("kind"), obj.get("metadata") or {}
         if kind not in self._objects or meta.get("uid") in self._gone:
             return
-        key = (meta.get("namespace") or "", meta["name"])
-        held = self._objects[kind].get(key)
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        objects = self._objects[kind].setdefault(namespace, {})
+        held = objects.get(name)
         if held is None or not _older(obj, held):
-            self._objects[kind][key] = obj
-        self._seen[(kind, *key)] = time.monotonic()
+            objects[name] = obj
+        self._seen[(kind, namespace, name)] = time.monotonic()
 
     def forget(self, obj: Mapping[str, Any]) -> None:
         """The object is gone; late events about it are ignored for a while."""
         kind, meta = obj.get("kind"), obj.get("metadata") or {}
         if kind not in self._objects:
             return
-        key = (meta.get("namespace") or "", meta["name"])
-        held = self._objects[kind].get(key)
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        objects = self._objects[kind].get(namespace, {})
+        held = objects.get(name)
         if held is None or (held.get("metadata") or {}).get("uid") == meta.get("uid") or not meta.get("uid"):
-            self._objects[kind].pop(key, None)
-            self._seen.pop((kind, *key), None)
+            objects.pop(name, None)
+            if not objects:
+                self._objects[kind].pop(namespace, None)
+            self._seen.pop((kind, namespace, name), None)
         if meta.get("uid"):
             self._bury(meta["uid"])
 
     def deleting(self, kind: str, namespace: str, name: str, grace_period: int | None) -> None:
         """We asked for this object's deletion: until the watch confirms it, it is terminating (a pod asked to go
         at once is gone). Without this a pass in between would count the object and act on it twice."""
-        held = self._objects.get(kind, {}).get((namespace, name))
+        held = self._objects.get(kind, {}).get(namespace, {}).get(name)
         if held is None or status.deleting(held):
             return
         if grace_period == 0:
@@ -119,14 +119,14 @@ class Cache:
             (held.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
         meta = dict(held["metadata"], deletionGracePeriodSeconds=grace, deletionTimestamp=status.rfc3339(
             dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)))
-        self._objects[kind][(namespace, name)] = dict(held, metadata=meta)
+        self._objects[kind][namespace][name] = dict(held, metadata=meta)
 
     def held(self) -> dict[str, int]:
         """Objects held, by namespace: none for a namespace whose objects are all gone."""
         counts: dict[str, int] = {}
-        for objects in self._objects.values():
-            for namespace, _ in objects:
-                counts[namespace] = counts.get(namespace, 0) + 1
+        for namespaces in self._objects.values():
+            for namespace, objects in namespaces.items():
+                counts[namespace] = counts.get(namespace, 0) + len(objects)
         return counts
 
     def _bury(self, uid: str) -> None:
@@ -152,6 +152,6 @@ class Cache:
             asyncio.get_running_loop().call_later(self.relist_settle, self._sweep, key, began)
             return
         del self._relists[key]
-        for name_key, obj in list(self._objects[kind].items()):
-            if name_key[0] == namespace and self._seen.get((kind, *name_key), began) < began:
+        for name, obj in list(self._objects[kind].get(namespace, {}).items()):
+            if self._seen.get((kind, namespace, name), began) < began:
                 self.forget(obj)
