@@ -3,7 +3,8 @@
 Every watched object's body goes into the operator's `Cache` (cache.py), which the loops read instead of the API
 server. Each watched resource also has an index handler that stores nothing in kopf's index but the body in the
 cache: kopf starts no daemon and calls no event handler until every indexed resource has been listed, so a loop
-never reads a cache that has not seen everything yet.
+never reads a cache that has not seen everything yet. Handlers and probes are coroutines: kopf runs sync ones in a
+thread pool, and the cache, the loops' wake events and what the probes count belong to the event loop.
 
 Each daemon makes the reconciler of its object, which holds everything the operator remembers about that object;
 kopf ends the daemon when the object is deleted, and the memory goes with it. Handlers are registered on
@@ -81,12 +82,12 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.probe(registry=REGISTRY, id="reconcile_loops")
-def probe_loops(memo: kopf.Memo, **_: Any) -> int:
+async def probe_loops(memo: kopf.Memo, **_: Any) -> int:
     return int(memo.ctx.loops.running())
 
 
 @kopf.on.probe(registry=REGISTRY, id="held_by_namespace")
-def probe_held(memo: kopf.Memo, **_: Any) -> dict[str, dict[str, int]]:
+async def probe_held(memo: kopf.Memo, **_: Any) -> dict[str, dict[str, int]]:
     """What the operator keeps per object, by namespace: nothing for a namespace whose objects are all gone."""
     held: dict[str, dict[str, int]] = memo.ctx.held()
     return held
@@ -134,7 +135,7 @@ async def daskautoscaler_loop(name: str, namespace: str | None, memo: kopf.Memo,
 CHILDREN = {naming.CLUSTER_LABEL: kopf.PRESENT}
 
 
-def _store(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def _store(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.ctx.cache.store(dict(body))
 
 
@@ -150,8 +151,8 @@ for _resource, _labels in (((naming.GROUP, naming.VERSION, CLUSTERS), None),
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY)
-def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, event: kopf.RawEvent,
-                      **_: Any) -> None:
+async def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, event: kopf.RawEvent,
+                            **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
     memo.ctx.loops.wake((CLUSTERS, namespace, name))
@@ -162,8 +163,8 @@ def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: k
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY)
-def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo, event: kopf.RawEvent,
-                          **_: Any) -> None:
+async def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo,
+                                event: kopf.RawEvent, **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
     memo.ctx.loops.wake((GROUPS, namespace, name))
@@ -172,21 +173,21 @@ def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, mem
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, JOBS, registry=REGISTRY)
-def daskjob_event(name: str, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+async def daskjob_event(name: str, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     memo.ctx.loops.wake((JOBS, _namespaced(namespace), name))
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, AUTOSCALERS, registry=REGISTRY)
-def daskautoscaler_event(name: str, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
-                         **_: Any) -> None:
+async def daskautoscaler_event(name: str, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
+                               **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     memo.ctx.loops.wake((AUTOSCALERS, _namespaced(namespace), name))
 
 
 @kopf.on.event("pods", labels=CHILDREN, registry=REGISTRY)
-def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
-              **_: Any) -> None:
+async def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
+                    **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
     cluster = labels[naming.CLUSTER_LABEL]
@@ -201,7 +202,8 @@ def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event
 
 
 @kopf.on.event("services", labels=CHILDREN, registry=REGISTRY)
-def service_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+async def service_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, event: kopf.RawEvent,
+                        **_: Any) -> None:
     """A scheduler Service changed or went: its cluster looks (and recreates a deleted one)."""
     memo.ctx.cache.observe(event["type"], event["object"])
     memo.ctx.loops.wake((CLUSTERS, _namespaced(namespace), labels[naming.CLUSTER_LABEL]))
