@@ -56,6 +56,7 @@ class Case:
     when: str = "scale"  # "create": the rules are in place before the DaskCluster is applied
     steps: tuple[int, ...] = (12, 3)
     extra: dict[str, Any] = field(default_factory=dict)
+    cut_watches: bool = False  # close every watch once the rules are in place: kopf's reconnects meet them
 
 
 POD_CREATE = r"/namespaces/{ns}/pods$"  # the creates themselves (not the validating dry runs)
@@ -73,11 +74,14 @@ CASES = [
     Case("scale-429-pod-creates-and-dry-runs", (Rule(POD_POSTS, "POST", 429, 5),), steps=(12,)),
     Case("scale-503-status-writes", (Rule(STATUS, "PATCH", 503, 20),)),
     Case("scale-stalled-pod-creates", (Rule(POD_CREATE, "POST", None, 5, delay=2.0),)),
-    Case("scale-500-pod-deletes-and-lists", (Rule(r"/namespaces/{ns}/pods/[^/?]+(\?.*)?$", "DELETE", 500, 10),
-                                             Rule(r"/namespaces/{ns}/pods\?", "GET", 500, 5))),
-    Case("scale-slow-and-failing-gets", (Rule(r"/namespaces/{ns}/dask(clusters|workergroups)/[^/?]+$", "GET", 503,
-                                              6),
-                                         Rule(r"/namespaces/{ns}/pods\?", "GET", None, 4, delay=1.0))),
+    # The operator reads from its watches (kopf's, cluster-wide): its reads fail when a watch reconnects.
+    Case("scale-500-pod-deletes-and-watches", (Rule(r"/namespaces/{ns}/pods/[^/?]+(\?.*)?$", "DELETE", 500, 10),
+                                               Rule(r"/pods\?", "GET", 500, 5, user_agent="kopf")),
+         cut_watches=True),
+    Case("scale-slow-and-failing-watches", (Rule(r"/dask(clusters|workergroups)\?", "GET", 503, 6,
+                                                 user_agent="kopf"),
+                                            Rule(r"/pods\?", "GET", None, 4, delay=1.0, user_agent="kopf")),
+         cut_watches=True),
 ]
 
 
@@ -113,6 +117,8 @@ def test_api_error_bursts_and_stalls(case: Case, kubectl: Kubectl, operator: Any
             steps = case.steps
         for replicas in steps:
             handles = _install(local_kube, namespace, case.rules)
+            if case.cut_watches:
+                local_kube.call(local_kube.kube.close_watches)
             kubectl("scale", "daskcluster", name, f"--replicas={replicas}")
             exactly(kubectl, name, replicas)
             fired = [a + r.count - h.count for a, r, h in
