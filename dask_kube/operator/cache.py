@@ -87,6 +87,8 @@ class Cache:
         objects = self._objects[kind].setdefault(namespace, {})
         held = objects.get(name)
         if held is None or not _older(obj, held):
+            if "managedFields" in meta:  # nothing reads them, and they are often most of an object
+                obj = dict(obj, metadata={k: v for k, v in meta.items() if k != "managedFields"})
             objects[name] = obj
         self._seen[(kind, namespace, name)] = time.monotonic()
 

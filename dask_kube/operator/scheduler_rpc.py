@@ -65,21 +65,11 @@ class _Connection:
     args: dict[str, Any] | None = None  # distributed connection_args: {} for a plain cluster, TLS for a TLS one
     args_read: float = 0.0  # time.monotonic() when `args` were read
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Kept open between calls (distributed reuses its idle comms): through a port-forward every new TCP
-    # connection is an API request, and an idle cluster's resyncs would otherwise make one per call.
-    rpc: Any = None
-    rpc_address: str = ""
 
     async def close(self) -> None:
-        await self.drop_rpc()
         if self.forward is not None:
             await self.forward.stop()
             self.forward = None
-
-    async def drop_rpc(self) -> None:
-        if self.rpc is not None:
-            r, self.rpc = self.rpc, None
-            await r.close_rpc()
 
 
 class DistributedSchedulerRPC:
@@ -151,14 +141,12 @@ class DistributedSchedulerRPC:
         connection = self._connection(namespace, cluster)
         args = await self._connection_args(namespace, cluster, connection)
         address = await self._address(namespace, cluster, connection, use_tls=bool(args))
-        if connection.rpc is None or connection.rpc_address != address:
-            await connection.drop_rpc()
-            connection.rpc = rpc(address, timeout=self.settings.rpc_timeout, connection_args=args)
-            connection.rpc_address = address
+        # A connection per call, closed after it: through a port-forward an open connection holds a WebSocket (a
+        # slot of the API client's pool) for as long as it stays open, and hundreds of clusters would exhaust it.
+        r = rpc(address, timeout=self.settings.rpc_timeout, connection_args=args)
         try:
-            yield connection.rpc
+            yield r
         except (OSError, TimeoutError) as err:
-            await connection.drop_rpc()  # a new scheduler, or new certificates: connect afresh
             # Re-read (the cluster or its Secret may have changed), but not on every failure: a scheduler that is
             # still starting fails every poll, and each re-read costs API requests.
             if time.monotonic() - connection.args_read > CONNECTION_REREAD_SECONDS:
@@ -166,6 +154,8 @@ class DistributedSchedulerRPC:
             if connection.forward is not None:
                 connection.forward.check()  # refused by RBAC: not "unreachable", and the loop reports it
             raise SchedulerUnreachable(f"{address}: {err}") from err
+        finally:
+            await r.close_rpc()
 
     async def workers(self, namespace: str, cluster: str) -> dict[str, dict[str, Any]]:
         async with self._rpc(namespace, cluster) as r:
