@@ -1,14 +1,12 @@
 """DaskJob: a DaskCluster and a runner pod; the job ends when the runner does, and it always ends.
 
 `decide` is the whole lifecycle as a pure function of what exists (the job, its cluster, its runner pod) and the
-time: `JobCreated` -> `ClusterCreated` (the cluster exists; the runner pod is created once its scheduler answers,
-or as soon as its scheduler's process runs when a readiness probe keeps the scheduler's Service refusing
-connections until it listens: the runner's start then overlaps the scheduler's) -> `Running` (the runner pod
-runs) -> `Successful` or `Failed`. Flyte polls only `jobStatus`, so every way a job can get stuck (its cluster
-invalid or never starting, its runner deleted, unschedulable or crash-looping, its deadline passed) ends in
-`Failed` with a condition and an Event saying why. The reconciler observes, decides, then acts; the runner pod
-stays after the job finished (its logs are the job's output) until the DaskJob is deleted, by hand or by
-`ttlSecondsAfterFinished`.
+time: `JobCreated` -> `ClusterCreated` (the cluster exists; the runner pod is created once its scheduler answers)
+-> `Running` (the runner pod runs) -> `Successful` or `Failed`. Flyte polls only `jobStatus`,
+so every way a job can get stuck (its cluster invalid or never starting, its runner deleted, unschedulable or
+crash-looping, its deadline passed) ends in `Failed` with a condition and an Event saying why. The reconciler
+observes, decides, then acts; the runner pod stays after the job finished (its logs are the job's output) until
+the DaskJob is deleted, by hand or by `ttlSecondsAfterFinished`.
 """
 
 from __future__ import annotations
@@ -72,17 +70,6 @@ def _scheduler_not_ready(cluster: Obj) -> tuple[dt.datetime | None, str]:
     return status.parse_time(cluster["metadata"].get("creationTimestamp")), f"the cluster is {phase}"
 
 
-def scheduler_guarded(scheduler: Obj | None) -> bool:
-    """Whether a runner may start now: the scheduler's process runs, and every container of its pod has a readiness
-    probe, so that its Service has no endpoint (connections are refused, and a Dask client retries) until it
-    listens. Without a probe a connection could reach a scheduler that is not listening yet and fail in its
-    handshake, so the runner waits for the scheduler to answer."""
-    if scheduler is None or status.deleting(scheduler) or status.phase(scheduler) != "Running":
-        return False
-    containers = (scheduler.get("spec") or {}).get("containers") or ()
-    return bool(containers) and all(c.get("readinessProbe") for c in containers)
-
-
 def _cluster_error(cluster: Obj) -> str:
     for cond in (cluster.get("status") or {}).get("conditions") or ():
         if cond.get("type") == ConditionType.SPEC_VALID and cond.get("status") == "False":
@@ -102,9 +89,8 @@ def finish(job: Obj, outcome: JobStatus, reason: str, message: str, now: dt.date
 
 
 def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime,
-           domain: str = naming.DEFAULT_CLUSTER_DOMAIN, scheduler: Obj | None = None) -> JobPlan:
-    """The next step of a DaskJob, from what exists now (`scheduler`: its cluster's scheduler pod). Pure: no I/O,
-    `now` is given."""
+           domain: str = naming.DEFAULT_CLUSTER_DOMAIN) -> JobPlan:
+    """The next step of a DaskJob, from what exists now. Pure: no I/O, `now` is given."""
     meta, spec = job["metadata"], job["spec"]
     current = job.get("status") or {}
     state = current.get("jobStatus")
@@ -182,11 +168,9 @@ def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime,
     new: dict[str, Any] = {}
     if state == JobStatus.JOB_CREATED:
         new.update(jobStatus=JobStatus.CLUSTER_CREATED, clusterName=name)
-    # The runner starts once its scheduler answers, or runs behind a readiness probe: a client that finds no
-    # scheduler listening behind an endpoint fails or hangs.
+    # The runner starts once its scheduler answers: a client that finds no scheduler fails or hangs.
     cluster_running = cluster is not None and status.phase(cluster) == ClusterPhase.RUNNING
-    create_runner = runner is None and cluster is not None and (cluster_running or (
-        status.phase(cluster) == ClusterPhase.PENDING and scheduler_guarded(scheduler)))
+    create_runner = runner is None and cluster_running
     if (runner is not None or create_runner) and not current.get("jobRunnerPodName"):
         new["jobRunnerPodName"] = naming.job_runner_name(name)
     if runner_phase == "Running" and state != JobStatus.RUNNING:
@@ -219,10 +203,9 @@ class JobReconciler:
             raise Gone()
         cluster = await objects.get(DaskCluster, name, ns)
         runner = await objects.get(Pod, naming.job_runner_name(name), ns)
-        scheduler = await objects.get(Pod, naming.scheduler_name(name), ns) if runner is None else None
         now = dt.datetime.now(dt.UTC)
         plan = decide(job.raw, cluster.raw if cluster else None, runner.raw if runner else None, now,
-                      self.ctx.settings.cluster_domain, scheduler.raw if scheduler else None)
+                      self.ctx.settings.cluster_domain)
         try:
             await act(self.ctx, job, plan)
         except kr8s.ServerError as err:

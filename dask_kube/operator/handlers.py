@@ -196,8 +196,6 @@ async def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo,
         memo.ctx.loops.wake((JOBS, namespace, cluster))
         return
     memo.ctx.loops.wake((CLUSTERS, namespace, cluster))
-    if component == Component.SCHEDULER:  # a DaskJob's runner may start once its scheduler runs
-        memo.ctx.loops.wake((JOBS, namespace, cluster))
     group = labels.get(naming.WORKERGROUP_LABEL)
     if group:
         memo.ctx.loops.wake((GROUPS, namespace, group))

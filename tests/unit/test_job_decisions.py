@@ -269,31 +269,3 @@ def test_a_finished_job_leaves_nothing_running(cluster_key: str, runner_key: str
     cluster_live = cluster_key not in ("none", "deleting")
     assert ("delete_runner" in actions(decision), "delete_cluster" in actions(decision)) == (runner_live, cluster_live)
     assert decision.status == {} and not decision.delete_self
-
-
-def scheduler_pod(phase: str = "Running", *, probe: bool = True, deleting: bool = False) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "scheduler"}
-    if probe:
-        container["readinessProbe"] = {"tcpSocket": {"port": 8786}}
-    meta: dict[str, Any] = {"name": "j-scheduler"}
-    if deleting:
-        meta["deletionTimestamp"] = ago(1)
-    return {"metadata": meta, "spec": {"containers": [container]}, "status": {"phase": phase}}
-
-
-@pytest.mark.parametrize(("scheduler", "starts"), [
-    pytest.param(scheduler_pod(), True, id="running behind a readiness probe: the runner starts with it"),
-    pytest.param(scheduler_pod(probe=False), False, id="running, no probe: the runner waits for it to answer"),
-    pytest.param(scheduler_pod("Pending"), False, id="pending: nothing to connect to yet"),
-    pytest.param(scheduler_pod(deleting=True), False, id="being deleted"),
-    pytest.param(None, False, id="no scheduler pod"),
-])
-def test_a_runner_starts_with_a_scheduler_behind_a_readiness_probe(scheduler: dict[str, Any] | None,
-                                                                   starts: bool) -> None:
-    plan = decide(job(JobStatus.CLUSTER_CREATED, runner_named=False), cluster("Pending"), None, NOW,
-                  scheduler=scheduler)
-    assert any(body["kind"] == "Pod" for body in plan.create) is starts
-    assert (plan.status.get("jobRunnerPodName") == "j-runner") is starts
-    # A cluster in Error never gets a runner, whatever its scheduler pod does.
-    assert not decide(job(JobStatus.CLUSTER_CREATED, runner_named=False), cluster("Error"), None, NOW,
-                      scheduler=scheduler).create
