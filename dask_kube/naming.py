@@ -203,6 +203,7 @@ class Reason(StrEnum):
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
     WORKERS_RETIRED = "WorkersRetired"
+    EVICTED_WORKERS_RETIRED = "EvictedWorkersRetired"  # their pods were deleted by someone else: data moved first
     WORKER_REPLACED = "WorkerReplaced"
     WORKERS_LOST = "WorkersLost"
     IDLE_TIMEOUT = "IdleTimeout"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import naming, status
+from . import naming, status, worker_lifecycle
 from .naming import Component
 
 DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
@@ -295,14 +295,17 @@ def default_worker_group(cluster: Mapping[str, Any]) -> Obj:
 
 
 def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming.DEFAULT_CLUSTER_DOMAIN,
-               pod_name: str | None = None, tls_secret: str | None = None) -> Obj:
-    """A worker of `group`; `tls_secret` (the cluster's, see `tls_secret_of`) makes it speak TLS."""
+               pod_name: str | None = None, tls_secret: str | None = None, grace_seconds: int | None = None) -> Obj:
+    """A worker of `group`; `tls_secret` (the cluster's, see `tls_secret_of`) makes it speak TLS; `grace_seconds`
+    gives it the grace period and preStop hook in which it is retired when deleted (see worker_lifecycle)."""
     group_name = group["metadata"]["name"]
     namespace = group["metadata"].get("namespace", "default")
     worker = group["spec"]["worker"]
     name = pod_name or naming.worker_pod_name(group_name)
     fixed = {**naming.worker_selector(cluster_name, group_name), naming.ISTIO_INJECT_LABEL: "false"}
     spec = copy.deepcopy(worker["spec"])
+    if grace_seconds is not None:
+        spec = worker_lifecycle.with_retirement(spec, grace_seconds)
     address = naming.scheduler_address(cluster_name, namespace, domain, tls=tls_secret is not None)
     _inject_env(spec, {naming.WORKER_NAME_ENV: name, naming.SCHEDULER_ADDRESS_ENV: address},
                 tls_env(tls_secret) if tls_secret else ())

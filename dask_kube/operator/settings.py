@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .. import config
+from .. import config, worker_lifecycle
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class OperatorSettings:
     events: bool = True
     rpc_timeout: float = 10.0
     request_timeout: float = 60.0  # any one API request, so that a silent connection cannot hang a loop
+    worker_grace_seconds: int = worker_lifecycle.DEFAULT_GRACE_SECONDS  # a deleted worker's time to be retired
     autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @property
@@ -50,6 +51,7 @@ class OperatorSettings:
             max_workers_per_cluster=config.get_int("operator.max-workers-per-cluster"),
             events=bool(config.get("operator.events")),
             request_timeout=config.get_float("operator.request-timeout-seconds"),
+            worker_grace_seconds=config.get_int("operator.worker-grace-seconds"),
             autoscaler=AutoscalerSettings(
                 interval_seconds=config.get_float("operator.autoscaler.interval-seconds"),
                 scale_down_wait=config.get_int("operator.autoscaler.scale-down-wait"),

@@ -4,7 +4,8 @@ It behaves like a real kubelet from the API's point of view: status goes through
 (phases, IPs, conditions, container states with CrashLoopBackOff and its real exponential back-off, images it
 knows no program for as failed pulls: ErrImagePull, then ImagePullBackOff on the same schedule), probes
 gate readiness and restart unhealthy containers, and deletion is preStop hooks, SIGTERM, SIGKILL at the end of
-the grace period, Ready=False, then `finalize_pod`. It is also the server's `PodRuntime` for logs, port connections and exec.
+the grace period, Ready=False, then `finalize_pod`. It is also the server's `PodRuntime` for logs, port connections
+and exec.
 
 Every container starts in a new session so the whole group can be signalled (the container ends with its first
 process, as when a PID namespace loses PID 1), and on Linux with `PR_SET_PDEATHSIG` so that nothing outlives
