@@ -139,3 +139,34 @@ def test_drain_of_a_node_holding_three_of_four_workers_loses_no_key(
                     "EvictedWorkersRetired) while their preStop hooks held SIGTERM back; every key still in memory "
                     "on the workers that stay; replacements Running on the other node, 4 ready; no orphans",
            seconds=time.monotonic() - started)
+
+
+def test_a_worker_deleted_while_the_operator_is_down_retires_itself(
+        kubectl: Kubectl, operator: Any, namespace: str) -> None:
+    """Nobody retires the worker: after a few seconds its preStop hook asks the scheduler itself."""
+    started = time.monotonic()
+    apply(kubectl, cluster_body("alone", 2, simulate_workers=False))
+    running(kubectl, "alone", ready=2, timeout=120)
+    forward = Pod.get("alone-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
+    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+        victim = worker_pods(kubectl, "alone")[0]["metadata"]["name"]
+        address = next(a for a, info in client.scheduler_info()["workers"].items() if info["name"] == victim)
+        values = [bytes([i]) * KEY_BYTES for i in range(KEYS_PER_WORKER)]
+        futures = client.scatter(values, workers=[address], broadcast=False, hash=False)
+        operator.stop()
+        try:
+            kubectl("delete", "pod", victim, "--wait=false")
+            until(lambda: victim not in {str(i["name"]) for i in client.scheduler_info()["workers"].values()},
+                  "the deleted pod's worker to leave the scheduler", 60)
+            assert client.gather(futures) == values
+            assert all(address not in hs for hs in client.who_has(futures).values())
+        finally:
+            operator.start()
+        running(kubectl, "alone", ready=2, timeout=120)
+    assert orphans(kubectl) == []
+    record("test_a_worker_deleted_while_the_operator_is_down_retires_itself", "evictions",
+           injected=f"operator stopped; kubectl delete pod of a real worker holding {KEYS_PER_WORKER} scattered keys",
+           survived="its preStop hook, finding the worker still running after 5 s, retired it through the "
+                    "scheduler: every key moved to the other worker; the restarted operator replaced the pod",
+           seconds=time.monotonic() - started)
