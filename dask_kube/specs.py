@@ -264,6 +264,16 @@ def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
             "spec": spec}
 
 
+def scheduler_disruption_budget(cluster: Mapping[str, Any]) -> Obj:
+    """The scheduler's PodDisruptionBudget: evictions of the one scheduler pod are refused (429) while it is
+    healthy, so a drain waits for it instead of restarting it. Owned by the cluster, so it goes with it."""
+    name = cluster["metadata"]["name"]
+    selector = naming.scheduler_selector(name)
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": child_metadata(cluster, None, naming.scheduler_name(name), selector),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(selector)}}}
+
+
 def tls_secret(cluster: Mapping[str, Any], data: Mapping[str, str]) -> Obj:
     """The generated `{name}-tls` Secret (`data`: base64 values), owned by the cluster so it goes with it."""
     name = cluster["metadata"]["name"]

@@ -50,7 +50,13 @@ _WORKER = {
 _SCHEDULER = {
     "type": "object",
     "required": ["spec", "service"],
-    "properties": {"metadata": _METADATA, "spec": _POD_SPEC, "service": _SERVICE_SPEC},
+    "properties": {
+        "metadata": _METADATA, "spec": _POD_SPEC, "service": _SERVICE_SPEC,
+        "disruptionBudget": {"type": "boolean", "description": (
+            "Protect the scheduler pod with a PodDisruptionBudget (minAvailable 1), so that drains and other "
+            "evictions are refused for it instead of restarting it (a new scheduler has lost its state). Unset: "
+            "the operator's default (kubernetes.operator.scheduler-disruption-budget).")},
+    },
 }
 # A Secret name is a DNS-1123 subdomain.
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

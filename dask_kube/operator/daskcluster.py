@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kr8s
-from kr8s.asyncio.objects import Pod, Secret, Service
+from kr8s.asyncio.objects import Pod, PodDisruptionBudget, Secret, Service
 
 from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
 from ..kinds import DaskCluster, DaskWorkerGroup
 from ..naming import ClusterPhase, ConditionType, Reason
-from . import conditions, spec_check
+from . import conditions, evictions, spec_check
 from .act import act
 from .context import OperatorContext
 from .loops import Gone
@@ -71,6 +71,7 @@ class ClusterView:
     scheduler: SchedulerView = field(default_factory=SchedulerView)  # asked only while the pod runs
     logs: str = ""  # a crash-looping scheduler's last words
     now: str = ""  # RFC 3339
+    budget: bool = False  # the scheduler's PodDisruptionBudget exists (read only when it should, or did)
 
 
 def spec_problems(cluster: Obj) -> list[SpecError]:
@@ -147,6 +148,7 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
         if first is not None:
             return first
     scheduler, stranded_recheck = _scheduler_pod(view, plan)
+    evictions.scheduler_budget(raw, view.budget, settings.scheduler_disruption_budget, plan)
     desired = _default_group(view, plan)
     reachable = scheduler is not None and view.scheduler.reachable
     memory, idle_for = _idleness(view, memory, now, reachable)
@@ -374,6 +376,10 @@ class ClusterReconciler:
             if secret is None and not raw["spec"]["tls"].get("secretName"):
                 new_secret_data = tls.generate(name, ns, self.ctx.settings.cluster_domain).secret_data()
         group = await objects.get(DaskWorkerGroup, naming.default_worker_group_name(name), ns)
+        budget = False
+        if evictions.scheduler_budget_wanted(raw, self.ctx.settings.scheduler_disruption_budget) or \
+                (raw.get("status") or {}).get(evictions.BUDGET_STATUS):
+            budget = await objects.get(PodDisruptionBudget, scheduler_name, ns) is not None
         scheduler = SchedulerView()
         logs = ""
         if pod is not None and running(pod.raw):
@@ -382,7 +388,7 @@ class ClusterReconciler:
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
-                           group.raw if group else None, scheduler, logs, now_rfc3339())
+                           group.raw if group else None, scheduler, logs, now_rfc3339(), budget=budget)
 
     async def _ask_scheduler(self, raw: Obj) -> SchedulerView:
         rpc = self.ctx.scheduler

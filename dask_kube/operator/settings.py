@@ -32,6 +32,7 @@ class OperatorSettings:
     rpc_timeout: float = 10.0
     request_timeout: float = 60.0  # any one API request, so that a silent connection cannot hang a loop
     worker_grace_seconds: int = worker_lifecycle.DEFAULT_GRACE_SECONDS  # a deleted worker's time to be retired
+    scheduler_disruption_budget: bool = False  # for clusters whose spec.scheduler.disruptionBudget is unset
     autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @property
@@ -52,6 +53,7 @@ class OperatorSettings:
             events=bool(config.get("operator.events")),
             request_timeout=config.get_float("operator.request-timeout-seconds"),
             worker_grace_seconds=config.get_int("operator.worker-grace-seconds"),
+            scheduler_disruption_budget=bool(config.get("operator.scheduler-disruption-budget")),
             autoscaler=AutoscalerSettings(
                 interval_seconds=config.get_float("operator.autoscaler.interval-seconds"),
                 scale_down_wait=config.get_int("operator.autoscaler.scale-down-wait"),

@@ -106,6 +106,11 @@ def test_log_level(level: str, flag: str | None) -> None:
     assert [a for a in args if a in ("--verbose", "--debug")] == ([flag] if flag else [])
 
 
+def test_scheduler_disruption_budget_value_reaches_the_operator() -> None:
+    env = container(rendered({"schedulerDisruptionBudget": True}))["env"]
+    assert {"name": "DASK_KUBERNETES__OPERATOR__SCHEDULER_DISRUPTION_BUDGET", "value": "true"} in env
+
+
 def test_bad_log_level_fails() -> None:
     with pytest.raises(RuntimeError, match="logLevel"):
         render.render_chart({"logLevel": "loud"})
@@ -131,7 +136,8 @@ def test_pod_placement_env_and_resources() -> None:
     pod = objects["Deployment"]["spec"]["template"]
     spec = pod["spec"]
     box = container(objects)
-    assert box["env"] == values["extraEnv"]
+    assert box["env"] == [{"name": "DASK_KUBERNETES__OPERATOR__SCHEDULER_DISRUPTION_BUDGET", "value": "false"},
+                          *values["extraEnv"]]
     assert box["args"][-1] == "--standalone"
     assert box["resources"] == values["resources"]
     assert box["image"] == "example.org/op:v1"

@@ -24,11 +24,13 @@ from tests.reliability import (
     Kubectl,
     apply,
     cluster_body,
+    get,
     items,
     log_since,
     orphans,
     record,
     running,
+    status,
     tracebacks,
     until,
     worker_pods,
@@ -170,3 +172,31 @@ def test_a_worker_deleted_while_the_operator_is_down_retires_itself(
            survived="its preStop hook, finding the worker still running after 5 s, retired it through the "
                     "scheduler: every key moved to the other worker; the restarted operator replaced the pod",
            seconds=time.monotonic() - started)
+
+
+def test_a_scheduler_with_a_disruption_budget_is_not_evicted(kubectl: Kubectl, operator: Any, namespace: str,
+                                                             kube: Any) -> None:
+    body = cluster_body("guarded", 0)
+    body["spec"]["scheduler"]["disruptionBudget"] = True
+    apply(kubectl, body)
+    running(kubectl, "guarded", timeout=120)
+
+    def budget() -> dict[str, Any]:
+        return get(kubectl, "poddisruptionbudget", "guarded-scheduler")
+
+    until(lambda: (budget().get("status") or {}).get("currentHealthy") == 1, "the scheduler's budget to count it")
+    assert budget()["spec"]["minAvailable"] == 1
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": "guarded-scheduler", "namespace": namespace}}
+    code, answer = kube.request("POST", f"/api/v1/namespaces/{namespace}/pods/guarded-scheduler/eviction", eviction)
+    assert code == 429, answer
+    assert not get(kubectl, "pod", "guarded-scheduler")["metadata"].get("deletionTimestamp")
+
+    kubectl("patch", "daskcluster", "guarded", "--type=merge", "-p",
+            '{"spec": {"scheduler": {"disruptionBudget": false}}}')
+    until(lambda: not budget(), "the budget to go once the spec no longer asks for it")
+    assert status(kubectl, "daskcluster", "guarded").get("schedulerDisruptionBudget") is False
+    record("test_a_scheduler_with_a_disruption_budget_is_not_evicted", "evictions",
+           injected="Eviction API POST for the scheduler pod of a cluster with spec.scheduler.disruptionBudget",
+           survived="refused with 429 by the operator's PodDisruptionBudget (minAvailable 1); the scheduler kept "
+                    "running; the budget was deleted when the spec stopped asking for it")

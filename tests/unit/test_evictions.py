@@ -91,3 +91,30 @@ def test_a_scale_down_retirement_is_not_an_eviction() -> None:
     pods = [pod("w1", deleting=LATER if gone == "w1" else None), pod("w2", deleting=LATER if gone == "w2" else None)]
     again = decide(view(pods, [worker("w1"), worker("w2")], replicas=1), first.memory, 1.0, SETTINGS)
     assert _retirements(again) == []
+
+
+@pytest.mark.parametrize(("spec_value", "default", "exists", "creates", "deletes"), [
+    pytest.param(True, False, False, True, False, id="asked-created"),
+    pytest.param(None, True, False, True, False, id="operator-default"),
+    pytest.param(True, False, True, False, False, id="exists-kept"),
+    pytest.param(False, True, True, False, True, id="no-longer-asked-deleted"),
+    pytest.param(None, False, False, False, False, id="never"),
+])
+def test_the_scheduler_budget_follows_the_spec(spec_value: bool | None, default: bool, exists: bool,
+                                               creates: bool, deletes: bool) -> None:
+    from dask_kube.operator import evictions
+    from dask_kube.operator.plan import Plan
+
+    cluster = specs.make_cluster_spec("c")
+    cluster["metadata"].update(namespace="ns", uid="uid-c")
+    if spec_value is not None:
+        cluster["spec"]["scheduler"]["disruptionBudget"] = spec_value
+    plan: Plan[None] = Plan()
+    evictions.scheduler_budget(cluster, exists, default, plan)
+    budgets = [b for b in plan.create if b["kind"] == "PodDisruptionBudget"]
+    assert bool(budgets) == creates and bool(plan.delete) == deletes
+    if budgets:
+        assert budgets[0]["spec"] == {"minAvailable": 1,
+                                      "selector": {"matchLabels": naming.scheduler_selector("c")}}
+        assert budgets[0]["metadata"]["ownerReferences"][0]["uid"] == "uid-c"
+    assert plan.status[evictions.BUDGET_STATUS] is (creates or (exists and not deletes))

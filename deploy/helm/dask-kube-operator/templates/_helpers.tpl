@@ -107,6 +107,11 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
+# The scheduler's optional PodDisruptionBudget (spec.scheduler.disruptionBudget): created, checked by name,
+# deleted when the spec no longer asks for it (otherwise garbage-collected with its cluster).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "delete"]
 # Events on the custom resources (kopf posts core/v1 Events).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
