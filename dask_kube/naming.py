@@ -42,6 +42,8 @@ class Component(StrEnum):
 
 # Annotation prefixes that never propagate from a parent to its children.
 NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io")
+# On worker and scheduler pods: the hash of the template they were made from (operator/rollout.py).
+TEMPLATE_HASH_ANNOTATION = "kubernetes.dask.org/template-hash"
 # The reference autoscaler's bookkeeping annotation (read for compatibility; dask_kube keeps status instead).
 COOLDOWN_ANNOTATION = "kubernetes.dask.org/cooldown-until"
 
@@ -180,6 +182,8 @@ class ConditionType(StrEnum):
     SCHEDULER_READY = "SchedulerReady"  # the scheduler answers RPC
     WORKERS_READY = "WorkersReady"  # every desired worker is connected to the scheduler
     READY = "Ready"  # the resource does what it asks (cluster: scheduler and workers; group: its workers)
+    WORKERS_UPDATED = "WorkersUpdated"  # every worker pod runs the group's current template (rollouts)
+    SCHEDULER_UPDATED = "SchedulerUpdated"  # the scheduler pod runs the cluster's current scheduler template
     JOB_COMPLETE = "Complete"
     JOB_FAILED = "Failed"
 
@@ -204,6 +208,10 @@ class Reason(StrEnum):
     SCALED_DOWN = "ScaledDown"
     WORKERS_RETIRED = "WorkersRetired"
     EVICTED_WORKERS_RETIRED = "EvictedWorkersRetired"  # their pods were deleted by someone else: data moved first
+    ROLLING_OUT = "RollingOut"  # workers on an older template are being replaced
+    ROLLED_OUT = "RolledOut"  # every worker on the current template
+    SCHEDULER_RESTART_PENDING = "SchedulerRestartPending"  # a changed scheduler template waits for its next start
+    SCHEDULER_UP_TO_DATE = "SchedulerUpToDate"
     WORKER_REPLACED = "WorkerReplaced"
     WORKERS_LOST = "WorkersLost"
     IDLE_TIMEOUT = "IdleTimeout"

@@ -45,6 +45,19 @@ _WORKER = {
         "replicas": {"type": "integer", "default": 1, "minimum": 0, "description": "Number of worker Pods."},
         "metadata": _METADATA,
         "spec": _POD_SPEC,
+        "rollingUpdate": {
+            "type": "object",
+            "description": "How a changed template replaces the workers, as a Deployment's rolling update "
+                           "(docs/operator.md); retired workers hand their data over first.",
+            "properties": {
+                "maxSurge": {"x-kubernetes-int-or-string": True, "description": (
+                    "Pods above replicas during a rollout: a number or a percentage of replicas (rounded up); "
+                    "default 25%.")},
+                "maxUnavailable": {"x-kubernetes-int-or-string": True, "description": (
+                    "Connected workers below replicas during a rollout: a number or a percentage (rounded down); "
+                    "default 25%.")},
+            },
+        },
     },
 }
 _SCHEDULER = {
@@ -113,6 +126,7 @@ _WORKER_STATUS = {
     "replicas": {"type": "integer", "description": "Worker Pods that exist and are not terminating."},
     "readyReplicas": {"type": "integer", "description": "Workers connected to the scheduler."},
     "selector": {"type": "string", "description": "Label selector of the worker Pods (for the scale subresource)."},
+    "updatedReplicas": {"type": "integer", "description": "Worker Pods made from the current template."},
 }
 
 

@@ -23,7 +23,7 @@ from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
 from ..kinds import DaskCluster, DaskWorkerGroup
 from ..naming import ClusterPhase, ConditionType, Reason
-from . import conditions, evictions, spec_check
+from . import conditions, evictions, rollout, spec_check
 from .act import act
 from .context import OperatorContext
 from .loops import Gone
@@ -153,6 +153,8 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
     reachable = scheduler is not None and view.scheduler.reachable
     memory, idle_for = _idleness(view, memory, now, reachable)
     memory = _status(view, plan, memory, scheduler, reachable, desired)
+    if plan.conditions is not None:
+        plan.conditions.append(rollout.scheduler_condition(raw, view.pod))
     memory = _timers(view, plan, memory, now, settings, scheduler, reachable, idle_for)
     if stranded_recheck is not None and not plan.delete_self:
         plan.requeue = stranded_recheck if plan.requeue is None else min(plan.requeue, stranded_recheck)
@@ -185,7 +187,8 @@ def _scheduler_pod(view: ClusterView, plan: Plan[ClusterMemory]) -> tuple[Obj | 
     replaced), and when to look again at one stuck terminating."""
     pod = view.pod
     if pod is None:
-        plan.create.append(specs.scheduler_pod(view.cluster))
+        plan.create.append(rollout.stamp(specs.scheduler_pod(view.cluster),
+                                         rollout.scheduler_hash(view.cluster["spec"]["scheduler"])))
         if (view.cluster.get("status") or {}).get("schedulerPodUID"):
             plan.events.append(Event(Reason.SCHEDULER_RECREATED,
                                      "the scheduler pod was lost and has been recreated; workers reconnect to it"))
@@ -221,6 +224,9 @@ def _default_group(view: ClusterView, plan: Plan[ClusterMemory]) -> int:
         plan.create.append(specs.default_worker_group(raw))
         plan.status["appliedWorkerReplicas"] = desired
         return desired
+    template = rollout.default_group_template(raw["spec"]["worker"], group["spec"]["worker"])
+    if template is not None:  # the cluster's worker template changed: the group rolls its workers out
+        plan.patch.append(Patch(naming.DASKWORKERGROUP, group["metadata"]["name"], {"spec": {"worker": template}}))
     group_desired = int(group["spec"]["worker"].get("replicas", 1))
     if applied is None or desired != applied:
         if group_desired != desired:

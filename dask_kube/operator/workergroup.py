@@ -21,7 +21,7 @@ from kr8s.asyncio.objects import Pod
 from .. import naming, specs, status, validation
 from ..kinds import DaskCluster, DaskWorkerGroup
 from ..naming import ConditionType, Reason
-from . import conditions, evictions, spec_check
+from . import conditions, evictions, rollout, spec_check
 from .act import act
 from .context import OperatorContext
 from .loops import Gone
@@ -131,13 +131,19 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
     memory = replace(memory, validated=view.spec.valid or memory.validated)
     views = [PodView.from_pod(p) for p in view.pods]
     target = desired(view, settings.max_workers_per_cluster)
-    pod_plan = plan_worker_group(target, views, view.workers if view.asked else None)
+    template = rollout.template_hash(group["spec"]["worker"])
+    old = rollout.outdated(view.pods, template)
+    if old:
+        surge, unavailable = rollout.bounds(group["spec"]["worker"], target)
+        pod_plan = rollout.step(target, views, old, view.workers if view.asked else None, surge, unavailable)
+    else:
+        pod_plan = plan_worker_group(target, views, view.workers if view.asked else None)
     plan: Plan[GroupMemory] = Plan(patch=[p for p in (adopt,) if p is not None])
     if not view.asked and pod_plan.waiting:
         # Connected workers must go: which ones, only the scheduler can say.
         plan.needs_scheduler, plan.memory = True, memory
         return plan
-    memory = _pod_actions(plan, view, pod_plan, memory, settings)
+    memory = _pod_actions(plan, view, pod_plan, memory, settings, template, rolling=bool(old))
     if not view.asked:
         plan.needs_scheduler, plan.memory = True, memory
         return plan
@@ -159,7 +165,11 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
     status_plan = _status(group, replicas, ready, wanted_conditions)
     plan.status, plan.conditions, plan.wake_on_status = status_plan.status, status_plan.conditions, \
         status_plan.wake_on_status
-    if not pod_plan.empty or pod_plan.waiting or ready != target:
+    updated, total = rollout.progress(view.pods, template)
+    plan.status["updatedReplicas"] = updated
+    assert plan.conditions is not None
+    plan.conditions.append(_rollout_condition(updated, total, old))
+    if not pod_plan.empty or pod_plan.waiting or ready != target or old:
         plan.requeue = 1.0
     elif memory.podless:
         plan.requeue = max(1.0, PODLESS_WORKER_SECONDS - (now - min(memory.podless.values())))
@@ -167,8 +177,17 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
     return plan
 
 
+def _rollout_condition(updated: int, total: int, old: set[str]) -> dict[str, Any]:
+    if old:
+        return conditions.condition(ConditionType.WORKERS_UPDATED, False, Reason.ROLLING_OUT, (
+            f"{updated}/{total} worker pods on the current template; the others are retired through the "
+            "scheduler (their data moves first) and replaced, within maxSurge and maxUnavailable"))
+    return conditions.condition(ConditionType.WORKERS_UPDATED, True, Reason.ROLLED_OUT,
+                                "every worker pod is on the current template")
+
+
 def _pod_actions(plan: Plan[GroupMemory], view: GroupView, pod_plan: PodPlan, memory: GroupMemory,
-                 settings: OperatorSettings) -> GroupMemory:
+                 settings: OperatorSettings, template: str, rolling: bool) -> GroupMemory:
     """Creates, deletes and retirements of the pod plan, into `plan`; the memory that goes with them."""
     group, cluster = view.group, view.cluster
     assert cluster is not None
@@ -188,13 +207,16 @@ def _pod_actions(plan: Plan[GroupMemory], view: GroupView, pod_plan: PodPlan, me
         connected = joined([PodView.from_pod(by_name[n]) for n in pod_plan.retire], view.workers)
         plan.scheduler.append(SchedulerCall("retire", group["spec"]["cluster"], {
             connected[n].name: n for n in pod_plan.retire}, Event(
+            Reason.ROLLING_OUT, "retired {count} worker(s) on an older template through the scheduler (their data "
+                                "moved first) and deleted their pods: {names}") if rolling else Event(
             Reason.WORKERS_RETIRED, "retired {count} worker(s) through the scheduler (their data moved first) and "
                                     "deleted their pods: {names}")))
     replaced = memory.replaced & uids
     if pod_plan.create:
         tls_secret = specs.tls_secret_of(cluster)
-        plan.create = [specs.worker_pod(group, group["spec"]["cluster"], settings.cluster_domain,
-                                        tls_secret=tls_secret, grace_seconds=settings.worker_grace_seconds)
+        plan.create = [rollout.stamp(specs.worker_pod(group, group["spec"]["cluster"], settings.cluster_domain,
+                                                      tls_secret=tls_secret,
+                                                      grace_seconds=settings.worker_grace_seconds), template)
                        for _ in range(pod_plan.create)]
         plan.tolerate_failed_creates = True
         lost = [p for p in view.pods if p["metadata"]["uid"] not in deleted | replaced

@@ -87,7 +87,7 @@ def test_a_running_scheduler_that_answers_makes_the_cluster_running() -> None:
     assert plan.status["phase"] == ClusterPhase.RUNNING and plan.status["readyReplicas"] == 2
     assert {t: c["status"] for t, c in conds(plan).items()} == {
         ConditionType.SPEC_VALID: "True", ConditionType.SCHEDULER_READY: "True",
-        ConditionType.WORKERS_READY: "True", ConditionType.READY: "True"}
+        ConditionType.WORKERS_READY: "True", ConditionType.READY: "True", ConditionType.SCHEDULER_UPDATED: "True"}
     assert plan.status["schedulerPodUID"] == "uid-pod" and "is Running" in plan.log
     assert plan.create == [] and plan.requeue is None
 
