@@ -83,7 +83,7 @@ class Operator:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose", "--liveness", self.probe],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # importing kopf and distributed is slow on a busy machine
         while b"operator started" not in self.log.read_bytes()[offset:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the operator did not start:\n" + self.log.read_text()[-3000:])
