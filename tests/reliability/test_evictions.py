@@ -20,6 +20,7 @@ from kr8s.objects import Pod
 from localkube.controllers.nodes import NodeConfig
 from localkube.testing import free_port
 
+from dask_kube import naming, specs, tls
 from tests.reliability import (
     Kubectl,
     apply,
@@ -143,14 +144,24 @@ def test_drain_of_a_node_holding_three_of_four_workers_loses_no_key(
            seconds=time.monotonic() - started)
 
 
+@pytest.mark.parametrize("use_tls", [False, True], ids=["tcp", "tls"])
 def test_a_worker_deleted_while_the_operator_is_down_retires_itself(
-        kubectl: Kubectl, operator: Any, namespace: str) -> None:
-    """Nobody retires the worker: after a few seconds its preStop hook asks the scheduler itself."""
+        kubectl: Kubectl, operator: Any, namespace: str, use_tls: bool) -> None:
+    """Nobody retires the worker: after a few seconds its preStop hook asks the scheduler itself (over TLS too,
+    with the certificates the operator gives every container)."""
     started = time.monotonic()
-    apply(kubectl, cluster_body("alone", 2, simulate_workers=False))
+    body = cluster_body("alone", 2, simulate_workers=False)
+    if use_tls:
+        body["spec"]["tls"] = specs.tls_spec()
+    apply(kubectl, body)
     running(kubectl, "alone", ready=2, timeout=120)
+    security: Any = None
+    if use_tls:
+        secret = naming.tls_secret_name("alone")
+        security = tls.from_secret_data(get(kubectl, "secret", secret)["data"], secret).security()
     forward = Pod.get("alone-scheduler", namespace=namespace).portforward(8786, local_port=free_port())
-    with forward as port, Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+    scheme = "tls" if use_tls else "tcp"
+    with forward as port, Client(f"{scheme}://127.0.0.1:{port}", security=security, timeout=30) as client:
         client.wait_for_workers(2, timeout=60)
         victim = worker_pods(kubectl, "alone")[0]["metadata"]["name"]
         address = next(a for a, info in client.scheduler_info()["workers"].items() if info["name"] == victim)
@@ -167,8 +178,9 @@ def test_a_worker_deleted_while_the_operator_is_down_retires_itself(
             operator.start()
         running(kubectl, "alone", ready=2, timeout=120)
     assert orphans(kubectl) == []
-    record("test_a_worker_deleted_while_the_operator_is_down_retires_itself", "evictions",
-           injected=f"operator stopped; kubectl delete pod of a real worker holding {KEYS_PER_WORKER} scattered keys",
+    record("test_a_worker_deleted_while_the_operator_is_down_retires_itself", f"evictions-{scheme}",
+           injected=f"operator stopped; kubectl delete pod of a real worker holding {KEYS_PER_WORKER} scattered keys"
+                    + (" (TLS cluster)" if use_tls else ""),
            survived="its preStop hook, finding the worker still running after 5 s, retired it through the "
                     "scheduler: every key moved to the other worker; the restarted operator replaced the pod",
            seconds=time.monotonic() - started)
