@@ -221,6 +221,18 @@ def adoption(child: Mapping[str, Any], cluster: Mapping[str, Any], component: Co
                                                              naming.COMPONENT_LABEL: component.value}}}
 
 
+def client_lease(cluster: Mapping[str, Any], seconds: int, holder: str, now: str) -> Obj:
+    """The Lease a cluster's clients renew (`now`: a MicroTime), owned by the cluster so it goes with it. Its
+    `leaseDurationSeconds` repeats the cluster's annotation for `kubectl get lease` readers."""
+    meta = cluster["metadata"]
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": naming.client_lease_name(meta["name"]), "namespace": meta["namespace"],
+                         "labels": naming.cluster_selector(meta["name"]),
+                         "ownerReferences": [owner_reference(cluster)]},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now,
+                     "renewTime": now}}
+
+
 def _propagating(annotations: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (annotations or {}).items()
             if not k.startswith(naming.NON_PROPAGATING_ANNOTATION_PREFIXES)}

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import naming
+
 Obj = Mapping[str, Any]
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -46,6 +48,17 @@ def finished(raw: Obj | None) -> bool:
 
 def owned_by(raw: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in raw["metadata"].get("ownerReferences") or ())
+
+
+def client_lease_seconds(raw: Obj) -> int | None:
+    """A cluster's client-lease timeout (its annotation), or None: not leased, or not a positive whole number (a
+    hand-edited annotation never makes the operator delete a cluster)."""
+    value = (raw["metadata"].get("annotations") or {}).get(naming.CLIENT_LEASE_ANNOTATION)
+    try:
+        seconds = int(value) if value is not None else 0
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
 
 
 def controller_uids(raw: Obj) -> list[str]:

@@ -156,6 +156,62 @@ def test_an_idle_cluster_deletes_itself_after_its_timeout_on_the_operators_clock
     assert not busy.delete_self and busy.memory is not None and busy.memory.idle is None
 
 
+def leased(seconds: str = "30") -> dict[str, Any]:
+    raw = cluster("Running")
+    raw["metadata"]["annotations"] = {naming.CLIENT_LEASE_ANNOTATION: seconds}
+    return raw
+
+
+def lease(renewed: str, owner: str = "uid-c") -> dict[str, Any]:
+    raw = specs.client_lease(leased(), 30, "me", renewed)
+    raw["metadata"]["ownerReferences"][0]["uid"] = owner
+    return raw
+
+
+def test_a_leased_cluster_goes_once_no_client_renewed_it_for_its_timeout_on_the_operators_clock() -> None:
+    running = dict(pod=scheduler_pod(), group=default_group(), reachable=True)
+    first = decide(view(leased(), lease=lease("2020-01-01T00:00:00.000000Z"), **running), ClusterMemory(), 1000.0,
+                   SETTINGS)
+    # A renewTime far in the past counts from when the operator saw it: a client's clock never reaps early.
+    assert not first.delete_self and first.requeue == 10.0 and first.memory is not None
+    renewed = decide(view(leased(), lease=lease("2020-01-01T00:00:20.000000Z"), **running), first.memory, 1025.0,
+                     SETTINGS)
+    assert not renewed.delete_self and renewed.requeue == 10.0 and renewed.memory is not None
+    quiet = view(leased(), lease=lease("2020-01-01T00:00:20.000000Z"), **running)
+    assert decide(quiet, renewed.memory, 1049.0, SETTINGS).requeue == 6.0
+    gone = decide(quiet, renewed.memory, 1055.0, SETTINGS)
+    assert gone.delete_self and not gone.create and gone.status == {}
+    assert [e.reason for e in gone.events] == [Reason.CLIENT_LEASE_EXPIRED] and "30s" in gone.events[0].message
+
+
+@pytest.mark.parametrize("raw,held", [
+    (leased(), None),                                   # the client died between the DaskCluster and its Lease
+    (leased(), lease("2026-01-01T00:00:00.000000Z", owner="uid-old")),  # an earlier cluster's Lease: not a renewal
+])
+def test_a_leased_cluster_without_a_lease_of_its_own_goes_after_its_timeout(raw: Any, held: Any) -> None:
+    first = decide(view(raw, scheduler_pod(), default_group(), reachable=True, lease=held), ClusterMemory(), 0.0,
+                   SETTINGS)
+    assert first.memory is not None and not first.delete_self
+    assert decide(view(raw, scheduler_pod(), default_group(), reachable=True, lease=held), first.memory, 30.0,
+                  SETTINGS).delete_self
+
+
+@pytest.mark.parametrize("annotation", [None, "0", "-5", "soon"])
+def test_a_cluster_without_a_valid_lease_annotation_is_never_reaped(annotation: str | None) -> None:
+    raw = cluster("Running")
+    if annotation is not None:
+        raw["metadata"]["annotations"] = {naming.CLIENT_LEASE_ANNOTATION: annotation}
+    plan = decide(view(raw, scheduler_pod(), default_group(), reachable=True), ClusterMemory(), 0.0, SETTINGS)
+    later = decide(view(raw, scheduler_pod(), default_group(), reachable=True), plan.memory or ClusterMemory(),
+                   1e6, SETTINGS)
+    assert not later.delete_self and later.memory is not None and later.memory.lease is None
+
+
+def test_the_lease_annotation_never_reaches_a_clusters_children() -> None:
+    children = [specs.scheduler_pod(leased()), specs.scheduler_service(leased()), specs.default_worker_group(leased())]
+    assert all(naming.CLIENT_LEASE_ANNOTATION not in (c["metadata"].get("annotations") or {}) for c in children)
+
+
 def test_a_tls_cluster_generates_its_secret_before_its_scheduler() -> None:
     raw = cluster(tls_spec=specs.tls_spec())
     data = tls.generate("c", "ns").secret_data()
