@@ -221,6 +221,7 @@ class Reason(StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     CLUSTER_FAILED = "ClusterFailed"
     RUNNER_DELETED = "RunnerDeleted"
+    RUNNER_NOT_OWNED = "RunnerNotOwned"  # a pod with the runner's name that the job did not create: replaced
     TTL_EXPIRED = "TTLExpired"
     CLUSTER_MISSING = "ClusterMissing"
     RUNNER_NOT_STARTED = "RunnerNotStarted"
