@@ -184,7 +184,7 @@ def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime,
     create = []
     if cluster is None:
         create.append(specs.job_cluster(job))
-    plan = Plan(status=new, create=create)
+    plan: JobPlan = Plan(status=new, create=create)
     if foreign is not None:
         _replace_foreign_runner(plan, foreign)
         timers.append(CLUSTER_POLL_SECONDS)  # its name is free once it is gone
