@@ -251,7 +251,7 @@ class KubeCluster(Cluster):
         worker = cluster.raw.get("spec", {}).get("worker") or {}
         container = ((worker.get("spec") or {}).get("containers") or [{}])[0]
         self.image = container.get("image", self.image)
-        self.n_workers = worker.get("replicas", self.n_workers)
+        self.n_workers = int(worker["replicas"]) if worker.get("replicas") is not None else self.n_workers
         self.resources = container.get("resources") or {}
         self.env = container.get("env") or []
 
@@ -447,7 +447,7 @@ class KubeCluster(Cluster):
         if name == naming.DEFAULT_WORKER_GROUP:
             raise SpecError("'default' is the cluster's own group; use scale() for it", "worker_group")
         if custom_spec is not None:
-            worker = dict(custom_spec)
+            worker = status.without_nulls(dict(custom_spec))
             problems = validation.pod_spec_problems(worker.get("spec"), "custom_spec.spec")
             if problems:
                 raise problems[0]

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from distributed.security import Security
 
-from .. import config, naming, specs, validation
+from .. import config, naming, specs, status, validation
 from ..errors import SpecError
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -134,7 +134,7 @@ def load_custom_spec(value: Mapping[str, Any] | str | os.PathLike[str]) -> dict[
             raise SpecError(f"cannot read {path}: {err.strerror}", "custom_cluster_spec")
     if not isinstance(value, Mapping):
         raise SpecError("must be a DaskCluster mapping or the path of a YAML file holding one", "custom_cluster_spec")
-    spec = copy.deepcopy(dict(value))
+    spec: dict[str, Any] = status.without_nulls(dict(value))  # null fields are absent, as the API server reads them
     if spec.get("kind", naming.DASKCLUSTER) != naming.DASKCLUSTER:
         raise SpecError(f"is a {spec.get('kind')}, not a {naming.DASKCLUSTER}", "custom_cluster_spec")
     spec.setdefault("apiVersion", naming.API_VERSION)
