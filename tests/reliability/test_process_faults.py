@@ -345,3 +345,36 @@ def test_client_sigkilled_cluster_is_reaped_by_its_lease(operator: Any, namespac
            survived=f"the operator deleted the abandoned cluster {reaped_after:.0f}s after the kill "
                     "(ClientLeaseExpired); the live client's cluster stayed Running, its Lease renewed",
            lost="nothing (the default timeout is 300 s)", seconds=time.monotonic() - started)
+
+
+@pytest.mark.localkube_only
+def test_a_from_name_client_keeps_a_leased_cluster_until_it_closes(operator: Any, namespace: str, kube: Any,
+                                                                   kubectl: Kubectl) -> None:
+    """The creator SIGKILLed while a `from_name` client is connected: the cluster stays as long as that client
+    renews its Lease, and goes once it closes (closing a from_name client deletes nothing itself)."""
+    env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig),
+               DASK_KUBERNETES__CLIENT_LEASE_TIMEOUT=str(LEASE_SECONDS))
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), "shared", namespace],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", line + proc.stdout.read()
+        with KubeCluster.from_name("shared", namespace=namespace, quiet=True):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed_at = time.monotonic()
+            renewed = get(kubectl, "lease", naming.client_lease_name("shared"))["spec"]["renewTime"]
+            until(lambda: time.monotonic() - killed_at > 2 * LEASE_SECONDS, "two lease timeouts", 60)
+            holder = until(lambda: get(kubectl, "lease", naming.client_lease_name("shared"))["spec"]
+                           if get(kubectl, "lease", naming.client_lease_name("shared"))["spec"]["renewTime"]
+                           != renewed else None, "the from_name client to renew", 3 * LEASE_SECONDS)
+            assert holder["holderIdentity"].endswith(f"/{os.getpid()}")
+            assert get(kubectl, "daskcluster", "shared")["status"]["phase"] == "Running"
+        closed_at = time.monotonic()
+        until(lambda: not get(kubectl, "daskcluster", "shared"), "the cluster to go once its last client did", 90)
+        assert time.monotonic() - closed_at < 3 * LEASE_SECONDS
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
