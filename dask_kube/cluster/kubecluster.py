@@ -248,10 +248,10 @@ class KubeCluster(Cluster):
                             "a running cluster: delete it or connect without security=", "security")
         self._cluster_object = cluster
         self.shutdown_on_close = self._options.deletes_on_close(created=False)
-        worker = cluster.raw.get("spec", {}).get("worker") or {}
+        worker = status.without_nulls((cluster.raw.get("spec") or {}).get("worker") or {})
         container = ((worker.get("spec") or {}).get("containers") or [{}])[0]
         self.image = container.get("image", self.image)
-        self.n_workers = int(worker["replicas"]) if worker.get("replicas") is not None else self.n_workers
+        self.n_workers = int(worker.get("replicas", self.n_workers))
         self.resources = container.get("resources") or {}
         self.env = container.get("env") or []
 

@@ -81,6 +81,10 @@ def test_make_cluster_spec_and_make_worker_spec_run_as_created(operator: Any, na
         env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
         assert {naming.SCHEDULER_ADDRESS_ENV, naming.WORKER_NAME_ENV} <= env
     assert "Traceback" not in operator.tail(200)
+    # A client connecting to it reads the stored nulls as absent too.
+    with KubeCluster.from_name("dk-defaults", namespace=namespace, quiet=True) as connected:
+        assert (connected.n_workers, connected.env, connected.resources) == (1, [], {})
+        assert connected.image == "ghcr.io/dask/dask:latest"
 
 
 def test_make_cluster_spec_runs_as_a_custom_cluster_spec(operator: Any, namespace: str, kubectl: Kubectl) -> None:
