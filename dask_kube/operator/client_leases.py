@@ -7,13 +7,14 @@ OOM-killed kernel, a closed laptop) runs no atexit hook; its cluster would other
 Renewal times are compared with each other, never with the operator's clock: the operator notes when it first saw
 each `renewTime`, so a client whose clock is wrong is never reaped early (as Kubernetes' own leader election does).
 A restarted operator starts counting again. An annotated cluster whose Lease does not exist yet (its client died
-between the two creates) counts from when the operator first saw it without one.
+between the two creates) counts from when the operator first saw it without one. A cluster's loop runs on every
+event of its pods, so the Lease is read only when due (`due`), never on every pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import naming, status
@@ -26,10 +27,12 @@ CHECKS_PER_TIMEOUT = 3
 
 @dataclass(frozen=True)
 class Seen:
-    """The Lease's `renewTime` last seen (None: no Lease of this cluster), and time.monotonic() when first seen."""
+    """The Lease's `renewTime` last seen (None: no Lease of this cluster); time.monotonic() when it was first seen,
+    and when the Lease was last read."""
 
     renewed: str | None
     since: float
+    looked: float
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,24 @@ class Verdict:
     recheck: float | None = None  # seconds until the Lease should be looked at again
 
 
-def check(cluster: Obj, lease: Obj | None, seen: Seen | None, now: float) -> Verdict:
-    """Has nobody renewed the cluster's Lease for its timeout? `now` is monotonic."""
+def due(seen: Seen | None, seconds: int, now: float) -> bool:
+    """Read the Lease on this pass? When never read, a third of the timeout after the last read, and always once
+    the timeout may have passed: a cluster is deleted only on a fresh read."""
+    return seen is None or now - seen.looked >= seconds / CHECKS_PER_TIMEOUT or now - seen.since >= seconds
+
+
+def check(cluster: Obj, lease: Obj | None, seen: Seen | None, now: float, read: bool = True) -> Verdict:
+    """Has nobody renewed the cluster's Lease for its timeout? `now` is monotonic; `read`: whether `lease` was
+    read on this pass (see `due`), else the last reading stands."""
     seconds = status.client_lease_seconds(cluster)
     if seconds is None:
         return Verdict(None)
+    if not read and seen is not None:
+        next_read = min(seen.looked + seconds / CHECKS_PER_TIMEOUT, seen.since + seconds)
+        return Verdict(seen, recheck=max(1.0, next_read - now))
     ours = lease is not None and status.owned_by(lease, cluster["metadata"]["uid"])
     renewed = ((lease or {}).get("spec") or {}).get("renewTime") if ours else None
-    if seen is None or seen.renewed != renewed:
-        seen = Seen(renewed, now)
+    seen = Seen(renewed, now, now) if seen is None or seen.renewed != renewed else replace(seen, looked=now)
     quiet = now - seen.since
     if quiet >= seconds:
         name = naming.client_lease_name(cluster["metadata"]["name"])

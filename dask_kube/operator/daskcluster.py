@@ -73,7 +73,8 @@ class ClusterView:
     scheduler: SchedulerView = field(default_factory=SchedulerView)  # asked only while the pod runs
     logs: str = ""  # a crash-looping scheduler's last words
     now: str = ""  # RFC 3339
-    lease: Obj | None = None  # the clients' Lease (read only for a leased cluster)
+    lease: Obj | None = None  # the clients' Lease (read only for a leased cluster, when due)
+    lease_read: bool = True  # whether `lease` was read on this pass
 
 
 def spec_problems(cluster: Obj) -> list[SpecError]:
@@ -139,7 +140,7 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
     raw = view.cluster
     if not (raw.get("status") or {}).get("phase"):
         return Plan(status={"phase": ClusterPhase.CREATED}, requeue=0.0)  # say at once that an operator saw it
-    lease = client_leases.check(raw, view.lease, memory.lease, now)
+    lease = client_leases.check(raw, view.lease, memory.lease, now, view.lease_read)
     memory = replace(memory, lease=lease.seen)
     if lease.expired is not None:
         return Plan(events=[Event(Reason.CLIENT_LEASE_EXPIRED, lease.expired)], delete_self=True, memory=memory)
@@ -376,8 +377,9 @@ class ClusterReconciler:
         objects, ns, name = self.ctx.objects, self.namespace, self.name
         if not (raw.get("status") or {}).get("phase"):
             return ClusterView(raw)
-        lease = None
-        if status.client_lease_seconds(raw) is not None:
+        lease, seconds = None, status.client_lease_seconds(raw)
+        lease_read = seconds is not None and client_leases.due(self.memory.lease, seconds, time.monotonic())
+        if lease_read:
             held = await objects.get(Lease, naming.client_lease_name(name), ns)
             lease = held.raw if held is not None else None
         scheduler_name = naming.scheduler_name(name)
@@ -386,7 +388,7 @@ class ClusterReconciler:
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
             spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
         if checked.error is not None:
-            return ClusterView(raw, checked, lease=lease)
+            return ClusterView(raw, checked, lease=lease, lease_read=lease_read)
         service = await objects.get(Service, scheduler_name, ns)
         secret = new_secret_data = None
         secret_name = specs.tls_secret_of(raw)
@@ -404,7 +406,7 @@ class ClusterReconciler:
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
-                           group.raw if group else None, scheduler, logs, now_rfc3339(), lease)
+                           group.raw if group else None, scheduler, logs, now_rfc3339(), lease, lease_read)
 
     async def _ask_scheduler(self, raw: Obj) -> SchedulerView:
         rpc = self.ctx.scheduler

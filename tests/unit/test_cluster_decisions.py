@@ -8,7 +8,7 @@ import pytest
 
 from dask_kube import naming, specs, tls
 from dask_kube.naming import ClusterPhase, ConditionType, Reason
-from dask_kube.operator import spec_check
+from dask_kube.operator import client_leases, spec_check
 from dask_kube.operator.daskcluster import (
     STRANDED_SCHEDULER_SECONDS,
     UNREACHABLE_FAST_POLL_SECONDS,
@@ -182,6 +182,26 @@ def test_a_leased_cluster_goes_once_no_client_renewed_it_for_its_timeout_on_the_
     gone = decide(quiet, renewed.memory, 1055.0, SETTINGS)
     assert gone.delete_self and not gone.create and gone.status == {}
     assert [e.reason for e in gone.events] == [Reason.CLIENT_LEASE_EXPIRED] and "30s" in gone.events[0].message
+
+
+def test_a_leased_clusters_lease_is_read_only_when_due_and_never_expires_on_a_stale_reading() -> None:
+    running = dict(pod=scheduler_pod(), group=default_group(), reachable=True)
+    first = decide(view(leased(), lease=lease("2026-01-01T00:00:00.000000Z"), **running), ClusterMemory(), 0.0,
+                   SETTINGS)
+    seen = first.memory.lease if first.memory else None
+    assert seen is not None and seen.looked == 0.0
+    assert not client_leases.due(seen, 30, 9.9) and client_leases.due(seen, 30, 10.0)
+    # Woken by a pod event 4 s later: not read, and the next read is when it is due.
+    woken = decide(view(leased(), lease_read=False, **running), first.memory, 4.0, SETTINGS)
+    assert not woken.delete_self and woken.requeue == 6.0 and woken.memory is not None
+    assert woken.memory.lease == seen
+    # Read at 20 (same renewal), then woken at 30 without a read: 30 s quiet, but deleted only on a fresh read.
+    looked = decide(view(leased(), lease=lease("2026-01-01T00:00:00.000000Z"), **running), first.memory, 20.0,
+                    SETTINGS)
+    assert looked.memory is not None and looked.memory.lease is not None
+    assert client_leases.due(looked.memory.lease, 30, 30.0)
+    stale = decide(view(leased(), lease_read=False, **running), looked.memory, 30.0, SETTINGS)
+    assert not stale.delete_self and stale.requeue == 1.0
 
 
 @pytest.mark.parametrize("raw,held", [
