@@ -27,9 +27,8 @@ from aiohttp import web
 from localkube.apiserver.discovery import version_info
 from localkube.node import spdy
 from localkube.node.portforward import (
-    CHANNEL_SUBPROTOCOLS,
     SPDY_WS_SUBPROTOCOL,
-    serve_channel_portforward,
+    serve_channel_upgrade,
     serve_raw_spdy_upgrade,
     serve_spdy_portforward,
     websocket_recv,
@@ -227,11 +226,8 @@ class FakeApi:
             self.transports.append("spdy-raw")
             return await serve_raw_spdy_upgrade(request, self.open_target, self.error_text)
         self.transports.append("channel")
-        ws = web.WebSocketResponse(protocols=CHANNEL_SUBPROTOCOLS)
-        await ws.prepare(request)
         ports = [int(p) for p in request.query.get("ports", "").split(",") if p]
-        await serve_channel_portforward(ws, ports, self.open_target, self.error_text)
-        return ws
+        return await serve_channel_upgrade(request, ports, self.open_target, self.error_text)
 
 
 @contextlib.asynccontextmanager
