@@ -176,16 +176,16 @@ async def _pump(ws: websocket_session.BinarySession, conn: socket.socket) -> Non
     each channel carries the port number) until either side ends.
 
     The local side is the bare socket: each read is one `recv_into` a buffer kept for the connection (a fresh
-    buffer per read costs page faults), copied once into the bytes the masker takes; each write sends straight
-    from the received message. No stream buffer copies bytes in between, and the kernel's socket buffer is the
-    queue: a slow WebSocket slows the local sender down."""
+    buffer per read costs page faults) that becomes the whole frame in one copy and one masking pass
+    (`websocket_session.FrameBuffer`); each write sends straight from the received message. No stream buffer
+    copies bytes in between, and the kernel's socket buffer is the queue: a slow WebSocket slows the local sender
+    down."""
     loop = asyncio.get_running_loop()
 
     async def upstream() -> None:
-        buffer = bytearray(READ_CHUNK)
-        view = memoryview(buffer)
-        while size := await loop.sock_recv_into(conn, buffer):
-            await ws.send_parts(DATA_CHANNEL, bytes(view[:size]))
+        buffer = websocket_session.FrameBuffer(DATA_CHANNEL, READ_CHUNK)
+        while size := await loop.sock_recv_into(conn, buffer.data):
+            await ws.send_buffer(buffer, size)
 
     async def downstream() -> None:
         seen: set[int] = set()

@@ -38,3 +38,15 @@ def test_the_c_masker_and_the_fallback_agree() -> None:
     key, data = os.urandom(4), os.urandom(1001)
     assert websocket_session.mask(key, data) == websocket_session._mask_python(key, data)
     assert websocket_session.mask is not websocket_session._mask_python  # tornado's C extension is installed
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 124, 125, 126, 127, 65534, 65535, 65536, 200_000])
+def test_a_frame_buffer_becomes_the_same_frame_in_place(size: int) -> None:
+    buffer = websocket_session.FrameBuffer(b"\x00", 200_000)
+    data = os.urandom(size)
+    buffer.data[:size] = data
+    key = os.urandom(4)
+    frame = buffer.frame(key, size)
+    assert frame == websocket_session.binary_frame(key, b"\x00", data)
+    assert _server_reads(frame) == b"\x00" + data
+    assert _server_reads(buffer.frame(key, size)) == b"\x00" + data  # the buffer can be framed again
