@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import psutil
 from _localkube import start_localkube
 from _transfer import SINK, SINK_PORT, send
 from kr8s.asyncio.objects import Pod, Service
+from localkube.cluster import LocalKube
 
 HERE = Path(__file__).resolve().parent
 CLUSTER = "bw"  # the sink stands in for the scheduler of DaskCluster "bw", as bench/compare's scenario 5
@@ -87,12 +89,19 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dk-venv", type=Path, default=HERE.parent / ".venv-bench-dk")
     parser.add_argument("--paths", default="ours,dask-kubernetes,kubectl-ws,kubectl-spdy")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run LocalKube on a thread of this process, as bench/compare does (it then shares "
+                             "the sender's GIL and its CPU column)")
     args = parser.parse_args()
     paths = [p for p in args.paths.split(",") if p != "dask-kubernetes" or (args.dk_venv / "bin" / "python").exists()]
     payload = os.urandom(1 << 20) * args.megabytes
     rows: list[tuple[str, float, dict[str, float]]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, kubeconfig, _url = start_localkube(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.in_process:
+            threaded = stack.enter_context(LocalKube.in_thread(http_port=0))
+            proc, kubeconfig = None, threaded.kubeconfig
+        else:
+            proc, kubeconfig, _url = start_localkube(Path(tmp))
         try:
             api = await kr8s.asyncio.api(kubeconfig=str(kubeconfig))
             pod = await Pod({"apiVersion": "v1", "kind": "Pod",
@@ -106,7 +115,7 @@ async def main() -> None:
                                   "metadata": {"name": f"{CLUSTER}-scheduler", "namespace": "default"},
                                   "spec": {"selector": LABELS, "ports": [{"port": SINK_PORT}]}}, api=api)).create()
             await pod.wait("condition=Ready", timeout=60)
-            localkube = psutil.Process(proc.pid)
+            localkube = psutil.Process(proc.pid if proc is not None else None)
             sink = next(c for c in localkube.children(recursive=True) if "create_server" in " ".join(c.cmdline()))
             me = psutil.Process()
             rate, cpu = await _measure(SINK_PORT, payload, args.rounds, {"sender": me, "sink": sink},
@@ -118,8 +127,9 @@ async def main() -> None:
                                                {"sender": me, "forward": fwd, "localkube": localkube, "sink": sink})
                 rows.append((name, rate, cpu))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
     direct = rows[0][1]
     theirs = next((r for n, r, _ in rows if n == "dask-kubernetes"), None)
     print(f"{args.megabytes} MB x {args.rounds}, machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")

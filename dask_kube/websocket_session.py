@@ -14,6 +14,7 @@ import os
 import struct
 from collections.abc import Callable
 
+import anyio
 import httpcore
 import httpx_ws
 import wsproto
@@ -112,10 +113,20 @@ class BinarySession(httpx_ws.AsyncWebSocketSession):
             raise LocalProtocolError(f"cannot send a message in state {self.connection.state}")
 
     async def send_frame(self, frame: bytes) -> None:
-        """Write one whole frame, between the session's other writes (pongs, pings, the close)."""
+        """Write one whole frame, between the session's other writes (pongs, pings, the close).
+
+        The lock is taken without a checkpoint when it is free, as it nearly always is: `async with` would pass
+        through two cancel scopes per frame, each asking asyncio for the current task (a getpid() on 3.11).
+        """
         try:
-            async with self._write_lock:
+            try:
+                self._write_lock.acquire_nowait()
+            except anyio.WouldBlock:
+                await self._write_lock.acquire()
+            try:
                 await self.stream.write(frame)
+            finally:
+                self._write_lock.release()
         except httpcore.WriteError as err:
             await self.close(CloseReason.INTERNAL_ERROR, "Stream write error")
             raise httpx_ws.WebSocketNetworkError() from err
