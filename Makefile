@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/localkube_api.py
 	$(PY) bench/localkube_pods.py
 	$(PY) bench/operator_scale.py
+	$(PY) bench/port_forward.py
 
 docs: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
