@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 
 from .. import config
 
@@ -16,6 +17,11 @@ class AutoscalerSettings:
     interval_seconds: float = 5.0
     scale_down_wait: int = 3
     max_scale_down_fraction: float = 0.25
+
+
+def instance_name() -> str:
+    """This operator replica: its pod's name (the chart passes POD_NAME), else the host's name."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class OperatorSettings:
     rpc_timeout: float = 10.0
     request_timeout: float = 60.0  # any one API request, so that a silent connection cannot hang a loop
     autoscaler: AutoscalerSettings = AutoscalerSettings()
+    instance: str = field(default_factory=instance_name)  # Events' reportingInstance
 
     @property
     def use_port_forward(self) -> bool:

@@ -35,7 +35,7 @@ OPERATOR_NAMESPACED_RULES = (
     | _triples([""], ["pods/log"], ["get"])
     | _triples([""], ["services"], ["get", "list", "watch", "create", "patch", "delete"])
     | _triples([""], ["secrets"], ["get", "create"])
-    | _triples(["", "events.k8s.io"], ["events"], ["create", "patch"])
+    | _triples(["", "events.k8s.io"], ["events"], ["get", "create", "patch"])
     | _triples(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])
 )
 OPERATOR_CLUSTER_RULES = OPERATOR_NAMESPACED_RULES | (

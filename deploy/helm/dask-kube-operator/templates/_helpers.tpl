@@ -107,11 +107,11 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
-# Events on the custom resources (kopf posts core/v1 Events).
+# Events on the custom resources: a repeat reads the Event and counts it up (get, patch).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# Reserved for leader election (unused today: the operator runs standalone, one replica, strategy Recreate).
+  verbs: ["get", "create", "patch"]
+# Leader election: the replicas take turns holding one Lease in the release namespace.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "create", "update"]
