@@ -64,6 +64,14 @@ namespace only, so it watches exactly that namespace; anything else is refused a
 - --all-namespaces
 {{- end }}
 - --liveness=http://0.0.0.0:{{ .Values.healthPort }}/healthz
+{{- if .Values.metrics.enabled }}
+- --metrics-port={{ .Values.metrics.port }}
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+- --leader-elect
+- --lease-name={{ include "dask-kube-operator.fullname" . }}
+- --lease-namespace={{ .Release.Namespace }}
+{{- end }}
 {{- if eq .Values.logLevel "debug" }}
 - --debug
 {{- else if eq .Values.logLevel "info" }}
