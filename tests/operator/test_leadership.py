@@ -1,6 +1,6 @@
 """The Lease protocol itself, between replicas in one process against the API server: one wins a race, a standby
 waits out the lease duration of a silent leader, a leader that sees another holder stops, a release is taken up
-at once."""
+at once, and a leader whose renewals fail stops its operator before anyone else may lead."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 import pytest
 
 from dask_kube import kubernetes_api
+from dask_kube.operator import leadership
 from dask_kube.operator.leadership import LeaderElection, claim, micro_time
 from dask_kube.operator.settings import LeaderElectionSettings
 
@@ -65,3 +66,35 @@ async def test_one_leader_at_a_time(kube, namespace) -> None:  # type: ignore[no
                                 namespace=namespace) as resp:
             spec = resp.json()["spec"]
         assert spec["holderIdentity"] == leader.identity and spec["leaseTransitions"] == 2
+
+
+@pytest.mark.localkube_only
+async def test_a_leader_that_cannot_renew_stops_its_operator_before_the_lease_lapses(  # type: ignore[no-untyped-def]
+        kube, namespace, local_kube) -> None:
+    settings = LeaderElectionSettings(enabled=True, lease_name="lost", lease_duration_seconds=3,
+                                      renew_deadline_seconds=1.5, retry_period_seconds=0.25)
+    leading = asyncio.Event()
+    stopped: list[float] = []
+
+    async def operator() -> None:  # stands in for kopf: runs until cancelled
+        leading.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.append(time.monotonic())
+
+    task = asyncio.create_task(leadership.run(settings, namespace, None, operator, kubeconfig=str(kube.kubeconfig)))
+    fault = None
+    try:
+        await asyncio.wait_for(leading.wait(), timeout=10)
+        # From now on every write of the Lease fails, as when the API server is unreachable for this replica.
+        fault = local_kube.call(local_kube.kube.fail_requests, f"/namespaces/{namespace}/leases/lost", status=503,
+                                count=1000, method="PUT", user_agent="kr8s")
+        cut = time.monotonic()
+        assert await asyncio.wait_for(task, timeout=10) == leadership.EXIT_LOST
+        # Stopped within the renew deadline (plus one retry period): before a standby could take the Lease over.
+        assert stopped and stopped[0] - cut < settings.lease_duration_seconds
+    finally:
+        if fault is not None:
+            local_kube.call(setattr, fault, "count", 0)
+        task.cancel()
