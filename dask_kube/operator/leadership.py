@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -228,7 +229,9 @@ async def run(settings: LeaderElectionSettings, namespace: str | None, liveness:
     async with kubernetes_api.private_client(kubeconfig) as api:
         election = LeaderElection(api, settings, lease_namespace(namespace))
         async with standby_liveness(liveness):
-            await election.acquire()
+            if not await _until_signalled(election.acquire()):
+                log.warning("leader election: %s stopped while standing by", election.identity)
+                return 0
         metrics.LEADER.set(1)
         log.warning("leader election: %s leads; reconciling", election.identity)
         running = asyncio.create_task(operator())
@@ -254,3 +257,21 @@ async def run(settings: LeaderElectionSettings, namespace: str | None, liveness:
         if not running.done():  # kopf did not stop in time: it must not reconcile past the Lease
             os._exit(EXIT_LOST)
         return EXIT_LOST
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> bool:
+    """Run `work` unless SIGTERM or SIGINT comes first (a standby being stopped): whether it completed. kopf
+    installs its own handlers once it runs."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(work)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await asyncio.wait({task})
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    if task.cancelled():
+        return False
+    task.result()
+    return True
