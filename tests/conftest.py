@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,16 +48,17 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         offset = log.tell()  # only this start's lines count: earlier runs said "started" too
         self.probe_url = f"http://127.0.0.1:{free_port()}/healthz"
-        metrics_port = free_port()
-        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         self.proc = subprocess.Popen([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose",
-                                      "--liveness", self.probe_url, "--metrics-port", str(metrics_port),
-                                      *self.args], stdout=log, stderr=subprocess.STDOUT, env=env)
+                                      "--liveness", self.probe_url, "--metrics-port", "0", *self.args],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while self.ready not in self.log_path.read_bytes()[offset:]:
             assert self.proc.poll() is None, self.tail()
             assert time.monotonic() < deadline, "the operator did not start:\n" + self.tail()
             time.sleep(0.05)
+        port = re.search(rb"serving metrics on :(\d+)/metrics", self.log_path.read_bytes()[offset:])
+        assert port is not None, self.tail()
+        self.metrics_url = f"http://127.0.0.1:{int(port[1])}/metrics"
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

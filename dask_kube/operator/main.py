@@ -28,7 +28,8 @@ def parser() -> argparse.ArgumentParser:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)")
     p.add_argument("--liveness", metavar="URL", help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     p.add_argument("--metrics-port", type=int, metavar="N",
-                   help="serve Prometheus metrics at :N/metrics (default: kubernetes.operator.metrics-port)")
+                   help="serve Prometheus metrics at :N/metrics (0: any free port, logged; default: "
+                        "kubernetes.operator.metrics-port)")
     p.add_argument("--leader-elect", action="store_true", default=None,
                    help="run as one of several replicas: reconcile only while holding the leader Lease "
                         "(default: kubernetes.operator.leader-election.enabled)")
@@ -62,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for noisy in ("kopf", "httpx", "httpcore", "kr8s"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     port = args.metrics_port if args.metrics_port is not None else config.get("operator.metrics-port")
-    if port:
-        metrics.serve(int(port))
+    if port is not None:
+        logging.getLogger(__name__).info("serving metrics on :%d/metrics", metrics.serve(int(port)))
 
     def operator() -> Coroutine[None, None, None]:
         return kopf.operator(registry=REGISTRY, standalone=True, clusterwide=not args.namespace,

@@ -9,6 +9,9 @@ lists them, with example alerts.
 
 from __future__ import annotations
 
+import threading
+import wsgiref.simple_server
+
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -17,7 +20,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    start_http_server,
+    make_wsgi_app,
 )
 
 from .. import kubernetes_api, naming
@@ -64,9 +67,17 @@ _phases: dict[tuple[str, str], str] = {}  # (namespace, name) of each DaskCluste
 _groups: dict[tuple[str, str], str] = {}  # (namespace, name) of each DaskWorkerGroup -> its cluster
 
 
-def serve(port: int, address: str = "0.0.0.0") -> None:
-    """Serve /metrics on a thread of its own (a scrape never waits for the event loop)."""
-    start_http_server(port, addr=address, registry=REGISTRY)
+def serve(port: int, address: str = "0.0.0.0") -> int:
+    """Serve /metrics on a thread of its own (a scrape never waits for the event loop); the port (0: any free one,
+    which leaves no gap between choosing a port and binding it)."""
+    server = wsgiref.simple_server.make_server(address, port, make_wsgi_app(REGISTRY), handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return int(server.server_port)
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # a line per scrape on stderr is noise
+        pass
 
 
 def api_error_status(err: BaseException) -> str | None:
