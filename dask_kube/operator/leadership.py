@@ -223,11 +223,11 @@ async def standby_liveness(url: str | None) -> Any:
         await runner.cleanup()
 
 
-async def run(settings: LeaderElectionSettings, namespace: str | None, liveness: str | None,
+async def run(settings: LeaderElectionSettings, liveness: str | None,
               operator: Callable[[], Coroutine[Any, Any, None]], kubeconfig: str | None = None) -> int:
     """Stand by until leading, then run `operator` (kopf) while the Lease is renewed; the process's exit status."""
     async with kubernetes_api.private_client(kubeconfig) as api:
-        election = LeaderElection(api, settings, lease_namespace(namespace))
+        election = LeaderElection(api, settings, lease_namespace(settings.namespace))
         async with standby_liveness(liveness):
             if not await _until_signalled(election.acquire()):
                 log.warning("leader election: %s stopped while standing by", election.identity)

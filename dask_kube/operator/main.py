@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -71,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                              namespaces=args.namespace, liveness_endpoint=args.liveness)
 
     if election.enabled:
-        return asyncio.run(leadership.run(election, election.namespace, args.liveness, operator))
+        return asyncio.run(leadership.run(election, args.liveness, operator))
     metrics.LEADER.set(1)
-    kopf.run(registry=REGISTRY, standalone=True, clusterwide=not args.namespace,
-             namespaces=args.namespace, liveness_endpoint=args.liveness)
+    with contextlib.suppress(asyncio.CancelledError):  # as kopf.run does
+        asyncio.run(operator())
     return 0
 
 

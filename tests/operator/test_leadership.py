@@ -71,7 +71,7 @@ async def test_one_leader_at_a_time(kube, namespace) -> None:  # type: ignore[no
 @pytest.mark.localkube_only
 async def test_a_leader_that_cannot_renew_stops_its_operator_before_the_lease_lapses(  # type: ignore[no-untyped-def]
         kube, namespace, local_kube) -> None:
-    settings = LeaderElectionSettings(enabled=True, lease_name="lost", lease_duration_seconds=3,
+    settings = LeaderElectionSettings(enabled=True, lease_name="lost", namespace=namespace, lease_duration_seconds=3,
                                       renew_deadline_seconds=1.5, retry_period_seconds=0.25)
     leading = asyncio.Event()
     stopped: list[float] = []
@@ -83,7 +83,7 @@ async def test_a_leader_that_cannot_renew_stops_its_operator_before_the_lease_la
         finally:
             stopped.append(time.monotonic())
 
-    task = asyncio.create_task(leadership.run(settings, namespace, None, operator, kubeconfig=str(kube.kubeconfig)))
+    task = asyncio.create_task(leadership.run(settings, None, operator, kubeconfig=str(kube.kubeconfig)))
     fault = None
     try:
         await asyncio.wait_for(leading.wait(), timeout=10)
