@@ -64,6 +64,14 @@ namespace only, so it watches exactly that namespace; anything else is refused a
 - --all-namespaces
 {{- end }}
 - --liveness=http://0.0.0.0:{{ .Values.healthPort }}/healthz
+{{- if .Values.metrics.enabled }}
+- --metrics-port={{ .Values.metrics.port }}
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+- --leader-elect
+- --lease-name={{ include "dask-kube-operator.fullname" . }}
+- --lease-namespace={{ .Release.Namespace }}
+{{- end }}
 {{- if eq .Values.logLevel "debug" }}
 - --debug
 {{- else if eq .Values.logLevel "info" }}
@@ -107,11 +115,12 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
-# Events on the custom resources (kopf posts core/v1 Events).
+# Events on the custom resources: a repeat reads the Event and counts it up (get, patch).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# get: a cluster's client Lease; create, update: reserved for leader election (unused today: standalone).
+  verbs: ["get", "create", "patch"]
+# get: a cluster's client Lease ({cluster}-client); get, create, update: leader election (one Lease in the
+# release namespace that the replicas take turns holding).
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "create", "update"]
