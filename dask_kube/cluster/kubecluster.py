@@ -51,7 +51,10 @@ class KubeCluster(Cluster):
 
     Every argument left as None comes from the dask config key `kubernetes.<name>` (docs/kubecluster.md).
     `security=True` asks for mutual TLS with certificates the operator generates, `security="secret-name"` for
-    TLS with the certificates of that Secret (docs/security.md).
+    TLS with the certificates of that Secret (docs/security.md). Pods pass the `restricted` Pod Security Standard
+    unless `run_as_root=True`, for images that need root (docs/security.md). With no `image`, the Dask image
+    tagged for this client's distributed and Python versions; on connect, versions that differ between this
+    client, the scheduler and the workers are named in one warning (docs/kubecluster.md).
 
     >>> cluster = KubeCluster(name="demo", n_workers=2)      # doctest: +SKIP
     >>> client = Client(cluster)                              # doctest: +SKIP
@@ -77,6 +80,7 @@ class KubeCluster(Cluster):
         scheduler_forward_port: int | None = None,
         jupyter: bool | None = None,
         security: bool | str | None = None,
+        run_as_root: bool | None = None,
         loop: Any = None,
         asynchronous: bool = False,
         quiet: bool = False,
@@ -88,7 +92,8 @@ class KubeCluster(Cluster):
             worker_command=worker_command, port_forward_cluster_ip=port_forward_cluster_ip, create_mode=create_mode,
             shutdown_on_close=shutdown_on_close, idle_timeout=idle_timeout, resource_timeout=resource_timeout,
             scheduler_service_type=scheduler_service_type, custom_cluster_spec=custom_cluster_spec,
-            scheduler_forward_port=scheduler_forward_port, jupyter=jupyter, security=security)
+            scheduler_forward_port=scheduler_forward_port, jupyter=jupyter, security=security,
+            run_as_root=run_as_root)
         opts = self._options
         self.namespace = opts.namespace
         self.image = opts.image
@@ -445,7 +450,8 @@ class KubeCluster(Cluster):
             command = self.worker_command if worker_command is None else worker_command
             validation.validate_worker_command(command)
             worker = specs.make_worker_spec(image=self.image if image is None else image, n_workers=n_workers,
-                                            resources=resources, env=env, worker_command=command)
+                                            resources=resources, env=env, worker_command=command,
+                                            run_as_root=self._options.run_as_root)
         body = specs.make_worker_group(self.name, name, worker, namespace=self.namespace)
         try:
             await DaskWorkerGroup(body, namespace=self.namespace, api=self.api).create()

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from distributed.security import Security
 
-from .. import config, naming, specs, validation
+from .. import config, images, naming, specs, validation
 from ..errors import SpecError
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -51,6 +51,7 @@ class ClusterOptions:
     scheduler_forward_port: int | None
     jupyter: bool
     tls: dict[str, Any] | None = None  # the `spec.tls` that `security=` asks for; None: the spec's own (or none)
+    run_as_root: bool = False  # root pods, for images that need it (they fail the `restricted` Pod Security level)
 
     def manifest(self) -> dict[str, Any]:
         """The DaskCluster to create: the custom spec as given, or one built from the arguments; `security=`
@@ -63,7 +64,7 @@ class ClusterOptions:
         return specs.make_cluster_spec(
             name=self.name, image=self.image, n_workers=self.n_workers, resources=self.resources, env=self.env,
             worker_command=self.worker_command, scheduler_service_type=self.scheduler_service_type,
-            idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls)
+            idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls, run_as_root=self.run_as_root)
 
     def deletes_on_close(self, created: bool) -> bool:
         """Delete on close? An explicit argument wins; otherwise only a cluster this client created, unless config
@@ -157,6 +158,7 @@ def resolve(
     scheduler_forward_port: int | None = None,
     jupyter: bool | None = None,
     security: bool | str | None = None,
+    run_as_root: bool | None = None,
 ) -> ClusterOptions:
     """Every argument from its `kubernetes.*` config key unless given, then validated."""
     mode_value = config.get("create-mode", create_mode)
@@ -200,7 +202,7 @@ def resolve(
     return ClusterOptions(
         name=cluster_name,
         namespace=resolved_namespace or None,
-        image=str(config.get("image", image)),
+        image=str(image or images.default_image()),
         n_workers=_as_int(config.get("count.start", n_workers), "n_workers"),
         resources=resolved_resources,
         env=resolved_env,
@@ -217,4 +219,5 @@ def resolve(
         scheduler_forward_port=None if forward_port is None else _as_int(forward_port, "scheduler_forward_port", 1),
         jupyter=bool(_as_bool(config.get("scheduler-jupyter", jupyter), "jupyter")),
         tls=tls,
+        run_as_root=bool(_as_bool(config.get("run-as-root", run_as_root), "run_as_root")),
     )

@@ -157,7 +157,7 @@ class Objects:
                     params={"dryRun": "All", "fieldValidation": "Strict"}, content=json.dumps(body)):
                 return None
         except kr8s.ServerError as err:
-            if kubernetes_api.is_rejection(err):
+            if kubernetes_api.is_rejection(err) or kubernetes_api.is_pod_security_refusal(err):
                 return str(err)
             raise DryRunUnavailable(str(err)) from err
         except httpx.HTTPError as err:
