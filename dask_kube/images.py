@@ -39,10 +39,13 @@ def tagged(template: str, distributed: str | None, python: str) -> str:
     return template.replace("{distributed}", release).replace("{python}", python)
 
 
-def default_image() -> str:
-    """`kubernetes.image` if set, else `kubernetes.image-template` for the versions installed here."""
-    named = config.get("image")
-    if named:
-        return str(named)
+def for_this_client() -> str:
+    """`kubernetes.image-template` for the versions installed here."""
     template = str(config.get("image-template") or DEFAULT_TEMPLATE)
     return tagged(template, installed("distributed"), python_version())
+
+
+def default_image() -> str:
+    """`kubernetes.image` if set, else the image made for this client."""
+    named = config.get("image")
+    return str(named) if named else for_this_client()

@@ -37,7 +37,7 @@ from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledE
 from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from ..naming import Component
 from ..port_forward import SchedulerForward
-from . import display, networking, operations, options, startup
+from . import display, networking, operations, options, startup, versions
 from .options import CreateMode
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,9 @@ class KubeCluster(Cluster):
         self._follow_task: asyncio.Task[None] | None = None
         self._workers_changed: asyncio.Event | None = None
         self._spinner: display.StartupSpinner | None = None
+        # Versions are compared once with the scheduler and the workers there; again when the first workers come,
+        # if none were there yet and nothing differed.
+        self._versions_compared_with_workers = False
         super().__init__(name=opts.name, loop=loop, asynchronous=asynchronous, quiet=quiet, **kwargs)
         if not self.called_from_running_loop:
             self._loop_runner.start()
@@ -196,6 +199,7 @@ class KubeCluster(Cluster):
                 await self._connect_scheduler()
                 self._spinner.update("Connecting", "subscribing to worker status")
                 await super()._start()
+                await self._compare_versions()
         except BaseException:
             await self._abort()
             raise
@@ -332,6 +336,12 @@ class KubeCluster(Cluster):
                                        f"answer at {self.scheduler_comm.address}: {err!r}") from err
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    async def _compare_versions(self) -> None:
+        """Warn once if this client's versions differ from the cluster's (versions.py)."""
+        assert self.scheduler_comm is not None
+        found = await versions.check(self.scheduler_comm, self.name)
+        self._versions_compared_with_workers = bool(found) or bool(self.scheduler_info.get("workers"))
 
     async def _abort(self) -> None:
         """A failed start leaves nothing behind: no forwards, and no cluster this client created."""
@@ -495,6 +505,8 @@ class KubeCluster(Cluster):
             self._workers_changed.clear()
             self.scheduler_info = SchedulerInfo(await self.scheduler_comm.identity())
             if running() >= n_workers:
+                if running() and not self._versions_compared_with_workers:
+                    await self._compare_versions()
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -169,8 +169,12 @@ def crds() -> dict[str, dict[str, Any]]:
                                                                         "worker group (which side changed last)."},
                 schedulerPodUID={"type": "string", "description": "The scheduler pod the operator created last."},
                 tlsSecretName={"type": "string", "description": "The Secret holding the cluster's certificates "
-                                                                "(TLS clusters only)."}),
-        [*worker_columns, _column("Status", "string", ".status.phase"), _AGE], scale=True)
+                                                                "(TLS clusters only)."},
+                distributedVersion={"type": "string", "description": "The distributed version the scheduler "
+                                                                     "reports."}),
+        [*worker_columns, _column("Status", "string", ".status.phase"),
+         _column("Dask", "string", ".status.distributedVersion", "The scheduler's distributed version"), _AGE],
+        scale=True)
     group = _crd(
         naming.DASKWORKERGROUP, "daskworkergroup", ["daskworkers"],
         {"type": "object", "required": ["cluster", "worker"],

@@ -51,12 +51,14 @@ class ClusterMemory:
     # (the scheduler's own idle-since stamp, time.monotonic() when the operator first saw it): idleness measured on
     # the operator's clock, immune to skew between it and the scheduler.
     idle: tuple[float, float] | None = None
+    scheduler_version: tuple[str, str] | None = None  # (scheduler pod uid, its distributed version): asked once
 
 
 @dataclass(frozen=True)
 class SchedulerView:
     reachable: bool = False
     idle_since: float | None = None  # None: it has work, or a client is connected
+    distributed_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,10 @@ def _status(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory,
     secret = specs.tls_secret_of(raw)
     if secret:
         new["tlsSecretName"] = secret
+    version = view.scheduler.distributed_version if reachable else None
+    if version and scheduler is not None:
+        new["distributedVersion"] = version
+        memory = replace(memory, scheduler_version=(str(scheduler["metadata"].get("uid", "")), version))
     plan.status.update(new)
     if all(current.get(k) == v for k, v in new.items()) and conditions.same(current.get("conditions"),
                                                                               plan.conditions):
@@ -377,23 +383,26 @@ class ClusterReconciler:
         scheduler = SchedulerView()
         logs = ""
         if pod is not None and running(pod.raw):
-            scheduler = await self._ask_scheduler(raw)
+            scheduler = await self._ask_scheduler(raw, str(pod.raw["metadata"].get("uid", "")))
         if pod is not None and not scheduler.reachable and \
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
                            group.raw if group else None, scheduler, logs, now_rfc3339())
 
-    async def _ask_scheduler(self, raw: Obj) -> SchedulerView:
+    async def _ask_scheduler(self, raw: Obj, pod_uid: str) -> SchedulerView:
         rpc = self.ctx.scheduler
+        known = self.memory.scheduler_version
         try:
             idle_since = await rpc.idle_since(self.namespace, self.name)
             if idle_since is not None and raw["spec"].get("idleTimeout") and \
                     await rpc.clients(self.namespace, self.name):
                 idle_since = None  # no tasks, but a connected client: not idle
+            version = known[1] if known is not None and known[0] == pod_uid else \
+                await rpc.distributed_version(self.namespace, self.name)
         except (SchedulerUnreachable, kr8s.ServerError):
             return SchedulerView()
-        return SchedulerView(reachable=True, idle_since=idle_since)
+        return SchedulerView(reachable=True, idle_since=idle_since, distributed_version=version)
 
     def _dry_runs(self, raw: Obj) -> list[tuple[dict[str, Any], str]]:
         """The scheduler pod and Service and a worker pod, as the API server would be asked to create them."""
