@@ -37,7 +37,7 @@ from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledE
 from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from ..naming import Component
 from ..port_forward import SchedulerForward
-from . import display, networking, operations, options, startup, versions
+from . import dashboard, display, networking, operations, options, startup, versions
 from .options import CreateMode
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class KubeCluster(Cluster):
         self._created = False
         self._forwards: list[SchedulerForward] = []
         self._dashboard: tuple[str, int] | None = None
+        self._dashboard_forward: SchedulerForward | None = None  # in a pod, for a proxy on it (dashboard.py)
+        self._dashboard_hint: str | None = None  # how a browser reaches a dashboard only the cluster can
         self._follow_task: asyncio.Task[None] | None = None
         self._workers_changed: asyncio.Event | None = None
         self._spinner: display.StartupSpinner | None = None
@@ -206,7 +208,8 @@ class KubeCluster(Cluster):
         finally:
             self._spinner = None
         self._follow_task = asyncio.ensure_future(self._follow_cluster())
-        self._log(f"Ready, dashboard at {self.dashboard_link}")
+        self._log(f"Ready, dashboard at {self.dashboard_link}" +
+                  (f" ({self._dashboard_hint})" if self._dashboard_hint else ""))
 
     async def _create_or_connect(self) -> None:
         cluster = await kubernetes_api.get(DaskCluster, self.name, self.namespace, self.api)
@@ -314,9 +317,23 @@ class KubeCluster(Cluster):
                                        dashboard_port=self.scheduler_forward_port, say=self._log)
         self._forwards = route.forwards
         self._dashboard = route.dashboard
+        await self._place_dashboard(direct=not route.forwards)
         args = self.security.get_connection_args("client") if self.security is not None else None
         self.scheduler_comm = rpc(route.address, connection_args=args)
         await self._wait_for_comm()
+
+    async def _place_dashboard(self, direct: bool) -> None:
+        """In a pod reached directly: forward the dashboard to this pod when the link template wants it there
+        (jupyter-server-proxy), or say how a browser reaches the Service's dashboard (dashboard.py)."""
+        in_pod = networking.in_cluster()
+        if not direct or not in_pod or self._dashboard is None:
+            return
+        if dashboard.needs_local_dashboard(in_pod):
+            self._dashboard_forward = await networking.forward_dashboard(self.api, self._namespace, self.name,
+                                                                         self.scheduler_forward_port)
+            self._dashboard = ("127.0.0.1", self._dashboard_forward.local_port)
+        elif not dashboard.template_set():
+            self._dashboard_hint = dashboard.how_to_reach(self._namespace, self.name, self.dashboard_link)
 
     async def _wait_for_comm(self) -> None:
         """The operator saw the scheduler answer; a fresh route (forward, load balancer) may lag a moment."""
@@ -370,6 +387,9 @@ class KubeCluster(Cluster):
             await asyncio.gather(self._follow_task, return_exceptions=True)
             self._follow_task = None
         forwards, self._forwards = self._forwards, []
+        if self._dashboard_forward is not None:
+            forwards.append(self._dashboard_forward)
+            self._dashboard_forward = None
         await asyncio.gather(*(f.stop() for f in forwards), return_exceptions=True)
 
     # -- workers ----------------------------------------------------------------------------------------------
@@ -589,7 +609,8 @@ class KubeCluster(Cluster):
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:
         scheduler = self.scheduler_address + (" (port-forward)" if self._forwards else "")
-        rows = display.status_rows({"Namespace": self.namespace, "Phase": self.phase, "Scheduler": scheduler})
+        rows = display.status_rows({"Namespace": self.namespace, "Phase": self.phase, "Scheduler": scheduler,
+                                    **({"Dashboard access": self._dashboard_hint} if self._dashboard_hint else {})})
         return str(super()._repr_html_(cluster_status=rows + (cluster_status or "")))
 
     # -- shutdown ---------------------------------------------------------------------------------------------
