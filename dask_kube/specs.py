@@ -172,12 +172,14 @@ def make_cluster_spec(
     jupyter: bool = False,
     tls: Mapping[str, Any] | None = None,
     run_as_root: bool = False,
+    network_policy: bool = False,
 ) -> Obj:
     """A whole DaskCluster manifest, as `KubeCluster` creates it and `dask kube gen cluster` prints it.
 
     `tls` is a `spec.tls` (see `tls_spec`); without it the manifest has no `tls` field at all. `image=None`: the
     image tagged for this client's versions (images.py); `run_as_root`: for images that need root, which then fail
-    a namespace that enforces the `restricted` Pod Security Standard."""
+    a namespace that enforces the `restricted` Pod Security Standard. `network_policy`: the operator guards the
+    scheduler with a NetworkPolicy (`scheduler_network_policy`)."""
     image = image or images.default_image()
     spec: Obj = {
         "idleTimeout": int(idle_timeout or 0),
@@ -189,6 +191,8 @@ def make_cluster_spec(
     }
     if tls:
         spec["tls"] = dict(tls)
+    if network_policy:
+        spec["networkPolicy"] = {"enabled": True}
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER, "metadata": {"name": name}, "spec": spec}
 
 
@@ -279,6 +283,24 @@ def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name), fixed),
             "spec": spec}
+
+
+def wants_network_policy(cluster: Mapping[str, Any]) -> bool:
+    return bool(((cluster.get("spec") or {}).get("networkPolicy") or {}).get("enabled"))
+
+
+def scheduler_network_policy(cluster: Mapping[str, Any]) -> Obj:
+    """Only pods of the cluster's namespace (its workers and job runner, notebooks and other clients there) and
+    the operator's pod (any namespace) may open connections to the scheduler's ports. Port-forwards (the
+    client's and the operator's from outside the cluster) enter through the kubelet and are not affected."""
+    name = cluster["metadata"]["name"]
+    ports = [{"protocol": "TCP", "port": port} for port in (naming.SCHEDULER_PORT_NAME, naming.DASHBOARD_PORT_NAME)]
+    peers = [{"podSelector": {}},
+             {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(naming.OPERATOR_POD_LABELS)}}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": child_metadata(cluster, None, naming.network_policy_name(name), naming.cluster_selector(name)),
+            "spec": {"podSelector": {"matchLabels": naming.scheduler_selector(name)}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": peers, "ports": ports}]}}
 
 
 def tls_secret(cluster: Mapping[str, Any], data: Mapping[str, str]) -> Obj:

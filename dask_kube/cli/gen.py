@@ -63,12 +63,15 @@ Examples:
 @click.option("--run-as-root", is_flag=True,
               help="Run the pods as root (images that need it); by default they pass the `restricted` Pod Security "
                    "Standard.")
+@click.option("--network-policy", is_flag=True,
+              help="Have the operator create a NetworkPolicy that lets only pods of the namespace and the operator "
+                   "reach the scheduler.")
 @namespace_option
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def gen_cluster(name: str, image: str | None, n_workers: int, resources: Any, env: dict[str, str] | None,
                 worker_command: str | None, scheduler_service_type: str | None, idle_timeout: int | None,
-                jupyter: bool, tls: bool, tls_secret: str | None, run_as_root: bool, namespace: str | None,
-                output: str) -> None:
+                jupyter: bool, tls: bool, tls_secret: str | None, run_as_root: bool, network_policy: bool,
+                namespace: str | None, output: str) -> None:
     """Print the DaskCluster that `KubeCluster(name=..., ...)` with the same options would create."""
     from ..cluster import options
 
@@ -76,7 +79,8 @@ def gen_cluster(name: str, image: str | None, n_workers: int, resources: Any, en
         resolved = options.resolve(name=name, image=image, n_workers=n_workers, resources=resources, env=env,
                                    worker_command=worker_command, scheduler_service_type=scheduler_service_type,
                                    idle_timeout=idle_timeout, jupyter=jupyter or None,
-                                   security=tls_secret or (True if tls else None), run_as_root=run_as_root or None)
+                                   security=tls_secret or (True if tls else None), run_as_root=run_as_root or None,
+                                   network_policy=network_policy or None)
     except SpecError as err:
         hint = "--tls-secret" if err.field == "security" else f"--{(err.field or 'name').replace('_', '-')}"
         raise click.BadParameter(err.message, param_hint=hint) from None

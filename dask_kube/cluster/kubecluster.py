@@ -52,7 +52,8 @@ class KubeCluster(Cluster):
     Every argument left as None comes from the dask config key `kubernetes.<name>` (docs/kubecluster.md).
     `security=True` asks for mutual TLS with certificates the operator generates, `security="secret-name"` for
     TLS with the certificates of that Secret (docs/security.md). Pods pass the `restricted` Pod Security Standard
-    unless `run_as_root=True`, for images that need root (docs/security.md). With no `image`, the Dask image
+    unless `run_as_root=True`, for images that need root (docs/pod-security.md); `network_policy=True` has the
+    operator guard the scheduler with a NetworkPolicy. With no `image`, the Dask image
     tagged for this client's distributed and Python versions; on connect, versions that differ between this
     client, the scheduler and the workers are named in one warning (docs/kubecluster.md).
 
@@ -81,6 +82,7 @@ class KubeCluster(Cluster):
         jupyter: bool | None = None,
         security: bool | str | None = None,
         run_as_root: bool | None = None,
+        network_policy: bool | None = None,
         loop: Any = None,
         asynchronous: bool = False,
         quiet: bool = False,
@@ -93,7 +95,7 @@ class KubeCluster(Cluster):
             shutdown_on_close=shutdown_on_close, idle_timeout=idle_timeout, resource_timeout=resource_timeout,
             scheduler_service_type=scheduler_service_type, custom_cluster_spec=custom_cluster_spec,
             scheduler_forward_port=scheduler_forward_port, jupyter=jupyter, security=security,
-            run_as_root=run_as_root)
+            run_as_root=run_as_root, network_policy=network_policy)
         opts = self._options
         self.namespace = opts.namespace
         self.image = opts.image

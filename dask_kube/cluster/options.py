@@ -52,6 +52,7 @@ class ClusterOptions:
     jupyter: bool
     tls: dict[str, Any] | None = None  # the `spec.tls` that `security=` asks for; None: the spec's own (or none)
     run_as_root: bool = False  # root pods, for images that need it (they fail the `restricted` Pod Security level)
+    network_policy: bool = False  # the operator guards the scheduler with a NetworkPolicy
 
     def manifest(self) -> dict[str, Any]:
         """The DaskCluster to create: the custom spec as given, or one built from the arguments; `security=`
@@ -60,11 +61,14 @@ class ClusterOptions:
             manifest = copy.deepcopy(self.custom_cluster_spec)
             if self.tls:
                 manifest["spec"]["tls"] = dict(self.tls)
+            if self.network_policy:
+                manifest["spec"]["networkPolicy"] = {"enabled": True}
             return manifest
         return specs.make_cluster_spec(
             name=self.name, image=self.image, n_workers=self.n_workers, resources=self.resources, env=self.env,
             worker_command=self.worker_command, scheduler_service_type=self.scheduler_service_type,
-            idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls, run_as_root=self.run_as_root)
+            idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls, run_as_root=self.run_as_root,
+            network_policy=self.network_policy)
 
     def deletes_on_close(self, created: bool) -> bool:
         """Delete on close? An explicit argument wins; otherwise only a cluster this client created, unless config
@@ -159,6 +163,7 @@ def resolve(
     jupyter: bool | None = None,
     security: bool | str | None = None,
     run_as_root: bool | None = None,
+    network_policy: bool | None = None,
 ) -> ClusterOptions:
     """Every argument from its `kubernetes.*` config key unless given, then validated."""
     mode_value = config.get("create-mode", create_mode)
@@ -220,4 +225,5 @@ def resolve(
         jupyter=bool(_as_bool(config.get("scheduler-jupyter", jupyter), "jupyter")),
         tls=tls,
         run_as_root=bool(_as_bool(config.get("run-as-root", run_as_root), "run_as_root")),
+        network_policy=bool(_as_bool(config.get("network-policy", network_policy), "network_policy")),
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kr8s
-from kr8s.asyncio.objects import Pod, Secret, Service
+from kr8s.asyncio.objects import NetworkPolicy, Pod, Secret, Service
 
 from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
@@ -73,6 +73,7 @@ class ClusterView:
     scheduler: SchedulerView = field(default_factory=SchedulerView)  # asked only while the pod runs
     logs: str = ""  # a crash-looping scheduler's last words
     now: str = ""  # RFC 3339
+    network_policy: Obj | None = None  # the scheduler's NetworkPolicy (read while wanted or recorded in the status)
 
 
 def spec_problems(cluster: Obj) -> list[SpecError]:
@@ -144,6 +145,7 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
     plan: Plan[ClusterMemory] = Plan()
     if not view.service:
         plan.create.append(specs.scheduler_service(raw))
+    _network_policy(view, plan)
     if view.pod is None:
         first = _secret_first(view, plan, memory, settings)
         if first is not None:
@@ -158,6 +160,22 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
         plan.requeue = stranded_recheck if plan.requeue is None else min(plan.requeue, stranded_recheck)
     plan.memory = memory
     return plan
+
+
+def _network_policy(view: ClusterView, plan: Plan[ClusterMemory]) -> None:
+    """spec.networkPolicy: create the policy while wanted, delete ours once not; the status names it."""
+    raw, policy = view.cluster, view.network_policy
+    name = naming.network_policy_name(raw["metadata"]["name"])
+    ours = policy is not None and raw["metadata"]["uid"] in status.controller_uids(policy)
+    if specs.wants_network_policy(raw):
+        if policy is None:
+            plan.create.append(specs.scheduler_network_policy(raw))
+        plan.status["networkPolicyName"] = name
+        return
+    if ours:
+        plan.delete.append(Delete("NetworkPolicy", name))
+    if (raw.get("status") or {}).get("networkPolicyName"):
+        plan.status["networkPolicyName"] = None  # a merge patch's null removes the field
 
 
 def _secret_first(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory, settings: OperatorSettings
@@ -380,6 +398,9 @@ class ClusterReconciler:
             if secret is None and not raw["spec"]["tls"].get("secretName"):
                 new_secret_data = tls.generate(name, ns, self.ctx.settings.cluster_domain).secret_data()
         group = await objects.get(DaskWorkerGroup, naming.default_worker_group_name(name), ns)
+        policy = None
+        if specs.wants_network_policy(raw) or (raw.get("status") or {}).get("networkPolicyName"):
+            policy = await objects.get(NetworkPolicy, naming.network_policy_name(name), ns)
         scheduler = SchedulerView()
         logs = ""
         if pod is not None and running(pod.raw):
@@ -388,7 +409,8 @@ class ClusterReconciler:
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
-                           group.raw if group else None, scheduler, logs, now_rfc3339())
+                           group.raw if group else None, scheduler, logs, now_rfc3339(),
+                           policy.raw if policy else None)
 
     async def _ask_scheduler(self, raw: Obj, pod_uid: str) -> SchedulerView:
         rpc = self.ctx.scheduler

@@ -36,6 +36,7 @@ OPERATOR_NAMESPACED_RULES = (
     | _triples([""], ["pods/log"], ["get"])
     | _triples([""], ["services"], ["get", "list", "watch", "create", "patch", "delete"])
     | _triples([""], ["secrets"], ["get", "create"])
+    | _triples(["networking.k8s.io"], ["networkpolicies"], ["get", "create", "delete"])
     | _triples(["", "events.k8s.io"], ["events"], ["create", "patch"])
     | _triples(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])
 )
