@@ -43,8 +43,11 @@ class Component(StrEnum):
     AUTOSCALER = "autoscaler"
 
 
+# A DaskCluster that a client holds (docs/kubecluster.md, "Client leases"): seconds without a renewal of its Lease
+# after which the operator deletes it. Never inherited: a DaskJob's cluster is not its client's.
+CLIENT_LEASE_ANNOTATION = "kubernetes.dask.org/client-lease-seconds"
 # Annotation prefixes that never propagate from a parent to its children.
-NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io")
+NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io", CLIENT_LEASE_ANNOTATION)
 # The reference autoscaler's bookkeeping annotation (read for compatibility; dask_kube keeps status instead).
 COOLDOWN_ANNOTATION = "kubernetes.dask.org/cooldown-until"
 
@@ -124,6 +127,11 @@ def job_runner_name(job: str) -> str:
 
 def autoscaler_name(cluster: str) -> str:
     return cluster
+
+
+def client_lease_name(cluster: str) -> str:
+    """The coordination.k8s.io Lease that the clients of a cluster renew."""
+    return f"{cluster}-client"
 
 
 def tls_secret_name(cluster: str) -> str:
@@ -214,12 +222,14 @@ class Reason(StrEnum):
     WORKER_REPLACED = "WorkerReplaced"
     WORKERS_LOST = "WorkersLost"
     IDLE_TIMEOUT = "IdleTimeout"
+    CLIENT_LEASE_EXPIRED = "ClientLeaseExpired"  # no client renewed the cluster's Lease in time: deleted
     AUTOSCALED = "Autoscaled"
     JOB_SUCCEEDED = "JobSucceeded"
     JOB_FAILED = "JobFailed"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     CLUSTER_FAILED = "ClusterFailed"
     RUNNER_DELETED = "RunnerDeleted"
+    RUNNER_NOT_OWNED = "RunnerNotOwned"  # a pod with the runner's name that the job did not create: replaced
     TTL_EXPIRED = "TTLExpired"
     CLUSTER_MISSING = "ClusterMissing"
     RUNNER_NOT_STARTED = "RunnerNotStarted"

@@ -242,6 +242,18 @@ def adoption(child: Mapping[str, Any], cluster: Mapping[str, Any], component: Co
                                                              naming.COMPONENT_LABEL: component.value}}}
 
 
+def client_lease(cluster: Mapping[str, Any], seconds: int, holder: str, now: str) -> Obj:
+    """The Lease a cluster's clients renew (`now`: a MicroTime), owned by the cluster so it goes with it. Its
+    `leaseDurationSeconds` repeats the cluster's annotation for `kubectl get lease` readers."""
+    meta = cluster["metadata"]
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": naming.client_lease_name(meta["name"]), "namespace": meta["namespace"],
+                         "labels": naming.cluster_selector(meta["name"]),
+                         "ownerReferences": [owner_reference(cluster)]},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now,
+                     "renewTime": now}}
+
+
 def _propagating(annotations: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (annotations or {}).items()
             if not k.startswith(naming.NON_PROPAGATING_ANNOTATION_PREFIXES)}
@@ -267,14 +279,14 @@ def _inject_env(pod_spec: Obj, values: Mapping[str, str], entries: Sequence[Obj]
     (the user's value wins)."""
     wanted = [{"name": k, "value": v} for k, v in values.items()] + list(entries)
     for container in pod_spec.get("containers") or ():
-        env = container.setdefault("env", [])
+        env = container["env"] = list(container.get("env") or ())
         present = {e.get("name") for e in env if isinstance(e, Mapping)}
         env.extend(copy.deepcopy(e) for e in wanted if e["name"] not in present)
 
 
 def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
-    scheduler = cluster["spec"]["scheduler"]
+    scheduler = status.without_nulls(cluster["spec"]["scheduler"])
     fixed = {**naming.scheduler_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
     spec = pod_security.with_restricted_defaults(scheduler["spec"])
     secret = tls_secret_of(cluster)
@@ -314,8 +326,8 @@ def tls_secret(cluster: Mapping[str, Any], data: Mapping[str, str]) -> Obj:
 def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
     """The scheduler Service; its selector is always the scheduler's fixed labels, so it cannot miss the pod."""
     name = cluster["metadata"]["name"]
-    scheduler = cluster["spec"]["scheduler"]
-    spec = copy.deepcopy(scheduler.get("service") or {})
+    scheduler = status.without_nulls(cluster["spec"]["scheduler"])
+    spec = scheduler.get("service") or {}
     spec["selector"] = naming.scheduler_selector(name)
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name),
@@ -325,12 +337,12 @@ def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
 
 def default_worker_group(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
-    worker = cluster["spec"]["worker"]
+    worker = status.without_nulls(cluster["spec"]["worker"])
     fixed = {naming.CLUSTER_LABEL: name, naming.COMPONENT_LABEL: Component.WORKERGROUP.value}
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
             "metadata": child_metadata(cluster, worker.get("metadata"), naming.default_worker_group_name(name),
                                        fixed),
-            "spec": {"cluster": name, "worker": copy.deepcopy(worker)}}
+            "spec": {"cluster": name, "worker": worker}}
 
 
 def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming.DEFAULT_CLUSTER_DOMAIN,
@@ -338,7 +350,7 @@ def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming
     """A worker of `group`; `tls_secret` (the cluster's, see `tls_secret_of`) makes it speak TLS."""
     group_name = group["metadata"]["name"]
     namespace = group["metadata"].get("namespace", "default")
-    worker = group["spec"]["worker"]
+    worker = status.without_nulls(group["spec"]["worker"])
     name = pod_name or naming.worker_pod_name(group_name)
     fixed = {**naming.worker_selector(cluster_name, group_name), naming.ISTIO_INJECT_LABEL: "false"}
     spec = pod_security.with_restricted_defaults(worker["spec"])
@@ -352,16 +364,16 @@ def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming
 def job_cluster(job: Mapping[str, Any]) -> Obj:
     """The DaskCluster of a DaskJob: named after the job, its spec is `spec.cluster.spec`."""
     name = job["metadata"]["name"]
-    cluster = job["spec"]["cluster"]
+    cluster = status.without_nulls(job["spec"]["cluster"])
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER,
             "metadata": child_metadata(job, cluster.get("metadata"), name, naming.cluster_selector(name)),
-            "spec": copy.deepcopy(cluster["spec"])}
+            "spec": cluster["spec"]}
 
 
 def job_runner_pod(job: Mapping[str, Any], domain: str = naming.DEFAULT_CLUSTER_DOMAIN) -> Obj:
     name = job["metadata"]["name"]
     namespace = job["metadata"].get("namespace", "default")
-    runner = job["spec"]["job"]
+    runner = status.without_nulls(job["spec"]["job"])
     fixed = {**naming.job_runner_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
     spec = pod_security.with_restricted_defaults(runner["spec"])
     spec.setdefault("restartPolicy", "OnFailure")

@@ -37,7 +37,7 @@ from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledE
 from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from ..naming import Component
 from ..port_forward import SchedulerForward
-from . import dashboard, display, networking, operations, options, startup, versions
+from . import dashboard, display, lease, networking, operations, options, startup, versions
 from .options import CreateMode
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class KubeCluster(Cluster):
         self._dashboard_forward: SchedulerForward | None = None  # in a pod, for a proxy on it (dashboard.py)
         self._dashboard_hint: str | None = None  # how a browser reaches a dashboard only the cluster can
         self._follow_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._workers_changed: asyncio.Event | None = None
         self._spinner: display.StartupSpinner | None = None
         # Versions are compared once with the scheduler and the workers there; again when the first workers come,
@@ -198,6 +199,7 @@ class KubeCluster(Cluster):
                 self._api = await kubernetes_api.client()
                 self.namespace = self.namespace or self._api.namespace
                 await self._create_or_connect()
+                await self._hold_lease()
                 await self._wait_running()
                 await self._load_security()
                 await self._connect_scheduler()
@@ -260,12 +262,22 @@ class KubeCluster(Cluster):
                             "a running cluster: delete it or connect without security=", "security")
         self._cluster_object = cluster
         self.shutdown_on_close = self._options.deletes_on_close(created=False)
-        worker = cluster.raw.get("spec", {}).get("worker") or {}
+        worker = status.without_nulls((cluster.raw.get("spec") or {}).get("worker") or {})
         container = ((worker.get("spec") or {}).get("containers") or [{}])[0]
         self.image = container.get("image", self.image)
-        self.n_workers = worker.get("replicas", self.n_workers)
+        self.n_workers = int(worker.get("replicas", self.n_workers))
         self.resources = container.get("resources") or {}
         self.env = container.get("env") or []
+
+    async def _hold_lease(self) -> None:
+        """Renew a leased cluster's Lease for as long as this client is open (the creator and `from_name` clients
+        alike), so that the operator deletes the cluster only once every client is gone."""
+        seconds = status.client_lease_seconds(self._cluster.raw)
+        if seconds is None:
+            return
+        holder = lease.LeaseHolder(self.api, self._cluster.raw, seconds)
+        await holder.renew()
+        self._lease_task = asyncio.ensure_future(holder.run())
 
     async def _wait_running(self) -> None:
         self._log("Waiting for the operator and the scheduler")
@@ -379,15 +391,16 @@ class KubeCluster(Cluster):
 
         with contextlib.suppress(asyncio.CancelledError):
             await waits.wait_for(self._cluster, lambda raw: raw is None, None, on_change=on_change)
-            logger.warning("DaskCluster %s/%s was deleted (idle timeout or kubectl delete)", self.namespace,
-                           self.name)
+            logger.warning("DaskCluster %s/%s was deleted (idle timeout, client lease expired or kubectl delete)",
+                           self.namespace, self.name)
             _OWNED.pop((self._namespace, self.name), None)
 
     async def _stop_background(self) -> None:
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            await asyncio.gather(self._follow_task, return_exceptions=True)
-            self._follow_task = None
+        for task in (self._follow_task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._follow_task = self._lease_task = None
         forwards, self._forwards = self._forwards, []
         if self._dashboard_forward is not None:
             forwards.append(self._dashboard_forward)
@@ -471,7 +484,7 @@ class KubeCluster(Cluster):
         if name == naming.DEFAULT_WORKER_GROUP:
             raise SpecError("'default' is the cluster's own group; use scale() for it", "worker_group")
         if custom_spec is not None:
-            worker = dict(custom_spec)
+            worker = status.without_nulls(dict(custom_spec))
             problems = validation.pod_spec_problems(worker.get("spec"), "custom_spec.spec")
             if problems:
                 raise problems[0]

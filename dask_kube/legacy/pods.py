@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from .. import naming, pod_security, specs
+from .. import naming, pod_security, specs, status
 from ..errors import SpecError
 
 Obj = dict[str, Any]
@@ -86,7 +86,7 @@ def make_pod_from_dict(template: Mapping[str, Any]) -> Obj:
     """A Pod dict in the API's camelCase form, checked and completed (kind, metadata, container names)."""
     if not isinstance(template, Mapping):
         raise SpecError(f"must be a Pod mapping, not {type(template).__name__}", "pod_template")
-    pod = copy.deepcopy(dict(template))
+    pod: Obj = status.without_nulls(dict(template))  # a null field is an absent one, as the API server reads it
     if pod.get("kind", "Pod") != "Pod":
         raise SpecError(f"must be a Pod, not a {pod['kind']}", "pod_template.kind")
     pod["apiVersion"] = pod.get("apiVersion") or "v1"

@@ -3,7 +3,8 @@ timeout.
 
 Each pass observes the cluster, its children and (once its pod runs) its scheduler, then `decide` says what to
 do. The status is computed from what exists: `Running` means the scheduler answers RPC, not merely that its
-Service exists. A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
+Service exists. A cluster whose client holds it by a Lease is deleted once no client renews it
+(`client_leases`). A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
 cluster and its default worker group, so that `kubectl scale daskcluster` and `kubectl scale daskworkergroup`
 both work; `status.appliedWorkerReplicas` remembers which side changed last. A TLS cluster's Secret is generated
 (or, when the spec names one, checked) before its scheduler pod is created, since the pod reads it at start.
@@ -21,9 +22,9 @@ from kr8s.asyncio.objects import NetworkPolicy, Pod, Secret, Service
 
 from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
-from ..kinds import DaskCluster, DaskWorkerGroup
+from ..kinds import DaskCluster, DaskWorkerGroup, Lease
 from ..naming import ClusterPhase, ConditionType, Reason
-from . import conditions, spec_check
+from . import client_leases, conditions, spec_check
 from .act import act
 from .context import OperatorContext
 from .loops import Gone
@@ -52,6 +53,7 @@ class ClusterMemory:
     # the operator's clock, immune to skew between it and the scheduler.
     idle: tuple[float, float] | None = None
     scheduler_version: tuple[str, str] | None = None  # (scheduler pod uid, its distributed version): asked once
+    lease: client_leases.Seen | None = None  # a leased cluster's last renewal seen
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class ClusterView:
     scheduler: SchedulerView = field(default_factory=SchedulerView)  # asked only while the pod runs
     logs: str = ""  # a crash-looping scheduler's last words
     now: str = ""  # RFC 3339
+    lease: Obj | None = None  # the clients' Lease (read only for a leased cluster, when due)
+    lease_read: bool = True  # whether `lease` was read on this pass
     network_policy: Obj | None = None  # the scheduler's NetworkPolicy (read while wanted or recorded in the status)
 
 
@@ -139,6 +143,21 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
     raw = view.cluster
     if not (raw.get("status") or {}).get("phase"):
         return Plan(status={"phase": ClusterPhase.CREATED}, requeue=0.0)  # say at once that an operator saw it
+    lease = client_leases.check(raw, view.lease, memory.lease, now, view.lease_read)
+    memory = replace(memory, lease=lease.seen)
+    if lease.expired is not None:
+        return Plan(events=[Event(Reason.CLIENT_LEASE_EXPIRED, lease.expired)], delete_self=True, memory=memory)
+    plan = _decide(view, memory, now, settings)
+    if lease.recheck is not None and not plan.delete_self:
+        plan.requeue = lease.recheck if plan.requeue is None else min(plan.requeue, lease.recheck)
+    if plan.memory is None:
+        plan.memory = memory
+    return plan
+
+
+def _decide(view: ClusterView, memory: ClusterMemory, now: float, settings: OperatorSettings
+            ) -> Plan[ClusterMemory]:
+    raw = view.cluster
     if view.spec.error is not None:
         return _warn(_invalid(raw, view.spec.error), memory, Reason.INVALID_SPEC, view.spec.error)
     memory = replace(memory, validated=view.spec.valid or memory.validated)
@@ -382,13 +401,18 @@ class ClusterReconciler:
         objects, ns, name = self.ctx.objects, self.namespace, self.name
         if not (raw.get("status") or {}).get("phase"):
             return ClusterView(raw)
+        lease, seconds = None, status.client_lease_seconds(raw)
+        lease_read = seconds is not None and client_leases.due(self.memory.lease, seconds, time.monotonic())
+        if lease_read:
+            held = await objects.get(Lease, naming.client_lease_name(name), ns)
+            lease = held.raw if held is not None else None
         scheduler_name = naming.scheduler_name(name)
         pod = await objects.get(Pod, scheduler_name, ns)
         checked = await spec_check.check(
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
             spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
         if checked.error is not None:
-            return ClusterView(raw, checked)
+            return ClusterView(raw, checked, lease=lease, lease_read=lease_read)
         service = await objects.get(Service, scheduler_name, ns)
         secret = new_secret_data = None
         secret_name = specs.tls_secret_of(raw)
@@ -409,7 +433,7 @@ class ClusterReconciler:
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
-                           group.raw if group else None, scheduler, logs, now_rfc3339(),
+                           group.raw if group else None, scheduler, logs, now_rfc3339(), lease, lease_read,
                            policy.raw if policy else None)
 
     async def _ask_scheduler(self, raw: Obj, pod_uid: str) -> SchedulerView:

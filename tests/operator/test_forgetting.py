@@ -62,7 +62,7 @@ async def test_the_operator_holds_nothing_for_deleted_clusters(kube, operator, n
         async def all_gone() -> bool:
             return not await kubernetes_api.list_objects(DaskCluster, namespace, api)
 
-        await async_until(all_gone, "every DaskCluster deleted", within=300, interval=2)
+        await async_until(all_gone, "every DaskCluster deleted", within=420, interval=2)
         deadline = time.monotonic() + 120
         while (now := await held()) != {}:
             groups = await kubernetes_api.list_objects(DaskWorkerGroup, namespace, api)

@@ -98,7 +98,8 @@ def test_localkube_is_an_extra_not_a_dependency() -> None:
 
 
 PURE = ["specs.py", "naming.py", "validation.py", "errors.py", "status.py", "operator/plan.py",
-        "operator/conditions.py", "operator/worker_pods.py", "cluster/options.py", "legacy/pods.py"]
+        "operator/conditions.py", "operator/worker_pods.py", "operator/client_leases.py", "cluster/options.py",
+        "legacy/pods.py"]
 
 
 @pytest.mark.parametrize("name", PURE)

@@ -116,7 +116,7 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Reserved for leader election (unused today: the operator runs standalone, one replica, strategy Recreate).
+# get: a cluster's client Lease; create, update: reserved for leader election (unused today: standalone).
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "create", "update"]
