@@ -80,6 +80,8 @@ def gen_cluster(name: str, image: str | None, n_workers: int, resources: Any, en
                                    worker_command=worker_command, scheduler_service_type=scheduler_service_type,
                                    idle_timeout=idle_timeout, jupyter=jupyter or None,
                                    security=tls_secret or (True if tls else None), run_as_root=run_as_root or None,
+                                   # applied with kubectl, the cluster has no client: no client lease to expire
+                                   shutdown_on_close=False,
                                    network_policy=network_policy or None)
     except SpecError as err:
         hint = "--tls-secret" if err.field == "security" else f"--{(err.field or 'name').replace('_', '-')}"
