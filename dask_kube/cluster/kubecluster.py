@@ -53,9 +53,9 @@ class KubeCluster(Cluster):
     `security=True` asks for mutual TLS with certificates the operator generates, `security="secret-name"` for
     TLS with the certificates of that Secret (docs/security.md). Pods pass the `restricted` Pod Security Standard
     unless `run_as_root=True`, for images that need root (docs/pod-security.md); `network_policy=True` has the
-    operator guard the scheduler with a NetworkPolicy. With no `image`, the Dask image
-    tagged for this client's distributed and Python versions; on connect, versions that differ between this
-    client, the scheduler and the workers are named in one warning (docs/kubecluster.md).
+    operator guard the scheduler with a NetworkPolicy. With no `image`, the Dask image tagged for this client's
+    distributed and Python versions; on connect, versions that differ between this client, the scheduler and the
+    workers are named in one warning (docs/kubecluster.md).
 
     >>> cluster = KubeCluster(name="demo", n_workers=2)      # doctest: +SKIP
     >>> client = Client(cluster)                              # doctest: +SKIP
