@@ -30,6 +30,9 @@ CLUSTER_LABEL = "dask.org/cluster-name"
 COMPONENT_LABEL = "dask.org/component"
 WORKERGROUP_LABEL = "dask.org/workergroup-name"
 ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
+# The operator's pod, as the chart and the plain manifests label it (whatever the release's name): a cluster's
+# NetworkPolicy lets pods with these labels, in any namespace, reach its scheduler.
+OPERATOR_POD_LABELS = {"app.kubernetes.io/part-of": "dask-kube", "app.kubernetes.io/component": "operator"}
 
 
 class Component(StrEnum):
@@ -87,6 +90,11 @@ MAX_CLUSTER_NAME_LENGTH = MAX_NAME_LENGTH - len("-scheduler")
 def scheduler_name(cluster: str) -> str:
     """The scheduler Pod and its Service share this name."""
     return f"{cluster}-scheduler"
+
+
+def network_policy_name(cluster: str) -> str:
+    """The NetworkPolicy that guards a cluster's scheduler (spec.networkPolicy)."""
+    return scheduler_name(cluster)
 
 
 def default_worker_group_name(cluster: str) -> str:

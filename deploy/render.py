@@ -126,8 +126,10 @@ def operator_manifest(rendered: dict[str, str]) -> str:
 
 
 def namespace_manifest(namespace: str = NAMESPACE) -> str:
+    """The operator's namespace; it enforces the `restricted` Pod Security Standard, which the operator's pod meets."""
     doc = {"apiVersion": "v1", "kind": "Namespace",
-           "metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "dask-kube"}}}
+           "metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "dask-kube",
+                                                      "pod-security.kubernetes.io/enforce": "restricted"}}}
     return HEADER + yaml.safe_dump(doc, sort_keys=False)
 
 

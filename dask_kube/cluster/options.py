@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from distributed.security import Security
 
-from .. import config, naming, specs, status, validation
+from .. import config, images, naming, specs, status, validation
 from ..errors import SpecError
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -51,6 +51,8 @@ class ClusterOptions:
     scheduler_forward_port: int | None
     jupyter: bool
     tls: dict[str, Any] | None = None  # the `spec.tls` that `security=` asks for; None: the spec's own (or none)
+    run_as_root: bool = False  # root pods, for images that need it (they fail the `restricted` Pod Security level)
+    network_policy: bool = False  # the operator guards the scheduler with a NetworkPolicy
     client_lease_timeout: int = 0  # seconds; 0: a cluster this client creates is not leased
 
     def lease_seconds(self) -> int:
@@ -65,11 +67,14 @@ class ClusterOptions:
             manifest = copy.deepcopy(self.custom_cluster_spec)
             if self.tls:
                 manifest["spec"]["tls"] = dict(self.tls)
+            if self.network_policy:
+                manifest["spec"]["networkPolicy"] = {"enabled": True}
         else:
             manifest = specs.make_cluster_spec(
                 name=self.name, image=self.image, n_workers=self.n_workers, resources=self.resources, env=self.env,
                 worker_command=self.worker_command, scheduler_service_type=self.scheduler_service_type,
-                idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls)
+                idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls, run_as_root=self.run_as_root,
+                network_policy=self.network_policy)
         if self.lease_seconds():
             meta = manifest.setdefault("metadata", {})
             meta["annotations"] = {**(meta.get("annotations") or {}),
@@ -168,6 +173,8 @@ def resolve(
     scheduler_forward_port: int | None = None,
     jupyter: bool | None = None,
     security: bool | str | None = None,
+    run_as_root: bool | None = None,
+    network_policy: bool | None = None,
 ) -> ClusterOptions:
     """Every argument from its `kubernetes.*` config key unless given, then validated."""
     mode_value = config.get("create-mode", create_mode)
@@ -212,7 +219,7 @@ def resolve(
     return ClusterOptions(
         name=cluster_name,
         namespace=resolved_namespace or None,
-        image=str(config.get("image", image)),
+        image=str(image or images.default_image()),
         n_workers=_as_int(config.get("count.start", n_workers), "n_workers"),
         resources=resolved_resources,
         env=resolved_env,
@@ -229,5 +236,7 @@ def resolve(
         scheduler_forward_port=None if forward_port is None else _as_int(forward_port, "scheduler_forward_port", 1),
         jupyter=bool(_as_bool(config.get("scheduler-jupyter", jupyter), "jupyter")),
         tls=tls,
+        run_as_root=bool(_as_bool(config.get("run-as-root", run_as_root), "run_as_root")),
+        network_policy=bool(_as_bool(config.get("network-policy", network_policy), "network_policy")),
         client_lease_timeout=_as_int(lease or 0, "kubernetes.client-lease-timeout"),
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kr8s
-from kr8s.asyncio.objects import Pod, Secret, Service
+from kr8s.asyncio.objects import NetworkPolicy, Pod, Secret, Service
 
 from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
@@ -52,6 +52,7 @@ class ClusterMemory:
     # (the scheduler's own idle-since stamp, time.monotonic() when the operator first saw it): idleness measured on
     # the operator's clock, immune to skew between it and the scheduler.
     idle: tuple[float, float] | None = None
+    scheduler_version: tuple[str, str] | None = None  # (scheduler pod uid, its distributed version): asked once
     lease: client_leases.Seen | None = None  # a leased cluster's last renewal seen
 
 
@@ -59,6 +60,7 @@ class ClusterMemory:
 class SchedulerView:
     reachable: bool = False
     idle_since: float | None = None  # None: it has work, or a client is connected
+    distributed_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class ClusterView:
     now: str = ""  # RFC 3339
     lease: Obj | None = None  # the clients' Lease (read only for a leased cluster, when due)
     lease_read: bool = True  # whether `lease` was read on this pass
+    network_policy: Obj | None = None  # the scheduler's NetworkPolicy (read while wanted or recorded in the status)
 
 
 def spec_problems(cluster: Obj) -> list[SpecError]:
@@ -161,6 +164,7 @@ def _decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Oper
     plan: Plan[ClusterMemory] = Plan()
     if not view.service:
         plan.create.append(specs.scheduler_service(raw))
+    _network_policy(view, plan)
     if view.pod is None:
         first = _secret_first(view, plan, memory, settings)
         if first is not None:
@@ -175,6 +179,22 @@ def _decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Oper
         plan.requeue = stranded_recheck if plan.requeue is None else min(plan.requeue, stranded_recheck)
     plan.memory = memory
     return plan
+
+
+def _network_policy(view: ClusterView, plan: Plan[ClusterMemory]) -> None:
+    """spec.networkPolicy: create the policy while wanted, delete ours once not; the status names it."""
+    raw, policy = view.cluster, view.network_policy
+    name = naming.network_policy_name(raw["metadata"]["name"])
+    ours = policy is not None and raw["metadata"]["uid"] in status.controller_uids(policy)
+    if specs.wants_network_policy(raw):
+        if policy is None:
+            plan.create.append(specs.scheduler_network_policy(raw))
+        plan.status["networkPolicyName"] = name
+        return
+    if ours:
+        plan.delete.append(Delete("NetworkPolicy", name))
+    if (raw.get("status") or {}).get("networkPolicyName"):
+        plan.status["networkPolicyName"] = None  # a merge patch's null removes the field
 
 
 def _secret_first(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory, settings: OperatorSettings
@@ -300,6 +320,10 @@ def _status(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory,
     secret = specs.tls_secret_of(raw)
     if secret:
         new["tlsSecretName"] = secret
+    version = view.scheduler.distributed_version if reachable else None
+    if version and scheduler is not None:
+        new["distributedVersion"] = version
+        memory = replace(memory, scheduler_version=(str(scheduler["metadata"].get("uid", "")), version))
     plan.status.update(new)
     if all(current.get(k) == v for k, v in new.items()) and conditions.same(current.get("conditions"),
                                                                               plan.conditions):
@@ -398,26 +422,33 @@ class ClusterReconciler:
             if secret is None and not raw["spec"]["tls"].get("secretName"):
                 new_secret_data = tls.generate(name, ns, self.ctx.settings.cluster_domain).secret_data()
         group = await objects.get(DaskWorkerGroup, naming.default_worker_group_name(name), ns)
+        policy = None
+        if specs.wants_network_policy(raw) or (raw.get("status") or {}).get("networkPolicyName"):
+            policy = await objects.get(NetworkPolicy, naming.network_policy_name(name), ns)
         scheduler = SchedulerView()
         logs = ""
         if pod is not None and running(pod.raw):
-            scheduler = await self._ask_scheduler(raw)
+            scheduler = await self._ask_scheduler(raw, str(pod.raw["metadata"].get("uid", "")))
         if pod is not None and not scheduler.reachable and \
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
-                           group.raw if group else None, scheduler, logs, now_rfc3339(), lease, lease_read)
+                           group.raw if group else None, scheduler, logs, now_rfc3339(), lease, lease_read,
+                           policy.raw if policy else None)
 
-    async def _ask_scheduler(self, raw: Obj) -> SchedulerView:
+    async def _ask_scheduler(self, raw: Obj, pod_uid: str) -> SchedulerView:
         rpc = self.ctx.scheduler
+        known = self.memory.scheduler_version
         try:
             idle_since = await rpc.idle_since(self.namespace, self.name)
             if idle_since is not None and raw["spec"].get("idleTimeout") and \
                     await rpc.clients(self.namespace, self.name):
                 idle_since = None  # no tasks, but a connected client: not idle
+            version = known[1] if known is not None and known[0] == pod_uid else \
+                await rpc.distributed_version(self.namespace, self.name)
         except (SchedulerUnreachable, kr8s.ServerError):
             return SchedulerView()
-        return SchedulerView(reachable=True, idle_since=idle_since)
+        return SchedulerView(reachable=True, idle_since=idle_since, distributed_version=version)
 
     def _dry_runs(self, raw: Obj) -> list[tuple[dict[str, Any], str]]:
         """The scheduler pod and Service and a worker pod, as the API server would be asked to create them."""

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 import kr8s
 import kr8s.asyncio
-from kr8s.asyncio.objects import APIObject, Pod, Secret, Service, object_from_spec
+from kr8s.asyncio.objects import APIObject, NetworkPolicy, Pod, Secret, Service, object_from_spec
 
 from .. import kubernetes_api, status
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 T = TypeVar("T", bound=APIObject)
 KINDS: dict[str, type[APIObject]] = {cls.kind: cls for cls in (
-    Pod, Service, Secret, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
+    Pod, Service, Secret, NetworkPolicy, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
 
 
 def now_rfc3339() -> str:
@@ -150,7 +150,7 @@ class Objects:
                     params={"dryRun": "All", "fieldValidation": "Strict"}, content=json.dumps(body)):
                 return None
         except kr8s.ServerError as err:
-            if kubernetes_api.is_rejection(err):
+            if kubernetes_api.is_rejection(err) or kubernetes_api.is_pod_security_refusal(err):
                 return str(err)
             raise DryRunUnavailable(str(err)) from err
         except httpx.HTTPError as err:

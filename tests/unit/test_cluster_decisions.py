@@ -261,3 +261,14 @@ def test_a_tls_secret_that_cannot_be_used_blocks_the_scheduler(secret_name: str 
     assert sched["reason"] == Reason.TLS_SECRET_INVALID and says in sched["message"]
     assert [(e.reason, e.warning) for e in plan.events] == [(Reason.TLS_SECRET_INVALID, True)]
     assert plan.requeue == SETTINGS.resync_seconds  # Secrets are not watched
+
+
+def test_the_schedulers_distributed_version_goes_to_the_status_once_per_pod() -> None:
+    answered = ClusterView(cluster(), VALID, True, scheduler_pod(), group=default_group(),
+                           scheduler=SchedulerView(True, None, "2024.1.0"), now=NOW)
+    plan = decide(answered, ClusterMemory(), 0.0, SETTINGS)
+    assert plan.status["distributedVersion"] == "2024.1.0"
+    assert plan.memory is not None and plan.memory.scheduler_version == ("uid-pod", "2024.1.0")
+    unreachable = decide(view(cluster(status={"distributedVersion": "2024.1.0"}), scheduler_pod(), default_group()),
+                         ClusterMemory(), 0.0, SETTINGS)
+    assert "distributedVersion" not in unreachable.status  # the last version known stays until a scheduler answers

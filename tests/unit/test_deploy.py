@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from localkube.apiserver import podsecurity
 
 from dask_kube.operator import crd_schemas
 from tests.deploy.render_module import load
@@ -35,6 +36,7 @@ OPERATOR_NAMESPACED_RULES = (
     | _triples([""], ["pods/log"], ["get"])
     | _triples([""], ["services"], ["get", "list", "watch", "create", "patch", "delete"])
     | _triples([""], ["secrets"], ["get", "create"])
+    | _triples(["networking.k8s.io"], ["networkpolicies"], ["get", "create", "delete"])
     | _triples(["", "events.k8s.io"], ["events"], ["get", "create", "patch"])
     | _triples(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])
 )
@@ -192,6 +194,15 @@ def test_deployment_is_hardened_and_probed() -> None:
                                   {"name": "metrics", "containerPort": 8000, "protocol": "TCP"}]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_operator_pod_passes_restricted_in_a_namespace_that_enforces_it() -> None:
+    objects = manifest_objects()
+    template = one(objects, "Deployment")["spec"]["template"]
+    level = podsecurity.LevelVersion(podsecurity.RESTRICTED)
+    assert podsecurity.evaluate(level, template["metadata"], template["spec"]) == []
+    labels = one(objects, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_chart_metadata_and_image_follow_the_package_version() -> None:

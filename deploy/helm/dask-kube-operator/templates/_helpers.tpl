@@ -110,6 +110,11 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A scheduler's NetworkPolicy (spec.networkPolicy): created while wanted, deleted when not (and with its cluster
+# by garbage collection). Read by name only.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "delete"]
 # TLS clusters: generate a cluster's certificate Secret (garbage-collected with it), read it or the user's to
 # reach the scheduler over TLS. No list or watch: the operator reads Secrets of TLS clusters by name only.
 - apiGroups: [""]
