@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/localkube_api.py
 	$(PY) bench/localkube_pods.py
 	$(PY) bench/operator_scale.py
+	$(PY) bench/port_forward.py
 
 # The operator churning clusters for MINUTES (bench/soak.py): RSS, API requests/min, errors and leftovers.
 # Not part of `make test`; docs/reliability.md records a run.

@@ -85,6 +85,13 @@ _TLS = {
                                       "{name}-tls."},
     },
 }
+_NETWORK_POLICY = {
+    "type": "object",
+    "description": "A NetworkPolicy {name}-scheduler that lets only pods of this namespace and the operator reach "
+                   "the scheduler.",
+    "properties": {"enabled": {"type": "boolean", "default": False,
+                               "description": "Create the NetworkPolicy (and delete it when set back to false)."}},
+}
 _CLUSTER_SPEC = {
     "type": "object",
     "required": ["scheduler", "worker"],
@@ -93,6 +100,7 @@ _CLUSTER_SPEC = {
                         "description": "Delete the cluster once its scheduler has been idle this many seconds; "
                                        "0 never."},
         "tls": _TLS,
+        "networkPolicy": _NETWORK_POLICY,
         "scheduler": _SCHEDULER,
         "worker": _WORKER,
     },
@@ -189,8 +197,14 @@ def crds() -> dict[str, dict[str, Any]]:
                                                                         "worker group (which side changed last)."},
                 schedulerPodUID={"type": "string", "description": "The scheduler pod the operator created last."},
                 tlsSecretName={"type": "string", "description": "The Secret holding the cluster's certificates "
-                                                                "(TLS clusters only)."}),
-        [*worker_columns, _column("Status", "string", ".status.phase"), _AGE], scale=True)
+                                                                "(TLS clusters only)."},
+                distributedVersion={"type": "string", "description": "The distributed version the scheduler "
+                                                                     "reports."},
+                networkPolicyName={"type": "string", "description": "The NetworkPolicy the operator created for "
+                                                                    "the scheduler (spec.networkPolicy)."}),
+        [*worker_columns, _column("Status", "string", ".status.phase"),
+         _column("Dask", "string", ".status.distributedVersion", "The scheduler's distributed version"), _AGE],
+        scale=True)
     group = _crd(
         naming.DASKWORKERGROUP, "daskworkergroup", ["daskworkers"],
         {"type": "object", "required": ["cluster", "worker"],

@@ -20,17 +20,18 @@ from typing import Any, TypeVar
 import httpx
 import kr8s
 import kr8s.asyncio
-from kr8s.asyncio.objects import APIObject, Pod, PodDisruptionBudget, Secret, Service, object_from_spec
+from kr8s.asyncio.objects import APIObject, NetworkPolicy, Pod, PodDisruptionBudget, Secret, Service, object_from_spec
 
 from .. import kubernetes_api, status
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
+from . import events
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 T = TypeVar("T", bound=APIObject)
 KINDS: dict[str, type[APIObject]] = {cls.kind: cls for cls in (
-    Pod, Service, Secret, PodDisruptionBudget, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
+    Pod, Service, Secret, NetworkPolicy, PodDisruptionBudget, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
 
 
 def now_rfc3339() -> str:
@@ -55,6 +56,7 @@ class Objects:
         self.api = api
         self.settings = settings
         self._limit = asyncio.Semaphore(settings.create_concurrency)
+        self._events = events.EventRecorder(api, self._limit)
 
     def ref(self, kind: str, name: str, namespace: str) -> APIObject:
         return kubernetes_api.ref(KINDS[kind], name, namespace, self.api)
@@ -112,26 +114,17 @@ class Objects:
         return True
 
     async def event(self, obj: APIObject, reason: str, message: str, warning: bool = False) -> None:
-        """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        """A core/v1 Event on `obj`, as `kubectl describe` shows them; a repeat counts up the one already there."""
         if not self.settings.events:
             return
-        meta = obj.raw["metadata"]
-        now = now_rfc3339()
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": obj.raw.get("apiVersion", obj.version), "kind": obj.kind,
-                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
-            "source": {"component": "dask-kube-operator"}, "reportingComponent": "dask-kube-operator",
-            "reportingInstance": "dask-kube-operator", "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
+        involved = {"apiVersion": obj.raw.get("apiVersion", obj.version), "kind": obj.kind,
+                    "metadata": obj.raw["metadata"]}
+        body = events.event_body(involved, reason, message, warning=warning, now=now_rfc3339(),
+                                 instance=self.settings.instance)
         try:
-            async with self._limit, self.api.call_api("POST", version="v1", url="events", namespace=meta["namespace"],
-                                                      content=json.dumps(body)):
-                pass
-        except kr8s.ServerError as err:  # an Event is advice: never fail a reconcile over it
-            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err)
+            await self._events.record(body)
+        except (kr8s.ServerError, events.EventNotCounted) as err:  # an Event is advice: never fail a reconcile
+            log.warning("could not post event %s on %s/%s: %s", reason, obj.namespace, obj.name, err)
 
     async def validate(self, checks: Iterable[tuple[Obj, str]]) -> DryRunVerdict:
         """Dry-run each (body, what-to-call-a-refusal) in order, stopping at the first refusal or at a server that
@@ -157,7 +150,7 @@ class Objects:
                     params={"dryRun": "All", "fieldValidation": "Strict"}, content=json.dumps(body)):
                 return None
         except kr8s.ServerError as err:
-            if kubernetes_api.is_rejection(err):
+            if kubernetes_api.is_rejection(err) or kubernetes_api.is_pod_security_refusal(err):
                 return str(err)
             raise DryRunUnavailable(str(err)) from err
         except httpx.HTTPError as err:
