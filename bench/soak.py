@@ -86,6 +86,7 @@ class Operator:
         deadline = time.monotonic() + 180  # importing kopf and distributed is slow on a busy machine
         while b"operator started" not in self.log.read_bytes()[offset:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # never leave it running behind us
                 raise RuntimeError("the operator did not start:\n" + self.log.read_text()[-3000:])
             time.sleep(0.05)
         self.starts += 1
@@ -232,7 +233,7 @@ def run(kube: ThreadedLocalKube, tmp: Path, minutes: float, seed: int, kills: in
     code, body = api("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
     assert code == 201, body
     operator = Operator(kube.kubeconfig, tmp / "operator.log")
-    operator.start()
+    operator.start()  # stops what it started if the operator does not come up
     rng = random.Random(seed)
     churn = Churn(api, rng)
     duration = minutes * 60
