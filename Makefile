@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint unit demo bench docs clean conformance
+.PHONY: venv test lint unit demo bench docs clean conformance soak
 
 # dask_kube and LocalKube (./localkube, a distribution of its own), both editable from this repository.
 $(STAMP): pyproject.toml localkube/pyproject.toml
@@ -45,6 +45,13 @@ bench: $(STAMP)
 	$(PY) bench/localkube_api.py
 	$(PY) bench/localkube_pods.py
 	$(PY) bench/operator_scale.py
+	$(PY) bench/port_forward.py
+
+# The operator churning clusters for MINUTES (bench/soak.py): RSS, API requests/min, errors and leftovers.
+# Not part of `make test`; docs/reliability.md records a run.
+MINUTES ?= 30
+soak: $(STAMP)
+	$(PY) bench/soak.py --minutes $(MINUTES)
 
 docs: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'

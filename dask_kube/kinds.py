@@ -1,4 +1,4 @@
-"""kr8s classes of the four Dask kinds (async: the product uses `kr8s.asyncio` only)."""
+"""kr8s classes of the four Dask kinds, and of the Lease kr8s lacks (async: the product uses `kr8s.asyncio` only)."""
 
 from __future__ import annotations
 
@@ -44,4 +44,15 @@ class DaskAutoscaler(APIObject):
     kind = naming.DASKAUTOSCALER
     plural = naming.PLURALS[naming.DASKAUTOSCALER]
     singular = "daskautoscaler"
+    namespaced = True
+
+
+class Lease(APIObject):
+    """coordination.k8s.io/v1 Lease: what a cluster's clients renew (docs/kubecluster.md, "Client leases")."""
+
+    version = "coordination.k8s.io/v1"
+    endpoint = "leases"
+    kind = "Lease"
+    plural = "leases"
+    singular = "lease"
     namespaced = True

@@ -102,6 +102,10 @@ async def delete(obj: APIObject, propagation_policy: str | None = None, grace_pe
 # -- what the API server answered -----------------------------------------------------------------------------
 
 
+# What kube-apiserver's PodSecurity admission says when it refuses a pod.
+POD_SECURITY_REFUSAL = "violates PodSecurity"
+
+
 def status_code(err: BaseException) -> int | None:
     """The HTTP status of an API error (kr8s's, or a refused WebSocket upgrade), else None."""
     response = getattr(err, "response", None)
@@ -125,6 +129,12 @@ def is_rejection(err: BaseException) -> bool:
 
 def is_forbidden(err: BaseException) -> bool:
     return isinstance(err, kr8s.ServerError) and status_code(err) == 403
+
+
+def is_pod_security_refusal(err: BaseException) -> bool:
+    """403 from the PodSecurity admission (`... violates PodSecurity "restricted:latest": ...`): unlike a missing
+    permission, the pod as written will never be admitted to this namespace."""
+    return is_forbidden(err) and POD_SECURITY_REFUSAL in str(err)
 
 
 def denied_message(err: BaseException) -> str | None:

@@ -30,6 +30,9 @@ CLUSTER_LABEL = "dask.org/cluster-name"
 COMPONENT_LABEL = "dask.org/component"
 WORKERGROUP_LABEL = "dask.org/workergroup-name"
 ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
+# The operator's pod, as the chart and the plain manifests label it (whatever the release's name): a cluster's
+# NetworkPolicy lets pods with these labels, in any namespace, reach its scheduler.
+OPERATOR_POD_LABELS = {"app.kubernetes.io/part-of": "dask-kube", "app.kubernetes.io/component": "operator"}
 
 
 class Component(StrEnum):
@@ -40,8 +43,13 @@ class Component(StrEnum):
     AUTOSCALER = "autoscaler"
 
 
+# A DaskCluster that a client holds (docs/kubecluster.md, "Client leases"): seconds without a renewal of its Lease
+# after which the operator deletes it. Never inherited: a DaskJob's cluster is not its client's.
+CLIENT_LEASE_ANNOTATION = "kubernetes.dask.org/client-lease-seconds"
 # Annotation prefixes that never propagate from a parent to its children.
-NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io")
+NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io", CLIENT_LEASE_ANNOTATION)
+# On worker and scheduler pods: the hash of the template they were made from (operator/rollout.py).
+TEMPLATE_HASH_ANNOTATION = "kubernetes.dask.org/template-hash"
 # The reference autoscaler's bookkeeping annotation (read for compatibility; dask_kube keeps status instead).
 COOLDOWN_ANNOTATION = "kubernetes.dask.org/cooldown-until"
 
@@ -86,6 +94,11 @@ def scheduler_name(cluster: str) -> str:
     return f"{cluster}-scheduler"
 
 
+def network_policy_name(cluster: str) -> str:
+    """The NetworkPolicy that guards a cluster's scheduler (spec.networkPolicy)."""
+    return scheduler_name(cluster)
+
+
 def default_worker_group_name(cluster: str) -> str:
     return worker_group_name(cluster, DEFAULT_WORKER_GROUP)
 
@@ -116,6 +129,11 @@ def job_runner_name(job: str) -> str:
 
 def autoscaler_name(cluster: str) -> str:
     return cluster
+
+
+def client_lease_name(cluster: str) -> str:
+    """The coordination.k8s.io Lease that the clients of a cluster renew."""
+    return f"{cluster}-client"
 
 
 def tls_secret_name(cluster: str) -> str:
@@ -180,6 +198,8 @@ class ConditionType(StrEnum):
     SCHEDULER_READY = "SchedulerReady"  # the scheduler answers RPC
     WORKERS_READY = "WorkersReady"  # every desired worker is connected to the scheduler
     READY = "Ready"  # the resource does what it asks (cluster: scheduler and workers; group: its workers)
+    WORKERS_UPDATED = "WorkersUpdated"  # every worker pod runs the group's current template (rollouts)
+    SCHEDULER_UPDATED = "SchedulerUpdated"  # the scheduler pod runs the cluster's current scheduler template
     JOB_COMPLETE = "Complete"
     JOB_FAILED = "Failed"
 
@@ -203,15 +223,22 @@ class Reason(StrEnum):
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
     WORKERS_RETIRED = "WorkersRetired"
+    EVICTED_WORKERS_RETIRED = "EvictedWorkersRetired"  # their pods were deleted by someone else: data moved first
+    ROLLING_OUT = "RollingOut"  # workers on an older template are being replaced
+    ROLLED_OUT = "RolledOut"  # every worker on the current template
+    SCHEDULER_RESTART_PENDING = "SchedulerRestartPending"  # a changed scheduler template waits for its next start
+    SCHEDULER_UP_TO_DATE = "SchedulerUpToDate"
     WORKER_REPLACED = "WorkerReplaced"
     WORKERS_LOST = "WorkersLost"
     IDLE_TIMEOUT = "IdleTimeout"
+    CLIENT_LEASE_EXPIRED = "ClientLeaseExpired"  # no client renewed the cluster's Lease in time: deleted
     AUTOSCALED = "Autoscaled"
     JOB_SUCCEEDED = "JobSucceeded"
     JOB_FAILED = "JobFailed"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     CLUSTER_FAILED = "ClusterFailed"
     RUNNER_DELETED = "RunnerDeleted"
+    RUNNER_NOT_OWNED = "RunnerNotOwned"  # a pod with the runner's name that the job did not create: replaced
     TTL_EXPIRED = "TTLExpired"
     CLUSTER_MISSING = "ClusterMissing"
     RUNNER_NOT_STARTED = "RunnerNotStarted"

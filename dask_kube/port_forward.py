@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import httpx
 import httpx_ws
 import kr8s
 from kr8s.asyncio.objects import Pod
 
-from . import kubernetes_api, naming, status
+from . import kubernetes_api, naming, status, websocket_session
 from .errors import ForwardDenied
 
 log = logging.getLogger(__name__)
+DATA_CHANNEL = b"\x00"  # the first port's data channel in the kubelet's framing
+# The most one read of a local connection takes, and so the largest WebSocket message sent. Large, so that a bulk
+# transfer costs few frames, TLS writes and loop passes; a small Dask message still leaves at once.
 READ_CHUNK = 256 * 1024
+ACCEPT_RETRY_SECONDS = 1.0
 
 
 class SchedulerForward:
@@ -43,7 +48,8 @@ class SchedulerForward:
         self.local_port = local_port or 0
         self.connect_timeout = connect_timeout
         self.pod_name = naming.scheduler_name(cluster)
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.denied: str | None = None  # the API server's message once it refused a forward (403)
 
@@ -53,26 +59,31 @@ class SchedulerForward:
 
     async def start(self) -> int:
         try:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.local_port)
+            listener = socket.create_server(("127.0.0.1", self.local_port))
         except OSError as err:
             raise ConnectionError(f"cannot listen on 127.0.0.1:{self.local_port} to forward the scheduler's port "
                                   f"{self.remote_port}: {err.strerror}") from err
-        self.local_port = self._server.sockets[0].getsockname()[1]
+        listener.setblocking(False)
+        self._listener = listener
+        self.local_port = listener.getsockname()[1]
+        self._accepting = asyncio.create_task(self._accept(listener))
         log.debug("forwarding %s to %s/%s:%d", self.address, self.namespace, self.pod_name, self.remote_port)
         return self.local_port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        tasks = list(self._connections)
+        tasks = [self._accepting] if self._accepting is not None else []
+        tasks += self._connections
+        self._accepting = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._listener is not None
 
     def check(self) -> None:
         """Raise `ForwardDenied` if the API server refused to forward: a timeout would hide the reason."""
@@ -80,21 +91,31 @@ class SchedulerForward:
             raise ForwardDenied(f"cannot port-forward to the scheduler of {self.namespace}/{self.cluster}: "
                                 f"{self.denied}")
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as err:  # out of file descriptors, say: the listener stays, as asyncio's servers do
+                log.warning("forward %s cannot accept a connection: %r", self.address, err)
+                await asyncio.sleep(ACCEPT_RETRY_SECONDS)
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = asyncio.create_task(self._handle(conn))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _handle(self, conn: socket.socket) -> None:
         try:
-            await self._forward(reader, writer)
+            await self._forward(conn)
         except asyncio.CancelledError:
             pass
         except Exception as err:  # one broken connection must never take the listener down
             log.debug("forwarded connection to %s ended: %r", self.pod_name, err)
         finally:
-            writer.close()
-            self._connections.discard(task)
+            conn.close()
 
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _forward(self, conn: socket.socket) -> None:
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
         attempt = 0
         opened = False
@@ -102,10 +123,12 @@ class SchedulerForward:
             try:
                 async with self.api.open_websocket(
                         version="v1", url=f"pods/{self.pod_name}/portforward", namespace=self.namespace,
-                        params={"ports": str(self.remote_port)}) as ws:
+                        params={"ports": str(self.remote_port)}, session_class=websocket_session.BinarySession,
+                        max_message_size_bytes=READ_CHUNK) as ws:
                     opened = True
                     self.denied = None
-                    await _pump(ws, reader, writer)
+                    assert isinstance(ws, websocket_session.BinarySession)
+                    await _pump(ws, conn)
                     return
             except (httpx_ws.HTTPXWSException, httpx.HTTPError, kr8s.ServerError, OSError) as err:
                 if opened:  # bytes may have flowed: this connection is over, the client opens a new one
@@ -148,29 +171,35 @@ class SchedulerForward:
         self.pod_name = running[0].name if running else naming.scheduler_name(self.cluster)
 
 
-async def _pump(ws: httpx_ws.AsyncWebSocketSession, reader: asyncio.StreamReader,
-                writer: asyncio.StreamWriter) -> None:
+async def _pump(ws: websocket_session.BinarySession, conn: socket.socket) -> None:
     """Copy bytes both ways in the kubelet's channel framing (first byte: 0 data, 1 error; the first message of
-    each channel carries the port number) until either side ends."""
+    each channel carries the port number) until either side ends.
+
+    The local side is the bare socket: each read is one `recv_into` a buffer kept for the connection (a fresh
+    buffer per read costs page faults) that becomes the whole frame in one copy and one masking pass
+    (`websocket_session.FrameBuffer`); each write sends straight from the received message. No stream buffer
+    copies bytes in between, and the kernel's socket buffer is the queue: a slow WebSocket slows the local sender
+    down."""
+    loop = asyncio.get_running_loop()
 
     async def upstream() -> None:
-        while data := await reader.read(READ_CHUNK):
-            await ws.send_bytes(b"\x00" + data)
+        buffer = websocket_session.FrameBuffer(DATA_CHANNEL, READ_CHUNK)
+        while size := await loop.sock_recv_into(conn, buffer.data):
+            await ws.send_buffer(buffer, size)
 
     async def downstream() -> None:
         seen: set[int] = set()
         while True:
             message = await ws.receive_bytes()
-            channel, payload = message[0], message[1:]
+            channel, payload = message[0], memoryview(message)[1:]  # a view: no copy of a large message
             if channel not in seen:
                 seen.add(channel)
                 payload = payload[2:]
             if not payload:
                 continue
             if channel % 2:
-                raise ConnectionError(f"port-forward error: {payload.decode(errors='replace')}")
-            writer.write(payload)
-            await writer.drain()
+                raise ConnectionError(f"port-forward error: {bytes(payload).decode(errors='replace')}")
+            await loop.sock_sendall(conn, payload)
 
     tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
     try:

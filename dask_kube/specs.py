@@ -1,7 +1,11 @@
 """Pure builders of DaskCluster, DaskWorkerGroup, Pod and Service dicts, shared by the client and the operator.
 
-No I/O and no configuration reads: callers resolve defaults (dask config, operator settings) and pass them in.
-Every function returns a new dict and never mutates its arguments.
+No I/O and no configuration reads: callers resolve defaults (dask config, operator settings) and pass them in; the
+one exception is the public helpers' image, which with `image=None` is `images.default_image()` (the image tagged for
+this client's versions). Every function returns a new dict and never mutates its arguments.
+
+Pods pass the `restricted` Pod Security Standard: the helpers write its securityContexts (`run_as_root=True` writes
+root instead), and the operator's pod builders fill them into a spec that has none (pod_security.py).
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from typing import Any
 
 import yaml
 
-from . import naming, status
+from . import images, naming, pod_security, status, worker_lifecycle
 from .naming import Component
 
-DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
 DEFAULT_WORKER_COMMAND = ("dask", "worker")
 DEFAULT_SCHEDULER_COMMAND = ("dask", "scheduler")
 
@@ -78,12 +81,20 @@ def tls_env(secret: str) -> list[Obj]:
 # -- the public helpers of the client API --------------------------------------------------------------------
 
 
+def _pod_spec(container: Obj, run_as_root: bool) -> Obj:
+    security = pod_security.container_context(run_as_root)
+    if security is not None:
+        container["securityContext"] = security
+    return {"securityContext": pod_security.pod_context(run_as_root), "containers": [container]}
+
+
 def make_worker_spec(
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     n_workers: int | None = 3,
     resources: Mapping[str, Any] | None = None,
     env: Env = None,
     worker_command: str | Sequence[str] = DEFAULT_WORKER_COMMAND,
+    run_as_root: bool = False,
 ) -> Obj:
     """The `worker` block of a DaskCluster or DaskWorkerGroup.
 
@@ -94,14 +105,14 @@ def make_worker_spec(
             "--dashboard-address", str(naming.WORKER_DASHBOARD_PORT)]
     container: Obj = {
         "name": "worker",
-        "image": image,
+        "image": image or images.default_image(),
         "args": args,
         "env": env_list(env),
         "resources": copy.deepcopy(dict(resources or {})),
         "ports": [{"name": naming.DASHBOARD_PORT_NAME, "containerPort": naming.WORKER_DASHBOARD_PORT,
                    "protocol": "TCP"}],
     }
-    worker: Obj = {"spec": {"containers": [container]}}
+    worker: Obj = {"spec": _pod_spec(container, run_as_root)}
     if n_workers is not None:
         worker["replicas"] = n_workers
     return worker
@@ -111,9 +122,10 @@ def make_scheduler_spec(
     cluster_name: str,
     env: Env = None,
     resources: Mapping[str, Any] | None = None,
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     scheduler_service_type: str = "ClusterIP",
     jupyter: bool = False,
+    run_as_root: bool = False,
 ) -> Obj:
     """The `scheduler` block of a DaskCluster: a scheduler container, its probes and its Service."""
     args = [*DEFAULT_SCHEDULER_COMMAND, "--host", "0.0.0.0"]
@@ -122,7 +134,7 @@ def make_scheduler_spec(
     health = {"httpGet": {"port": naming.DASHBOARD_PORT_NAME, "path": "/health"}}
     container: Obj = {
         "name": "scheduler",
-        "image": image,
+        "image": image or images.default_image(),
         "args": args,
         "env": env_list(env),
         "resources": copy.deepcopy(dict(resources or {})),
@@ -134,7 +146,7 @@ def make_scheduler_spec(
         "livenessProbe": {**health, "initialDelaySeconds": 15, "periodSeconds": 20, "timeoutSeconds": 5},
     }
     return {
-        "spec": {"containers": [container]},
+        "spec": _pod_spec(container, run_as_root),
         "service": {
             "type": scheduler_service_type,
             "selector": naming.scheduler_selector(cluster_name),
@@ -150,7 +162,7 @@ def make_scheduler_spec(
 
 def make_cluster_spec(
     name: str,
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     n_workers: int | None = None,
     resources: Mapping[str, Any] | None = None,
     env: Env = None,
@@ -159,19 +171,28 @@ def make_cluster_spec(
     idle_timeout: int | None = 0,
     jupyter: bool = False,
     tls: Mapping[str, Any] | None = None,
+    run_as_root: bool = False,
+    network_policy: bool = False,
 ) -> Obj:
     """A whole DaskCluster manifest, as `KubeCluster` creates it and `dask kube gen cluster` prints it.
 
-    `tls` is a `spec.tls` (see `tls_spec`); without it the manifest has no `tls` field at all."""
+    `tls` is a `spec.tls` (see `tls_spec`); without it the manifest has no `tls` field at all. `image=None`: the
+    image tagged for this client's versions (images.py); `run_as_root`: for images that need root, which then fail
+    a namespace that enforces the `restricted` Pod Security Standard. `network_policy`: the operator guards the
+    scheduler with a NetworkPolicy (`scheduler_network_policy`)."""
+    image = image or images.default_image()
     spec: Obj = {
         "idleTimeout": int(idle_timeout or 0),
         "worker": make_worker_spec(image=image, n_workers=n_workers, resources=resources, env=env,
-                                   worker_command=worker_command),
+                                   worker_command=worker_command, run_as_root=run_as_root),
         "scheduler": make_scheduler_spec(cluster_name=name, env=env, resources=resources, image=image,
-                                         scheduler_service_type=scheduler_service_type, jupyter=jupyter),
+                                         scheduler_service_type=scheduler_service_type, jupyter=jupyter,
+                                         run_as_root=run_as_root),
     }
     if tls:
         spec["tls"] = dict(tls)
+    if network_policy:
+        spec["networkPolicy"] = {"enabled": True}
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER, "metadata": {"name": name}, "spec": spec}
 
 
@@ -221,6 +242,18 @@ def adoption(child: Mapping[str, Any], cluster: Mapping[str, Any], component: Co
                                                              naming.COMPONENT_LABEL: component.value}}}
 
 
+def client_lease(cluster: Mapping[str, Any], seconds: int, holder: str, now: str) -> Obj:
+    """The Lease a cluster's clients renew (`now`: a MicroTime), owned by the cluster so it goes with it. Its
+    `leaseDurationSeconds` repeats the cluster's annotation for `kubectl get lease` readers."""
+    meta = cluster["metadata"]
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": naming.client_lease_name(meta["name"]), "namespace": meta["namespace"],
+                         "labels": naming.cluster_selector(meta["name"]),
+                         "ownerReferences": [owner_reference(cluster)]},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now,
+                     "renewTime": now}}
+
+
 def _propagating(annotations: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (annotations or {}).items()
             if not k.startswith(naming.NON_PROPAGATING_ANNOTATION_PREFIXES)}
@@ -246,22 +279,50 @@ def _inject_env(pod_spec: Obj, values: Mapping[str, str], entries: Sequence[Obj]
     (the user's value wins)."""
     wanted = [{"name": k, "value": v} for k, v in values.items()] + list(entries)
     for container in pod_spec.get("containers") or ():
-        env = container.setdefault("env", [])
+        env = container["env"] = list(container.get("env") or ())
         present = {e.get("name") for e in env if isinstance(e, Mapping)}
         env.extend(copy.deepcopy(e) for e in wanted if e["name"] not in present)
 
 
 def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
-    scheduler = cluster["spec"]["scheduler"]
+    scheduler = status.without_nulls(cluster["spec"]["scheduler"])
     fixed = {**naming.scheduler_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
-    spec = copy.deepcopy(scheduler["spec"])
+    spec = pod_security.with_restricted_defaults(scheduler["spec"])
     secret = tls_secret_of(cluster)
     if secret:
         _inject_env(spec, {}, tls_env(secret))
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name), fixed),
             "spec": spec}
+
+
+def scheduler_disruption_budget(cluster: Mapping[str, Any]) -> Obj:
+    """The scheduler's PodDisruptionBudget: evictions of the one scheduler pod are refused (429) while it is
+    healthy, so a drain waits for it instead of restarting it. Owned by the cluster, so it goes with it."""
+    name = cluster["metadata"]["name"]
+    selector = naming.scheduler_selector(name)
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": child_metadata(cluster, None, naming.scheduler_name(name), selector),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(selector)}}}
+
+
+def wants_network_policy(cluster: Mapping[str, Any]) -> bool:
+    return bool(((cluster.get("spec") or {}).get("networkPolicy") or {}).get("enabled"))
+
+
+def scheduler_network_policy(cluster: Mapping[str, Any]) -> Obj:
+    """Only pods of the cluster's namespace (its workers and job runner, notebooks and other clients there) and
+    the operator's pod (any namespace) may open connections to the scheduler's ports. Port-forwards (the
+    client's and the operator's from outside the cluster) enter through the kubelet and are not affected."""
+    name = cluster["metadata"]["name"]
+    ports = [{"protocol": "TCP", "port": port} for port in (naming.SCHEDULER_PORT_NAME, naming.DASHBOARD_PORT_NAME)]
+    peers = [{"podSelector": {}},
+             {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(naming.OPERATOR_POD_LABELS)}}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": child_metadata(cluster, None, naming.network_policy_name(name), naming.cluster_selector(name)),
+            "spec": {"podSelector": {"matchLabels": naming.scheduler_selector(name)}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": peers, "ports": ports}]}}
 
 
 def tls_secret(cluster: Mapping[str, Any], data: Mapping[str, str]) -> Obj:
@@ -275,8 +336,8 @@ def tls_secret(cluster: Mapping[str, Any], data: Mapping[str, str]) -> Obj:
 def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
     """The scheduler Service; its selector is always the scheduler's fixed labels, so it cannot miss the pod."""
     name = cluster["metadata"]["name"]
-    scheduler = cluster["spec"]["scheduler"]
-    spec = copy.deepcopy(scheduler.get("service") or {})
+    scheduler = status.without_nulls(cluster["spec"]["scheduler"])
+    spec = scheduler.get("service") or {}
     spec["selector"] = naming.scheduler_selector(name)
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": child_metadata(cluster, scheduler.get("metadata"), naming.scheduler_name(name),
@@ -286,23 +347,26 @@ def scheduler_service(cluster: Mapping[str, Any]) -> Obj:
 
 def default_worker_group(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
-    worker = cluster["spec"]["worker"]
+    worker = status.without_nulls(cluster["spec"]["worker"])
     fixed = {naming.CLUSTER_LABEL: name, naming.COMPONENT_LABEL: Component.WORKERGROUP.value}
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
             "metadata": child_metadata(cluster, worker.get("metadata"), naming.default_worker_group_name(name),
                                        fixed),
-            "spec": {"cluster": name, "worker": copy.deepcopy(worker)}}
+            "spec": {"cluster": name, "worker": worker}}
 
 
 def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming.DEFAULT_CLUSTER_DOMAIN,
-               pod_name: str | None = None, tls_secret: str | None = None) -> Obj:
-    """A worker of `group`; `tls_secret` (the cluster's, see `tls_secret_of`) makes it speak TLS."""
+               pod_name: str | None = None, tls_secret: str | None = None, grace_seconds: int | None = None) -> Obj:
+    """A worker of `group`; `tls_secret` (the cluster's, see `tls_secret_of`) makes it speak TLS; `grace_seconds`
+    gives it the grace period and preStop hook in which it is retired when deleted (see worker_lifecycle)."""
     group_name = group["metadata"]["name"]
     namespace = group["metadata"].get("namespace", "default")
-    worker = group["spec"]["worker"]
+    worker = status.without_nulls(group["spec"]["worker"])
     name = pod_name or naming.worker_pod_name(group_name)
     fixed = {**naming.worker_selector(cluster_name, group_name), naming.ISTIO_INJECT_LABEL: "false"}
-    spec = copy.deepcopy(worker["spec"])
+    spec = pod_security.with_restricted_defaults(worker["spec"])
+    if grace_seconds is not None:
+        spec = worker_lifecycle.with_retirement(spec, grace_seconds)
     address = naming.scheduler_address(cluster_name, namespace, domain, tls=tls_secret is not None)
     _inject_env(spec, {naming.WORKER_NAME_ENV: name, naming.SCHEDULER_ADDRESS_ENV: address},
                 tls_env(tls_secret) if tls_secret else ())
@@ -313,18 +377,18 @@ def worker_pod(group: Mapping[str, Any], cluster_name: str, domain: str = naming
 def job_cluster(job: Mapping[str, Any]) -> Obj:
     """The DaskCluster of a DaskJob: named after the job, its spec is `spec.cluster.spec`."""
     name = job["metadata"]["name"]
-    cluster = job["spec"]["cluster"]
+    cluster = status.without_nulls(job["spec"]["cluster"])
     return {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER,
             "metadata": child_metadata(job, cluster.get("metadata"), name, naming.cluster_selector(name)),
-            "spec": copy.deepcopy(cluster["spec"])}
+            "spec": cluster["spec"]}
 
 
 def job_runner_pod(job: Mapping[str, Any], domain: str = naming.DEFAULT_CLUSTER_DOMAIN) -> Obj:
     name = job["metadata"]["name"]
     namespace = job["metadata"].get("namespace", "default")
-    runner = job["spec"]["job"]
+    runner = status.without_nulls(job["spec"]["job"])
     fixed = {**naming.job_runner_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
-    spec = copy.deepcopy(runner["spec"])
+    spec = pod_security.with_restricted_defaults(runner["spec"])
     spec.setdefault("restartPolicy", "OnFailure")
     secret = tls_secret_of({"metadata": {"name": name}, "spec": job["spec"]["cluster"].get("spec")})
     _inject_env(spec, {naming.SCHEDULER_ADDRESS_ENV: naming.scheduler_address(name, namespace, domain,

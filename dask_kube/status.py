@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import naming
+
 Obj = Mapping[str, Any]
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -46,6 +48,28 @@ def finished(raw: Obj | None) -> bool:
 
 def owned_by(raw: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in raw["metadata"].get("ownerReferences") or ())
+
+
+def without_nulls(value: Any) -> Any:
+    """A copy of `value` with every null mapping entry dropped, at any depth. The API server reads a null field of
+    a Pod spec as an absent one (`env: null`, `resources: null`, `metadata.labels: null`, as dask-kubernetes'
+    helpers write them) and keeps such nulls in custom resources: every reader of a template must do the same."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def client_lease_seconds(raw: Obj) -> int | None:
+    """A cluster's client-lease timeout (its annotation), or None: not leased, or not a positive whole number (a
+    hand-edited annotation never makes the operator delete a cluster)."""
+    value = (raw["metadata"].get("annotations") or {}).get(naming.CLIENT_LEASE_ANNOTATION)
+    try:
+        seconds = int(value) if value is not None else 0
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
 
 
 def controller_uids(raw: Obj) -> list[str]:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import naming
+from . import naming, status
 from .errors import SpecError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -60,7 +60,7 @@ def validate_resources(resources: Any, field: str = "resources") -> dict[str, An
         if key not in RESOURCE_KEYS:
             hint = f"; did you mean {_TYPOS[key]!r}?" if key in _TYPOS else ""
             raise SpecError(f"unknown field {key!r} (allowed: {', '.join(RESOURCE_KEYS)}){hint}", field)
-        if key == "claims":
+        if key == "claims" or value is None:  # `limits: null` is no limits, as the API server reads it
             continue
         if not isinstance(value, Mapping):
             raise SpecError(f"must be a mapping of resource names to quantities, not {type(value).__name__}",
@@ -107,6 +107,7 @@ def pod_spec_problems(pod_spec: Any, field: str) -> list[SpecError]:
     """Mistakes in an embedded PodSpec that the operator reports without asking the API server."""
     if not isinstance(pod_spec, Mapping):
         return [SpecError("must be a PodSpec mapping", field)]
+    pod_spec = status.without_nulls(pod_spec)  # null is absent, as the API server reads it
     problems: list[SpecError] = []
     containers = pod_spec.get("containers")
     if not isinstance(containers, list) or not containers:

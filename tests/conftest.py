@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,26 +27,38 @@ CRDS = Path(__file__).parents[1] / "dask_kube" / "operator" / "crds"
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+    """`args` are added to the command line, `env` to the environment; `start` returns once the log says `ready`
+    (a standby of leader election says it waits for the Lease, and starts the operator only once it leads)."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, ready: bytes = b"operator started") -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.args = args
+        self.env = env or {}
+        self.ready = ready
         self.proc: subprocess.Popen[bytes] | None = None
         self.probe_url = ""
+        self.metrics_url = ""
 
     def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
                    # Faster resync and reconnects than production: tests wait on conditions, not clocks.
-                   DASK_KUBERNETES__OPERATOR__RESYNC_SECONDS="2")
+                   DASK_KUBERNETES__OPERATOR__RESYNC_SECONDS="2", **self.env)
         log = self.log_path.open("ab")
         offset = log.tell()  # only this start's lines count: earlier runs said "started" too
         self.probe_url = f"http://127.0.0.1:{free_port()}/healthz"
         self.proc = subprocess.Popen([sys.executable, "-m", "dask_kube.operator", "--all-namespaces", "--verbose",
-                                      "--liveness", self.probe_url], stdout=log, stderr=subprocess.STDOUT, env=env)
+                                      "--liveness", self.probe_url, "--metrics-port", "0", *self.args],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
-        while b"operator started" not in self.log_path.read_bytes()[offset:]:
+        while self.ready not in self.log_path.read_bytes()[offset:]:
             assert self.proc.poll() is None, self.tail()
             assert time.monotonic() < deadline, "the operator did not start:\n" + self.tail()
             time.sleep(0.05)
+        port = re.search(rb"serving metrics on :(\d+)/metrics", self.log_path.read_bytes()[offset:])
+        assert port is not None, self.tail()
+        self.metrics_url = f"http://127.0.0.1:{int(port[1])}/metrics"
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -64,6 +77,11 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def metrics(self) -> str:
+        """Its /metrics page (Prometheus' text format)."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as resp:
+            return str(resp.read().decode())
 
     def held(self, namespace: str) -> dict[str, int]:
         """What the operator keeps for the objects of `namespace` (its probe; kopf caches probes for 10 s)."""

@@ -64,6 +64,26 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+# dask-kubernetes' `dask kubernetes ...` commands that have a `dask kube ...` equivalent, imported on first use.
+ALIASES = {"gen": COMMANDS["gen"], "port-forward": COMMANDS["port-forward"]}
+
+
+@click.group(name="kubernetes", cls=LazyGroup, lazy=ALIASES,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+             help="dask-kubernetes' command names, kept so that its users' scripts run: each runs the `dask kube` "
+                  "command of the same name, which replaces it.")
+@click.pass_context
+def kubernetes(ctx: click.Context) -> None:
+    """`dask kubernetes gen cluster` and `dask kubernetes port-forward` (the `dask_cli` entry point `kubernetes`).
+    The note goes to stderr, so that the manifest `gen` prints still pipes into kubectl."""
+    from .shell import Target
+
+    if ctx.invoked_subcommand:
+        click.echo(f"`dask kubernetes {ctx.invoked_subcommand}` is dask-kubernetes' name for `dask kube "
+                   f"{ctx.invoked_subcommand}`, which replaces it: use that.", err=True)
+    ctx.obj = Target(None, None)
+
+
 @click.group(name="kube", cls=LazyGroup, lazy=COMMANDS, help=MAIN_HELP,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")

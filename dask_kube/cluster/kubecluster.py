@@ -37,7 +37,7 @@ from ..errors import ClusterExistsError, ClusterNotFoundError, CRDsNotInstalledE
 from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
 from ..naming import Component
 from ..port_forward import SchedulerForward
-from . import display, networking, operations, options, startup
+from . import dashboard, display, lease, networking, operations, options, startup, versions
 from .options import CreateMode
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,11 @@ class KubeCluster(Cluster):
 
     Every argument left as None comes from the dask config key `kubernetes.<name>` (docs/kubecluster.md).
     `security=True` asks for mutual TLS with certificates the operator generates, `security="secret-name"` for
-    TLS with the certificates of that Secret (docs/security.md).
+    TLS with the certificates of that Secret (docs/security.md). Pods pass the `restricted` Pod Security Standard
+    unless `run_as_root=True`, for images that need root (docs/pod-security.md); `network_policy=True` has the
+    operator guard the scheduler with a NetworkPolicy. With no `image`, the Dask image tagged for this client's
+    distributed and Python versions; on connect, versions that differ between this client, the scheduler and the
+    workers are named in one warning (docs/kubecluster.md).
 
     >>> cluster = KubeCluster(name="demo", n_workers=2)      # doctest: +SKIP
     >>> client = Client(cluster)                              # doctest: +SKIP
@@ -77,6 +81,8 @@ class KubeCluster(Cluster):
         scheduler_forward_port: int | None = None,
         jupyter: bool | None = None,
         security: bool | str | None = None,
+        run_as_root: bool | None = None,
+        network_policy: bool | None = None,
         loop: Any = None,
         asynchronous: bool = False,
         quiet: bool = False,
@@ -88,7 +94,8 @@ class KubeCluster(Cluster):
             worker_command=worker_command, port_forward_cluster_ip=port_forward_cluster_ip, create_mode=create_mode,
             shutdown_on_close=shutdown_on_close, idle_timeout=idle_timeout, resource_timeout=resource_timeout,
             scheduler_service_type=scheduler_service_type, custom_cluster_spec=custom_cluster_spec,
-            scheduler_forward_port=scheduler_forward_port, jupyter=jupyter, security=security)
+            scheduler_forward_port=scheduler_forward_port, jupyter=jupyter, security=security,
+            run_as_root=run_as_root, network_policy=network_policy)
         opts = self._options
         self.namespace = opts.namespace
         self.image = opts.image
@@ -112,9 +119,15 @@ class KubeCluster(Cluster):
         self._created = False
         self._forwards: list[SchedulerForward] = []
         self._dashboard: tuple[str, int] | None = None
+        self._dashboard_forward: SchedulerForward | None = None  # in a pod, for a proxy on it (dashboard.py)
+        self._dashboard_hint: str | None = None  # how a browser reaches a dashboard only the cluster can
         self._follow_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._workers_changed: asyncio.Event | None = None
         self._spinner: display.StartupSpinner | None = None
+        # Versions are compared once with the scheduler and the workers there; again when the first workers come,
+        # if none were there yet and nothing differed.
+        self._versions_compared_with_workers = False
         super().__init__(name=opts.name, loop=loop, asynchronous=asynchronous, quiet=quiet, **kwargs)
         if not self.called_from_running_loop:
             self._loop_runner.start()
@@ -186,18 +199,21 @@ class KubeCluster(Cluster):
                 self._api = await kubernetes_api.client()
                 self.namespace = self.namespace or self._api.namespace
                 await self._create_or_connect()
+                await self._hold_lease()
                 await self._wait_running()
                 await self._load_security()
                 await self._connect_scheduler()
                 self._spinner.update("Connecting", "subscribing to worker status")
                 await super()._start()
+                await self._compare_versions()
         except BaseException:
             await self._abort()
             raise
         finally:
             self._spinner = None
         self._follow_task = asyncio.ensure_future(self._follow_cluster())
-        self._log(f"Ready, dashboard at {self.dashboard_link}")
+        self._log(f"Ready, dashboard at {self.dashboard_link}" +
+                  (f" ({self._dashboard_hint})" if self._dashboard_hint else ""))
 
     async def _create_or_connect(self) -> None:
         cluster = await kubernetes_api.get(DaskCluster, self.name, self.namespace, self.api)
@@ -246,12 +262,22 @@ class KubeCluster(Cluster):
                             "a running cluster: delete it or connect without security=", "security")
         self._cluster_object = cluster
         self.shutdown_on_close = self._options.deletes_on_close(created=False)
-        worker = cluster.raw.get("spec", {}).get("worker") or {}
+        worker = status.without_nulls((cluster.raw.get("spec") or {}).get("worker") or {})
         container = ((worker.get("spec") or {}).get("containers") or [{}])[0]
         self.image = container.get("image", self.image)
-        self.n_workers = worker.get("replicas", self.n_workers)
+        self.n_workers = int(worker.get("replicas", self.n_workers))
         self.resources = container.get("resources") or {}
         self.env = container.get("env") or []
+
+    async def _hold_lease(self) -> None:
+        """Renew a leased cluster's Lease for as long as this client is open (the creator and `from_name` clients
+        alike), so that the operator deletes the cluster only once every client is gone."""
+        seconds = status.client_lease_seconds(self._cluster.raw)
+        if seconds is None:
+            return
+        holder = lease.LeaseHolder(self.api, self._cluster.raw, seconds)
+        await holder.renew()
+        self._lease_task = asyncio.ensure_future(holder.run())
 
     async def _wait_running(self) -> None:
         self._log("Waiting for the operator and the scheduler")
@@ -305,9 +331,23 @@ class KubeCluster(Cluster):
                                        dashboard_port=self.scheduler_forward_port, say=self._log)
         self._forwards = route.forwards
         self._dashboard = route.dashboard
+        await self._place_dashboard(direct=not route.forwards)
         args = self.security.get_connection_args("client") if self.security is not None else None
         self.scheduler_comm = rpc(route.address, connection_args=args)
         await self._wait_for_comm()
+
+    async def _place_dashboard(self, direct: bool) -> None:
+        """In a pod reached directly: forward the dashboard to this pod when the link template wants it there
+        (jupyter-server-proxy), or say how a browser reaches the Service's dashboard (dashboard.py)."""
+        in_pod = networking.in_cluster()
+        if not direct or not in_pod or self._dashboard is None:
+            return
+        if dashboard.needs_local_dashboard(in_pod):
+            self._dashboard_forward = await networking.forward_dashboard(self.api, self._namespace, self.name,
+                                                                         self.scheduler_forward_port)
+            self._dashboard = ("127.0.0.1", self._dashboard_forward.local_port)
+        elif not dashboard.template_set():
+            self._dashboard_hint = dashboard.how_to_reach(self._namespace, self.name, self.dashboard_link)
 
     async def _wait_for_comm(self) -> None:
         """The operator saw the scheduler answer; a fresh route (forward, load balancer) may lag a moment."""
@@ -328,6 +368,12 @@ class KubeCluster(Cluster):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    async def _compare_versions(self) -> None:
+        """Warn once if this client's versions differ from the cluster's (versions.py)."""
+        assert self.scheduler_comm is not None
+        found = await versions.check(self.scheduler_comm, self.name)
+        self._versions_compared_with_workers = bool(found) or bool(self.scheduler_info.get("workers"))
+
     async def _abort(self) -> None:
         """A failed start leaves nothing behind: no forwards, and no cluster this client created."""
         await self._stop_background()
@@ -345,16 +391,20 @@ class KubeCluster(Cluster):
 
         with contextlib.suppress(asyncio.CancelledError):
             await waits.wait_for(self._cluster, lambda raw: raw is None, None, on_change=on_change)
-            logger.warning("DaskCluster %s/%s was deleted (idle timeout or kubectl delete)", self.namespace,
-                           self.name)
+            logger.warning("DaskCluster %s/%s was deleted (idle timeout, client lease expired or kubectl delete)",
+                           self.namespace, self.name)
             _OWNED.pop((self._namespace, self.name), None)
 
     async def _stop_background(self) -> None:
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            await asyncio.gather(self._follow_task, return_exceptions=True)
-            self._follow_task = None
+        for task in (self._follow_task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._follow_task = self._lease_task = None
         forwards, self._forwards = self._forwards, []
+        if self._dashboard_forward is not None:
+            forwards.append(self._dashboard_forward)
+            self._dashboard_forward = None
         await asyncio.gather(*(f.stop() for f in forwards), return_exceptions=True)
 
     # -- workers ----------------------------------------------------------------------------------------------
@@ -434,7 +484,7 @@ class KubeCluster(Cluster):
         if name == naming.DEFAULT_WORKER_GROUP:
             raise SpecError("'default' is the cluster's own group; use scale() for it", "worker_group")
         if custom_spec is not None:
-            worker = dict(custom_spec)
+            worker = status.without_nulls(dict(custom_spec))
             problems = validation.pod_spec_problems(worker.get("spec"), "custom_spec.spec")
             if problems:
                 raise problems[0]
@@ -445,7 +495,8 @@ class KubeCluster(Cluster):
             command = self.worker_command if worker_command is None else worker_command
             validation.validate_worker_command(command)
             worker = specs.make_worker_spec(image=self.image if image is None else image, n_workers=n_workers,
-                                            resources=resources, env=env, worker_command=command)
+                                            resources=resources, env=env, worker_command=command,
+                                            run_as_root=self._options.run_as_root)
         body = specs.make_worker_group(self.name, name, worker, namespace=self.namespace)
         try:
             await DaskWorkerGroup(body, namespace=self.namespace, api=self.api).create()
@@ -489,6 +540,8 @@ class KubeCluster(Cluster):
             self._workers_changed.clear()
             self.scheduler_info = SchedulerInfo(await self.scheduler_comm.identity())
             if running() >= n_workers:
+                if running() and not self._versions_compared_with_workers:
+                    await self._compare_versions()
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -571,7 +624,8 @@ class KubeCluster(Cluster):
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:
         scheduler = self.scheduler_address + (" (port-forward)" if self._forwards else "")
-        rows = display.status_rows({"Namespace": self.namespace, "Phase": self.phase, "Scheduler": scheduler})
+        rows = display.status_rows({"Namespace": self.namespace, "Phase": self.phase, "Scheduler": scheduler,
+                                    **({"Dashboard access": self._dashboard_hint} if self._dashboard_hint else {})})
         return str(super()._repr_html_(cluster_status=rows + (cluster_status or "")))
 
     # -- shutdown ---------------------------------------------------------------------------------------------

@@ -138,9 +138,9 @@ async def route(api: kr8s.asyncio.Api, namespace: str, cluster: str, *, forward:
             with contextlib.suppress(TimeoutError):
                 await waits.wait_for(service, lambda raw: status.load_balancer_host(raw) is not None, within)
         endpoint = await direct_endpoint(api, service.raw)
-        if endpoint is not None:
-            # kube-proxy refuses connections to a Service (ClusterIP, NodePort or LoadBalancer) until it has a
-            # ready endpoint: wait for one (bounded), or the probe below would take "not yet" for "never".
+        # kube-proxy refuses connections to a Service (ClusterIP, NodePort or LoadBalancer) until it has a ready
+        # endpoint: wait for one (bounded), or the probe below would take "not yet" for "never".
+        if endpoint is not None and await _may_read_endpoints(api, service.name, namespace):
             with contextlib.suppress(TimeoutError):
                 await waits.wait_for(kubernetes_api.ref(Endpoints, service.name, namespace, api),
                                      status.has_ready_address, within)
@@ -163,6 +163,30 @@ async def route(api: kr8s.asyncio.Api, namespace: str, cluster: str, *, forward:
         await asyncio.gather(*(f.stop() for f in forwards), return_exceptions=True)
         raise
     return Route(f"{scheme}://{comm.address}", ("127.0.0.1", dashboard_forward.local_port), forwards)
+
+
+async def _may_read_endpoints(api: kr8s.asyncio.Api, name: str, namespace: str) -> bool:
+    """Whether this client may read the Service's Endpoints. A user Role without them (docs/rbac.md lists none:
+    they are not needed) must not make every connection wait `within` for an answer that stays 403; the
+    connection check's retries then cover a Service that is not routing yet."""
+    try:
+        await kubernetes_api.get(Endpoints, name, namespace, api)
+    except kr8s.ServerError as err:
+        if kubernetes_api.is_forbidden(err):
+            log.debug("cannot read Endpoints %s/%s (%s): not waiting for them", namespace, name, err)
+            return False
+        raise
+    return True
+
+
+async def forward_dashboard(api: kr8s.asyncio.Api, namespace: str, cluster: str,
+                            local_port: int | None = None) -> SchedulerForward:
+    """A port-forward of the scheduler's dashboard alone to 127.0.0.1 (started; stop it when done): for a client in
+    a pod whose browser reaches the dashboard through a proxy on that pod (dashboard.py)."""
+    _, dashboard_remote = await _scheduler_ports(api, namespace, cluster)
+    forward = SchedulerForward(api, namespace, cluster, dashboard_remote, local_port=local_port)
+    await forward.start()
+    return forward
 
 
 async def _scheduler_ports(api: kr8s.asyncio.Api, namespace: str, cluster: str) -> tuple[int, int]:

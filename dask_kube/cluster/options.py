@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from distributed.security import Security
 
-from .. import config, naming, specs, validation
+from .. import config, images, naming, specs, status, validation
 from ..errors import SpecError
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -51,19 +51,35 @@ class ClusterOptions:
     scheduler_forward_port: int | None
     jupyter: bool
     tls: dict[str, Any] | None = None  # the `spec.tls` that `security=` asks for; None: the spec's own (or none)
+    run_as_root: bool = False  # root pods, for images that need it (they fail the `restricted` Pod Security level)
+    network_policy: bool = False  # the operator guards the scheduler with a NetworkPolicy
+    client_lease_timeout: int = 0  # seconds; 0: a cluster this client creates is not leased
+
+    def lease_seconds(self) -> int:
+        """The lease a cluster this client creates carries (0: none). Only a cluster deleted on close is leased:
+        one kept on purpose (`shutdown_on_close=False`) must outlive its client."""
+        return self.client_lease_timeout if self.deletes_on_close(created=True) else 0
 
     def manifest(self) -> dict[str, Any]:
-        """The DaskCluster to create: the custom spec as given, or one built from the arguments; `security=`
-        applies to both."""
+        """The DaskCluster to create: the custom spec as given, or one built from the arguments; `security=` and
+        the client lease apply to both."""
         if self.custom_cluster_spec is not None:
             manifest = copy.deepcopy(self.custom_cluster_spec)
             if self.tls:
                 manifest["spec"]["tls"] = dict(self.tls)
-            return manifest
-        return specs.make_cluster_spec(
-            name=self.name, image=self.image, n_workers=self.n_workers, resources=self.resources, env=self.env,
-            worker_command=self.worker_command, scheduler_service_type=self.scheduler_service_type,
-            idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls)
+            if self.network_policy:
+                manifest["spec"]["networkPolicy"] = {"enabled": True}
+        else:
+            manifest = specs.make_cluster_spec(
+                name=self.name, image=self.image, n_workers=self.n_workers, resources=self.resources, env=self.env,
+                worker_command=self.worker_command, scheduler_service_type=self.scheduler_service_type,
+                idle_timeout=self.idle_timeout, jupyter=self.jupyter, tls=self.tls, run_as_root=self.run_as_root,
+                network_policy=self.network_policy)
+        if self.lease_seconds():
+            meta = manifest.setdefault("metadata", {})
+            meta["annotations"] = {**(meta.get("annotations") or {}),
+                                   naming.CLIENT_LEASE_ANNOTATION: str(self.lease_seconds())}
+        return manifest
 
     def deletes_on_close(self, created: bool) -> bool:
         """Delete on close? An explicit argument wins; otherwise only a cluster this client created, unless config
@@ -123,7 +139,7 @@ def load_custom_spec(value: Mapping[str, Any] | str | os.PathLike[str]) -> dict[
             raise SpecError(f"cannot read {path}: {err.strerror}", "custom_cluster_spec")
     if not isinstance(value, Mapping):
         raise SpecError("must be a DaskCluster mapping or the path of a YAML file holding one", "custom_cluster_spec")
-    spec = copy.deepcopy(dict(value))
+    spec: dict[str, Any] = status.without_nulls(dict(value))  # null fields are absent, as the API server reads them
     if spec.get("kind", naming.DASKCLUSTER) != naming.DASKCLUSTER:
         raise SpecError(f"is a {spec.get('kind')}, not a {naming.DASKCLUSTER}", "custom_cluster_spec")
     spec.setdefault("apiVersion", naming.API_VERSION)
@@ -157,6 +173,8 @@ def resolve(
     scheduler_forward_port: int | None = None,
     jupyter: bool | None = None,
     security: bool | str | None = None,
+    run_as_root: bool | None = None,
+    network_policy: bool | None = None,
 ) -> ClusterOptions:
     """Every argument from its `kubernetes.*` config key unless given, then validated."""
     mode_value = config.get("create-mode", create_mode)
@@ -196,11 +214,12 @@ def resolve(
         raise SpecError(f"must be a positive number of seconds, not {timeout}", "resource_timeout")
 
     tls = resolve_security(config.get("security", security))
+    lease = config.get("client-lease-timeout")
 
     return ClusterOptions(
         name=cluster_name,
         namespace=resolved_namespace or None,
-        image=str(config.get("image", image)),
+        image=str(image or images.default_image()),
         n_workers=_as_int(config.get("count.start", n_workers), "n_workers"),
         resources=resolved_resources,
         env=resolved_env,
@@ -217,4 +236,7 @@ def resolve(
         scheduler_forward_port=None if forward_port is None else _as_int(forward_port, "scheduler_forward_port", 1),
         jupyter=bool(_as_bool(config.get("scheduler-jupyter", jupyter), "jupyter")),
         tls=tls,
+        run_as_root=bool(_as_bool(config.get("run-as-root", run_as_root), "run_as_root")),
+        network_policy=bool(_as_bool(config.get("network-policy", network_policy), "network_policy")),
+        client_lease_timeout=_as_int(lease or 0, "kubernetes.client-lease-timeout"),
     )

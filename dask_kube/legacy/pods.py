@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from .. import naming, specs
+from .. import naming, pod_security, specs, status
 from ..errors import SpecError
 
 Obj = dict[str, Any]
@@ -47,12 +47,14 @@ def make_pod_spec(
     annotations: Mapping[str, str] | None = None,
     resources: str | None = None,
     gpu_limit: int | None = None,
+    run_as_root: bool = False,
 ) -> Obj:
     """A worker Pod template for `KubeCluster.from_dict`, from the few numbers people usually change.
 
     `resources` is the Dask worker resources string (`"GPU=1 MEM=10e9"`), not Kubernetes resources. The
     `extra_*_config` mappings use the API's camelCase names and are merged in: mappings recursively, lists
-    appended, anything else replaced.
+    appended, anything else replaced. The pod passes the `restricted` Pod Security Standard unless `run_as_root`
+    (pod_security.py).
     """
     args = ["dask-worker", f"$({naming.SCHEDULER_ADDRESS_ENV})", "--nthreads", str(threads_per_worker),
             "--death-timeout", str(DEATH_TIMEOUT)]
@@ -66,11 +68,15 @@ def make_pod_spec(
     container: Obj = {"name": "dask-worker", "image": image, "args": args, "env": specs.env_list(env)}
     if limits or requests:
         container["resources"] = {k: v for k, v in (("limits", limits), ("requests", requests)) if v}
+    container_security = pod_security.container_context(run_as_root)
+    if container_security is not None:
+        container["securityContext"] = container_security
     metadata: Obj = {"labels": dict(labels or {})}
     if annotations:
         metadata["annotations"] = dict(annotations)
     pod: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
-                "spec": {"restartPolicy": "Never", "containers": [container]}}
+                "spec": {"restartPolicy": "Never", "securityContext": pod_security.pod_context(run_as_root),
+                         "containers": [container]}}
     merge_into(container, extra_container_config or {})
     merge_into(pod["spec"], extra_pod_config or {})
     return pod
@@ -80,7 +86,7 @@ def make_pod_from_dict(template: Mapping[str, Any]) -> Obj:
     """A Pod dict in the API's camelCase form, checked and completed (kind, metadata, container names)."""
     if not isinstance(template, Mapping):
         raise SpecError(f"must be a Pod mapping, not {type(template).__name__}", "pod_template")
-    pod = copy.deepcopy(dict(template))
+    pod: Obj = status.without_nulls(dict(template))  # a null field is an absent one, as the API server reads it
     if pod.get("kind", "Pod") != "Pod":
         raise SpecError(f"must be a Pod, not a {pod['kind']}", "pod_template.kind")
     pod["apiVersion"] = pod.get("apiVersion") or "v1"

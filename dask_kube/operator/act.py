@@ -68,7 +68,8 @@ async def _ask_scheduler(ctx: OperatorContext, obj: APIObject, call: SchedulerCa
     if call.op == "retire":
         retired = set(await ctx.scheduler.retire_workers(namespace, call.cluster, names))
         pods = [call.workers[n] for n in names if n in retired]
-        await ctx.objects.delete_many((ctx.objects.ref("Pod", p, namespace), None) for p in pods)
+        if call.delete_pods:
+            await ctx.objects.delete_many((ctx.objects.ref("Pod", p, namespace), None) for p in pods)
     else:
         try:
             pods = await ctx.scheduler.remove_workers(namespace, call.cluster, names)

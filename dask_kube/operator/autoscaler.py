@@ -2,7 +2,8 @@
 
 Once per interval (however often events wake the loop): ask the scheduler how many workers it wants
 (`adaptive_target`, which weighs queued work against `distributed.adaptive.target-duration`), subtract the
-workers of the cluster's other groups, and let `recommend` turn that into a replica count: up at once, down
+workers of the cluster's other groups (connected, pending or wanted: `group_target`), and let `recommend` turn
+that into a replica count: up at once, down
 only after the target stayed lower for a few consecutive samples (hysteresis, as distributed's
 `Adaptive.wait_count`) and by at most a quarter of the group per sample (as dask-kubernetes does; both are
 `AutoscalerSettings`, `kubernetes.operator.autoscaler.*`), so that a pause
@@ -18,6 +19,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from kr8s.asyncio.objects import Pod
 
 from .. import naming, specs, status
 from ..kinds import DaskAutoscaler, DaskCluster, DaskWorkerGroup
@@ -55,6 +58,8 @@ class AutoscalerView:
     autoscalers: Sequence[Obj] = ()  # the cluster's autoscalers, this one included
     target: int | None = None  # the scheduler's adaptive target; None: it did not answer
     workers: Sequence[str] = field(default_factory=list)  # names of the connected workers
+    groups: Sequence[Obj] = ()  # the cluster's worker groups
+    pods: Sequence[Obj] = ()  # the cluster's worker pods
 
 
 def recommend(current: int, target: int, minimum: int, maximum: int, history: History = (),
@@ -78,11 +83,33 @@ def recommend(current: int, target: int, minimum: int, maximum: int, history: Hi
     return max(current - step, max(history)), history
 
 
-def group_target(cluster_target: int, worker_names: Iterable[str], group: str) -> int:
-    """The cluster-wide target minus the workers that other groups of the cluster contribute."""
-    prefix = f"{group}-worker-"
-    others = sum(1 for name in worker_names if not str(name).startswith(prefix))
-    return max(0, cluster_target - others)
+def group_target(cluster_target: int, worker_names: Iterable[str], group: str, groups: Iterable[Obj] = (),
+                 pods: Iterable[Obj] = ()) -> int:
+    """The cluster-wide target minus the workers that the cluster's other groups contribute or soon will.
+
+    Per other group, the most of: its connected workers, its live pods (pending ones included: their workers
+    have not connected yet) and its desired replicas (pods not created yet). Counting only connected workers,
+    two autoscaled groups whose pods were on their way would each chase the whole target. Connected workers of
+    no known group (named by address) count too.
+    """
+    names = [str(n) for n in worker_names]
+    others = {str(g["metadata"]["name"]) for g in groups} - {group}
+    live: dict[str, int] = {}
+    for pod in pods:
+        owner = (pod["metadata"].get("labels") or {}).get(naming.WORKERGROUP_LABEL)
+        if owner in others and not status.gone(pod) and not status.finished(pod):
+            live[owner] = live.get(owner, 0) + 1
+    contributed = 0
+    for other in groups:
+        name = str(other["metadata"]["name"])
+        if name == group:
+            continue
+        connected = sum(1 for n in names if n.startswith(f"{name}-worker-"))
+        desired = int(((other.get("spec") or {}).get("worker") or {}).get("replicas") or 0)
+        contributed += max(connected, live.get(name, 0), desired)
+    known = (group, *others)
+    contributed += sum(1 for n in names if not n.startswith(tuple(f"{g}-worker-" for g in known)))
+    return max(0, cluster_target - contributed)
 
 
 def interval(settings: OperatorSettings) -> float:
@@ -168,7 +195,7 @@ def decide(view: AutoscalerView, memory: AutoscalerMemory, now: float, settings:
         plan.requeue = interval(settings)
     else:
         minimum, maximum = int(spec["minimum"]), int(spec["maximum"])
-        wanted = group_target(view.target, view.workers, group_name)
+        wanted = group_target(view.target, view.workers, group_name, view.groups, view.pods)
         current = int(view.group["spec"]["worker"].get("replicas", 1))
         replicas, history = recommend(current, wanted, minimum, maximum, memory.history, settings.autoscaler)
         ready = conditions.condition(ConditionType.READY, True, Reason.AUTOSCALED,
@@ -247,4 +274,7 @@ class AutoscalerReconciler:
             workers = await self.ctx.scheduler.workers(ns, cluster_name)
         except SchedulerUnreachable:
             return view
-        return replace(view, target=target, workers=[str(w.get("name", "")) for w in workers.values()])
+        groups = [g.raw for g in await objects.list(DaskWorkerGroup, ns, naming.cluster_selector(cluster_name))]
+        pods = [p.raw for p in await objects.list(Pod, ns, naming.worker_selector(cluster_name))]
+        return replace(view, target=target, workers=[str(w.get("name", "")) for w in workers.values()],
+                       groups=groups, pods=pods)

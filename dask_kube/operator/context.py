@@ -14,6 +14,7 @@ import kr8s.asyncio
 from .. import kubernetes_api, naming
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
 from ..naming import Reason
+from . import metrics
 from .cache import Cache
 from .loops import Loops
 from .objects import Objects
@@ -64,9 +65,9 @@ class OperatorContext:
         return f"forbidden: {message}"
 
     def held(self) -> dict[str, dict[str, int]]:
-        """What the operator keeps per object, by namespace: running loops, scheduler connections and cached
-        objects. An object's entries go when its loop ends (kopf ends it when the object is deleted) and when its
-        watch reports it deleted."""
+        """What the operator keeps per object, by namespace: running loops, scheduler connections, cached objects
+        and metric series of clusters and worker groups. An object's entries go when its loop ends (kopf ends it when
+        the object is deleted) and when its watch reports it deleted."""
         out: dict[str, dict[str, int]] = {}
         for namespace, count in self.loops.held().items():
             out.setdefault(namespace, {})["loops"] = count
@@ -74,6 +75,8 @@ class OperatorContext:
             out.setdefault(namespace, {})["scheduler_connections"] = count
         for namespace, count in self.cache.held().items():
             out.setdefault(namespace, {})["cached_objects"] = count
+        for namespace, count in metrics.held().items():
+            out.setdefault(namespace, {})["metric_series"] = count
         return out
 
     async def close(self) -> None:

@@ -45,12 +45,31 @@ _WORKER = {
         "replicas": {"type": "integer", "default": 1, "minimum": 0, "description": "Number of worker Pods."},
         "metadata": _METADATA,
         "spec": _POD_SPEC,
+        "rollingUpdate": {
+            "type": "object",
+            "description": "How a changed template replaces the workers, as a Deployment's rolling update "
+                           "(docs/operator.md); retired workers hand their data over first.",
+            "properties": {
+                "maxSurge": {"x-kubernetes-int-or-string": True, "description": (
+                    "Pods above replicas during a rollout: a number or a percentage of replicas (rounded up); "
+                    "default 25%.")},
+                "maxUnavailable": {"x-kubernetes-int-or-string": True, "description": (
+                    "Connected workers below replicas during a rollout: a number or a percentage (rounded down); "
+                    "default 25%.")},
+            },
+        },
     },
 }
 _SCHEDULER = {
     "type": "object",
     "required": ["spec", "service"],
-    "properties": {"metadata": _METADATA, "spec": _POD_SPEC, "service": _SERVICE_SPEC},
+    "properties": {
+        "metadata": _METADATA, "spec": _POD_SPEC, "service": _SERVICE_SPEC,
+        "disruptionBudget": {"type": "boolean", "description": (
+            "Protect the scheduler pod with a PodDisruptionBudget (minAvailable 1), so that drains and other "
+            "evictions are refused for it instead of restarting it (a new scheduler has lost its state). Unset: "
+            "the operator's default (kubernetes.operator.scheduler-disruption-budget).")},
+    },
 }
 # A Secret name is a DNS-1123 subdomain.
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -66,6 +85,13 @@ _TLS = {
                                       "{name}-tls."},
     },
 }
+_NETWORK_POLICY = {
+    "type": "object",
+    "description": "A NetworkPolicy {name}-scheduler that lets only pods of this namespace and the operator reach "
+                   "the scheduler.",
+    "properties": {"enabled": {"type": "boolean", "default": False,
+                               "description": "Create the NetworkPolicy (and delete it when set back to false)."}},
+}
 _CLUSTER_SPEC = {
     "type": "object",
     "required": ["scheduler", "worker"],
@@ -74,6 +100,7 @@ _CLUSTER_SPEC = {
                         "description": "Delete the cluster once its scheduler has been idle this many seconds; "
                                        "0 never."},
         "tls": _TLS,
+        "networkPolicy": _NETWORK_POLICY,
         "scheduler": _SCHEDULER,
         "worker": _WORKER,
     },
@@ -107,6 +134,7 @@ _WORKER_STATUS = {
     "replicas": {"type": "integer", "description": "Worker Pods that exist and are not terminating."},
     "readyReplicas": {"type": "integer", "description": "Workers connected to the scheduler."},
     "selector": {"type": "string", "description": "Label selector of the worker Pods (for the scale subresource)."},
+    "updatedReplicas": {"type": "integer", "description": "Worker Pods made from the current template."},
 }
 
 
@@ -169,8 +197,14 @@ def crds() -> dict[str, dict[str, Any]]:
                                                                         "worker group (which side changed last)."},
                 schedulerPodUID={"type": "string", "description": "The scheduler pod the operator created last."},
                 tlsSecretName={"type": "string", "description": "The Secret holding the cluster's certificates "
-                                                                "(TLS clusters only)."}),
-        [*worker_columns, _column("Status", "string", ".status.phase"), _AGE], scale=True)
+                                                                "(TLS clusters only)."},
+                distributedVersion={"type": "string", "description": "The distributed version the scheduler "
+                                                                     "reports."},
+                networkPolicyName={"type": "string", "description": "The NetworkPolicy the operator created for "
+                                                                    "the scheduler (spec.networkPolicy)."}),
+        [*worker_columns, _column("Status", "string", ".status.phase"),
+         _column("Dask", "string", ".status.distributedVersion", "The scheduler's distributed version"), _AGE],
+        scale=True)
     group = _crd(
         naming.DASKWORKERGROUP, "daskworkergroup", ["daskworkers"],
         {"type": "object", "required": ["cluster", "worker"],

@@ -3,7 +3,8 @@ timeout.
 
 Each pass observes the cluster, its children and (once its pod runs) its scheduler, then `decide` says what to
 do. The status is computed from what exists: `Running` means the scheduler answers RPC, not merely that its
-Service exists. A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
+Service exists. A cluster whose client holds it by a Lease is deleted once no client renews it
+(`client_leases`). A lost or finished scheduler pod is recreated. Replica counts flow both ways between the
 cluster and its default worker group, so that `kubectl scale daskcluster` and `kubectl scale daskworkergroup`
 both work; `status.appliedWorkerReplicas` remembers which side changed last. A TLS cluster's Secret is generated
 (or, when the spec names one, checked) before its scheduler pod is created, since the pod reads it at start.
@@ -17,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kr8s
-from kr8s.asyncio.objects import Pod, Secret, Service
+from kr8s.asyncio.objects import NetworkPolicy, Pod, PodDisruptionBudget, Secret, Service
 
 from .. import naming, specs, status, tls, validation
 from ..errors import SpecError
-from ..kinds import DaskCluster, DaskWorkerGroup
+from ..kinds import DaskCluster, DaskWorkerGroup, Lease
 from ..naming import ClusterPhase, ConditionType, Reason
-from . import conditions, spec_check
+from . import client_leases, conditions, evictions, rollout, spec_check
 from .act import act
 from .context import OperatorContext
 from .loops import Gone
@@ -51,12 +52,15 @@ class ClusterMemory:
     # (the scheduler's own idle-since stamp, time.monotonic() when the operator first saw it): idleness measured on
     # the operator's clock, immune to skew between it and the scheduler.
     idle: tuple[float, float] | None = None
+    scheduler_version: tuple[str, str] | None = None  # (scheduler pod uid, its distributed version): asked once
+    lease: client_leases.Seen | None = None  # a leased cluster's last renewal seen
 
 
 @dataclass(frozen=True)
 class SchedulerView:
     reachable: bool = False
     idle_since: float | None = None  # None: it has work, or a client is connected
+    distributed_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class ClusterView:
     scheduler: SchedulerView = field(default_factory=SchedulerView)  # asked only while the pod runs
     logs: str = ""  # a crash-looping scheduler's last words
     now: str = ""  # RFC 3339
+    lease: Obj | None = None  # the clients' Lease (read only for a leased cluster, when due)
+    lease_read: bool = True  # whether `lease` was read on this pass
+    network_policy: Obj | None = None  # the scheduler's NetworkPolicy (read while wanted or recorded in the status)
+    budget: bool = False  # the scheduler's PodDisruptionBudget exists (read only when it should, or did)
 
 
 def spec_problems(cluster: Obj) -> list[SpecError]:
@@ -136,26 +144,61 @@ def decide(view: ClusterView, memory: ClusterMemory, now: float, settings: Opera
     raw = view.cluster
     if not (raw.get("status") or {}).get("phase"):
         return Plan(status={"phase": ClusterPhase.CREATED}, requeue=0.0)  # say at once that an operator saw it
+    lease = client_leases.check(raw, view.lease, memory.lease, now, view.lease_read)
+    memory = replace(memory, lease=lease.seen)
+    if lease.expired is not None:
+        return Plan(events=[Event(Reason.CLIENT_LEASE_EXPIRED, lease.expired)], delete_self=True, memory=memory)
+    plan = _decide(view, memory, now, settings)
+    if lease.recheck is not None and not plan.delete_self:
+        plan.requeue = lease.recheck if plan.requeue is None else min(plan.requeue, lease.recheck)
+    if plan.memory is None:
+        plan.memory = memory
+    return plan
+
+
+def _decide(view: ClusterView, memory: ClusterMemory, now: float, settings: OperatorSettings
+            ) -> Plan[ClusterMemory]:
+    raw = view.cluster
     if view.spec.error is not None:
         return _warn(_invalid(raw, view.spec.error), memory, Reason.INVALID_SPEC, view.spec.error)
     memory = replace(memory, validated=view.spec.valid or memory.validated)
     plan: Plan[ClusterMemory] = Plan()
     if not view.service:
         plan.create.append(specs.scheduler_service(raw))
+    _network_policy(view, plan)
     if view.pod is None:
         first = _secret_first(view, plan, memory, settings)
         if first is not None:
             return first
     scheduler, stranded_recheck = _scheduler_pod(view, plan)
+    evictions.scheduler_budget(raw, view.budget, settings.scheduler_disruption_budget, plan)
     desired = _default_group(view, plan)
     reachable = scheduler is not None and view.scheduler.reachable
     memory, idle_for = _idleness(view, memory, now, reachable)
     memory = _status(view, plan, memory, scheduler, reachable, desired)
+    if plan.conditions is not None:
+        plan.conditions.append(rollout.scheduler_condition(raw, view.pod))
     memory = _timers(view, plan, memory, now, settings, scheduler, reachable, idle_for)
     if stranded_recheck is not None and not plan.delete_self:
         plan.requeue = stranded_recheck if plan.requeue is None else min(plan.requeue, stranded_recheck)
     plan.memory = memory
     return plan
+
+
+def _network_policy(view: ClusterView, plan: Plan[ClusterMemory]) -> None:
+    """spec.networkPolicy: create the policy while wanted, delete ours once not; the status names it."""
+    raw, policy = view.cluster, view.network_policy
+    name = naming.network_policy_name(raw["metadata"]["name"])
+    ours = policy is not None and raw["metadata"]["uid"] in status.controller_uids(policy)
+    if specs.wants_network_policy(raw):
+        if policy is None:
+            plan.create.append(specs.scheduler_network_policy(raw))
+        plan.status["networkPolicyName"] = name
+        return
+    if ours:
+        plan.delete.append(Delete("NetworkPolicy", name))
+    if (raw.get("status") or {}).get("networkPolicyName"):
+        plan.status["networkPolicyName"] = None  # a merge patch's null removes the field
 
 
 def _secret_first(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory, settings: OperatorSettings
@@ -183,7 +226,8 @@ def _scheduler_pod(view: ClusterView, plan: Plan[ClusterMemory]) -> tuple[Obj | 
     replaced), and when to look again at one stuck terminating."""
     pod = view.pod
     if pod is None:
-        plan.create.append(specs.scheduler_pod(view.cluster))
+        plan.create.append(rollout.stamp(specs.scheduler_pod(view.cluster),
+                                         rollout.scheduler_hash(view.cluster["spec"]["scheduler"])))
         if (view.cluster.get("status") or {}).get("schedulerPodUID"):
             plan.events.append(Event(Reason.SCHEDULER_RECREATED,
                                      "the scheduler pod was lost and has been recreated; workers reconnect to it"))
@@ -219,6 +263,9 @@ def _default_group(view: ClusterView, plan: Plan[ClusterMemory]) -> int:
         plan.create.append(specs.default_worker_group(raw))
         plan.status["appliedWorkerReplicas"] = desired
         return desired
+    template = rollout.default_group_template(raw["spec"]["worker"], group["spec"]["worker"])
+    if template is not None:  # the cluster's worker template changed: the group rolls its workers out
+        plan.patch.append(Patch(naming.DASKWORKERGROUP, group["metadata"]["name"], {"spec": {"worker": template}}))
     group_desired = int(group["spec"]["worker"].get("replicas", 1))
     if applied is None or desired != applied:
         if group_desired != desired:
@@ -281,6 +328,10 @@ def _status(view: ClusterView, plan: Plan[ClusterMemory], memory: ClusterMemory,
     secret = specs.tls_secret_of(raw)
     if secret:
         new["tlsSecretName"] = secret
+    version = view.scheduler.distributed_version if reachable else None
+    if version and scheduler is not None:
+        new["distributedVersion"] = version
+        memory = replace(memory, scheduler_version=(str(scheduler["metadata"].get("uid", "")), version))
     plan.status.update(new)
     if all(current.get(k) == v for k, v in new.items()) and conditions.same(current.get("conditions"),
                                                                               plan.conditions):
@@ -358,13 +409,18 @@ class ClusterReconciler:
         objects, ns, name = self.ctx.objects, self.namespace, self.name
         if not (raw.get("status") or {}).get("phase"):
             return ClusterView(raw)
+        lease, seconds = None, status.client_lease_seconds(raw)
+        lease_read = seconds is not None and client_leases.due(self.memory.lease, seconds, time.monotonic())
+        if lease_read:
+            held = await objects.get(Lease, naming.client_lease_name(name), ns)
+            lease = held.raw if held is not None else None
         scheduler_name = naming.scheduler_name(name)
         pod = await objects.get(Pod, scheduler_name, ns)
         checked = await spec_check.check(
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
             spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
         if checked.error is not None:
-            return ClusterView(raw, checked)
+            return ClusterView(raw, checked, lease=lease, lease_read=lease_read)
         service = await objects.get(Service, scheduler_name, ns)
         secret = new_secret_data = None
         secret_name = specs.tls_secret_of(raw)
@@ -374,26 +430,37 @@ class ClusterReconciler:
             if secret is None and not raw["spec"]["tls"].get("secretName"):
                 new_secret_data = tls.generate(name, ns, self.ctx.settings.cluster_domain).secret_data()
         group = await objects.get(DaskWorkerGroup, naming.default_worker_group_name(name), ns)
+        policy = None
+        if specs.wants_network_policy(raw) or (raw.get("status") or {}).get("networkPolicyName"):
+            policy = await objects.get(NetworkPolicy, naming.network_policy_name(name), ns)
+        budget = False
+        if evictions.scheduler_budget_wanted(raw, self.ctx.settings.scheduler_disruption_budget) or \
+                (raw.get("status") or {}).get(evictions.BUDGET_STATUS):
+            budget = await objects.get(PodDisruptionBudget, scheduler_name, ns) is not None
         scheduler = SchedulerView()
         logs = ""
         if pod is not None and running(pod.raw):
-            scheduler = await self._ask_scheduler(raw)
+            scheduler = await self._ask_scheduler(raw, str(pod.raw["metadata"].get("uid", "")))
         if pod is not None and not scheduler.reachable and \
                 scheduler_diagnosis(pod.raw)[0] == Reason.SCHEDULER_CRASH_LOOP:
             logs = await objects.last_logs(pod)
         return ClusterView(raw, checked, service is not None, pod.raw if pod else None, secret, new_secret_data,
-                           group.raw if group else None, scheduler, logs, now_rfc3339())
+                           group.raw if group else None, scheduler, logs, now_rfc3339(), lease, lease_read,
+                           policy.raw if policy else None, budget=budget)
 
-    async def _ask_scheduler(self, raw: Obj) -> SchedulerView:
+    async def _ask_scheduler(self, raw: Obj, pod_uid: str) -> SchedulerView:
         rpc = self.ctx.scheduler
+        known = self.memory.scheduler_version
         try:
             idle_since = await rpc.idle_since(self.namespace, self.name)
             if idle_since is not None and raw["spec"].get("idleTimeout") and \
                     await rpc.clients(self.namespace, self.name):
                 idle_since = None  # no tasks, but a connected client: not idle
+            version = known[1] if known is not None and known[0] == pod_uid else \
+                await rpc.distributed_version(self.namespace, self.name)
         except (SchedulerUnreachable, kr8s.ServerError):
             return SchedulerView()
-        return SchedulerView(reachable=True, idle_since=idle_since)
+        return SchedulerView(reachable=True, idle_since=idle_since, distributed_version=version)
 
     def _dry_runs(self, raw: Obj) -> list[tuple[dict[str, Any], str]]:
         """The scheduler pod and Service and a worker pod, as the API server would be asked to create them."""

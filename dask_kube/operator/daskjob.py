@@ -6,7 +6,8 @@ time: `JobCreated` -> `ClusterCreated` (the cluster exists; the runner pod is cr
 so every way a job can get stuck (its cluster invalid or never starting, its runner deleted, unschedulable or
 crash-looping, its deadline passed) ends in `Failed` with a condition and an Event saying why. The reconciler
 observes, decides, then acts; the runner pod stays after the job finished (its logs are the job's output) until
-the DaskJob is deleted, by hand or by `ttlSecondsAfterFinished`.
+the DaskJob is deleted, by hand or by `ttlSecondsAfterFinished`. A pod with the runner's name that this job does not
+own (a leftover of an earlier job of the same name) decides nothing: it is reported, deleted and replaced.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime,
     name = meta["name"]
     created = status.parse_time(meta.get("creationTimestamp")) or now
     ours = cluster is not None and status.owned_by(cluster, meta.get("uid", ""))
+    foreign = None
+    if runner is not None and not status.owned_by(runner, meta.get("uid", "")):
+        foreign, runner = runner, None  # not this job's runner: never its outcome
     runner_phase = status.phase(runner)
 
     if state in FINISHED:
@@ -180,9 +184,29 @@ def decide(job: Obj, cluster: Obj | None, runner: Obj | None, now: dt.datetime,
     create = []
     if cluster is None:
         create.append(specs.job_cluster(job))
-    if create_runner:
+    plan: JobPlan = Plan(status=new, create=create)
+    if foreign is not None:
+        _replace_foreign_runner(plan, foreign)
+        timers.append(CLUSTER_POLL_SECONDS)  # its name is free once it is gone
+        plan.status.pop("jobRunnerPodName", None)
+    elif create_runner:
         create.append(specs.job_runner_pod(job, domain))
-    return Plan(status=new, create=create, requeue=min(timers) if timers else None)
+    plan.requeue = min(timers) if timers else None
+    return plan
+
+
+def _replace_foreign_runner(plan: JobPlan, foreign: Obj) -> None:
+    """Delete a pod with the runner's name that this job did not create (once); its own runner follows."""
+    if status.deleting(foreign):
+        return
+    pod = foreign["metadata"]["name"]
+    owners = ", ".join(f"{r.get('kind', '?')} {r.get('name', '?')} (uid {r.get('uid')})"
+                       for r in foreign["metadata"].get("ownerReferences") or ()) or "nobody"
+    plan.events.append(Event(Reason.RUNNER_NOT_OWNED, (
+        f"pod {pod} has this job's runner name but was not created by it (owned by {owners}: a leftover of an "
+        "earlier job of this name?); deleting it, and this job's own runner starts once the name is free"),
+        warning=True))
+    plan.delete.append(Delete("Pod", pod))
 
 
 def rejected(job: Obj, err: kr8s.ServerError, now: dt.datetime) -> JobPlan:

@@ -21,6 +21,7 @@ import kopf
 
 from .. import naming
 from ..naming import Component
+from . import metrics
 from .autoscaler import AutoscalerReconciler
 from .context import OperatorContext
 from .daskcluster import ClusterReconciler
@@ -151,10 +152,14 @@ for _resource, _labels in (((naming.GROUP, naming.VERSION, CLUSTERS), None),
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, CLUSTERS, registry=REGISTRY)
-async def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, event: kopf.RawEvent,
-                            **_: Any) -> None:
+async def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, status: kopf.Status, type: str | None,
+                            memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
+    if type == "DELETED":
+        metrics.cluster_gone(namespace, name)
+    else:
+        metrics.cluster_seen(namespace, name, status.get("phase"))
     memo.ctx.loops.wake((CLUSTERS, namespace, name))
     memo.ctx.loops.wake((GROUPS, namespace, naming.default_worker_group_name(name)))
     for owner in meta.get("ownerReferences") or ():  # a DaskJob waits on its cluster's phase
@@ -163,10 +168,15 @@ async def daskcluster_event(name: str, namespace: str | None, meta: kopf.Meta, m
 
 
 @kopf.on.event(naming.GROUP, naming.VERSION, GROUPS, registry=REGISTRY)
-async def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo,
-                                event: kopf.RawEvent, **_: Any) -> None:
+async def daskworkergroup_event(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status,
+                                type: str | None, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     memo.ctx.cache.observe(event["type"], event["object"])
     namespace = _namespaced(namespace)
+    if type == "DELETED":
+        metrics.group_gone(namespace, name)
+    elif spec.get("cluster"):
+        metrics.group_seen(namespace, name, spec["cluster"], int((spec.get("worker") or {}).get("replicas", 1)),
+                           int(status.get("readyReplicas") or 0))
     memo.ctx.loops.wake((GROUPS, namespace, name))
     if spec.get("cluster"):
         memo.ctx.loops.wake((CLUSTERS, namespace, spec["cluster"]))

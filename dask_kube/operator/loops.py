@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+from . import metrics
 from .plan import Key
 
 # Told about a failed pass whose error differs from the previous one. Returns a one-line explanation of a failure
@@ -73,17 +75,22 @@ class Loops:
         quiet = 0  # resyncs in a row that no event woke and that found nothing in flight
         last_error = ""  # reported once, not every retry
         explanation: str | None = None  # of last_error
+        metrics.loop_started(key)
         try:
             while True:
                 event.clear()
+                started = time.monotonic()
                 try:
                     delay = await reconcile()
+                    metrics.reconciled(key, time.monotonic() - started, None)
                     failures, last_error, explanation = 0, "", None
                 except Gone:
+                    metrics.reconciled(key, time.monotonic() - started, None)
                     return
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # a bug, an API outage, a missing permission: back off, never stop
+                    metrics.reconciled(key, time.monotonic() - started, err)
                     failures += 1
                     delay = min(0.5 * 2 ** failures, self.resync)
                     said = f"{type(err).__name__}: {err}"
@@ -111,6 +118,7 @@ class Loops:
                     if delay is None:
                         quiet = min(quiet + 1, 16)
         finally:
+            metrics.loop_ended(key)
             if self._wake.get(key) is event:
                 del self._wake[key]
                 self.waits.pop(key, None)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import dataclasses
 import logging
 import sys
+from collections.abc import Coroutine
 
-from .. import config  # noqa: F401 - loads the kubernetes.* dask config defaults
+from .. import config  # loads the kubernetes.* dask config defaults
+from .settings import LeaderElectionSettings
 
-INSTALL_OPERATOR = "the operator's dependencies (kopf) are not installed: pip install 'dask-kube[operator]'"
+INSTALL_OPERATOR = ("the operator's dependencies (kopf, prometheus_client) are not installed: "
+                    "pip install 'dask-kube[operator]'")
+OPERATOR_DEPENDENCIES = ("kopf", "prometheus_client")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,6 +28,14 @@ def parser() -> argparse.ArgumentParser:
                        help="serve this namespace (repeatable; globs such as 'team-*' allowed)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)")
     p.add_argument("--liveness", metavar="URL", help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve Prometheus metrics at :N/metrics (0: any free port, logged; default: "
+                        "kubernetes.operator.metrics-port)")
+    p.add_argument("--leader-elect", action="store_true", default=None,
+                   help="run as one of several replicas: reconcile only while holding the leader Lease "
+                        "(default: kubernetes.operator.leader-election.enabled)")
+    p.add_argument("--lease-name", metavar="NAME", help="the leader Lease's name (default: dask-kube-operator)")
+    p.add_argument("--lease-namespace", metavar="NS", help="the leader Lease's namespace (default: the pod's)")
     p.add_argument("--verbose", action="store_true", help="log what the operator does (INFO)")
     p.add_argument("--debug", action="store_true", help="log everything, kopf's internals included (DEBUG)")
     return p
@@ -29,11 +44,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        election = _leader_election(args)
+    except ValueError as err:
+        print(f"dask-kube-operator: {err}", file=sys.stderr)
+        return 2
+    try:
         import kopf
 
+        from . import leadership, metrics
         from .handlers import REGISTRY
     except ModuleNotFoundError as err:
-        if err.name != "kopf":
+        if err.name not in OPERATOR_DEPENDENCIES:
             raise
         print(f"dask-kube-operator: {INSTALL_OPERATOR}", file=sys.stderr)
         return 2
@@ -42,9 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         for noisy in ("kopf", "httpx", "httpcore", "kr8s"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    kopf.run(registry=REGISTRY, standalone=True, clusterwide=not args.namespace,
-             namespaces=args.namespace, liveness_endpoint=args.liveness)
+    port = args.metrics_port if args.metrics_port is not None else config.get("operator.metrics-port")
+    if port is not None:
+        logging.getLogger(__name__).info("serving metrics on :%d/metrics", metrics.serve(int(port)))
+
+    def operator() -> Coroutine[None, None, None]:
+        return kopf.operator(registry=REGISTRY, standalone=True, clusterwide=not args.namespace,
+                             namespaces=args.namespace, liveness_endpoint=args.liveness)
+
+    if election.enabled:
+        return asyncio.run(leadership.run(election, args.liveness, operator))
+    metrics.LEADER.set(1)
+    with contextlib.suppress(asyncio.CancelledError):  # as kopf.run does
+        asyncio.run(operator())
     return 0
+
+
+def _leader_election(args: argparse.Namespace) -> LeaderElectionSettings:
+    """Config, then the command line's flags over it."""
+    settings = LeaderElectionSettings.from_config()
+    overrides = {"enabled": args.leader_elect, "lease_name": args.lease_name, "namespace": args.lease_namespace}
+    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 import httpx
 import kr8s
 import kr8s.asyncio
-from kr8s.asyncio.objects import APIObject, Pod, Secret, Service, object_from_spec
+from kr8s.asyncio.objects import APIObject, NetworkPolicy, Pod, PodDisruptionBudget, Secret, Service, object_from_spec
 
 from .. import kubernetes_api, status
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
+from . import events
 from .cache import Cache
 from .settings import OperatorSettings
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 T = TypeVar("T", bound=APIObject)
 KINDS: dict[str, type[APIObject]] = {cls.kind: cls for cls in (
-    Pod, Service, Secret, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
+    Pod, Service, Secret, NetworkPolicy, PodDisruptionBudget, DaskCluster, DaskWorkerGroup, DaskJob, DaskAutoscaler)}
 
 
 def now_rfc3339() -> str:
@@ -59,6 +60,7 @@ class Objects:
         self.settings = settings
         self.cache = cache
         self._limit = asyncio.Semaphore(settings.create_concurrency)
+        self._events = events.EventRecorder(api, self._limit)
 
     def ref(self, kind: str, name: str, namespace: str) -> APIObject:
         return kubernetes_api.ref(KINDS[kind], name, namespace, self.api)
@@ -125,26 +127,17 @@ class Objects:
         return True
 
     async def event(self, obj: APIObject, reason: str, message: str, warning: bool = False) -> None:
-        """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        """A core/v1 Event on `obj`, as `kubectl describe` shows them; a repeat counts up the one already there."""
         if not self.settings.events:
             return
-        meta = obj.raw["metadata"]
-        now = now_rfc3339()
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": obj.raw.get("apiVersion", obj.version), "kind": obj.kind,
-                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
-            "source": {"component": "dask-kube-operator"}, "reportingComponent": "dask-kube-operator",
-            "reportingInstance": "dask-kube-operator", "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
+        involved = {"apiVersion": obj.raw.get("apiVersion", obj.version), "kind": obj.kind,
+                    "metadata": obj.raw["metadata"]}
+        body = events.event_body(involved, reason, message, warning=warning, now=now_rfc3339(),
+                                 instance=self.settings.instance)
         try:
-            async with self._limit, self.api.call_api("POST", version="v1", url="events", namespace=meta["namespace"],
-                                                      content=json.dumps(body)):
-                pass
-        except kr8s.ServerError as err:  # an Event is advice: never fail a reconcile over it
-            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err)
+            await self._events.record(body)
+        except (kr8s.ServerError, events.EventNotCounted) as err:  # an Event is advice: never fail a reconcile
+            log.warning("could not post event %s on %s/%s: %s", reason, obj.namespace, obj.name, err)
 
     async def validate(self, checks: Iterable[tuple[Obj, str]]) -> DryRunVerdict:
         """Dry-run each (body, what-to-call-a-refusal), concurrently (they are a cold start's first requests), and
@@ -173,7 +166,7 @@ class Objects:
                     params={"dryRun": "All", "fieldValidation": "Strict"}, content=json.dumps(body)):
                 return None
         except kr8s.ServerError as err:
-            if kubernetes_api.is_rejection(err):
+            if kubernetes_api.is_rejection(err) or kubernetes_api.is_pod_security_refusal(err):
                 return str(err)
             raise DryRunUnavailable(str(err)) from err
         except httpx.HTTPError as err:

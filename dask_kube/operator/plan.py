@@ -51,6 +51,7 @@ class SchedulerCall:
     cluster: str
     workers: Mapping[str, str]  # worker name -> its pod's name
     event: Event
+    delete_pods: bool = True  # after a retirement (not when someone else deleted them already: an eviction)
 
 
 @dataclass

@@ -52,6 +52,9 @@ class SchedulerRPC(Protocol):
     async def clients(self, namespace: str, cluster: str) -> int:
         """How many Dask clients are connected to the scheduler."""
 
+    async def distributed_version(self, namespace: str, cluster: str) -> str | None:
+        """The scheduler's distributed version, as it reports it (None if it does not say)."""
+
 
 class SchedulerUnreachable(Exception):
     """The scheduler did not answer (not started yet, restarting, or gone)."""
@@ -208,6 +211,12 @@ class DistributedSchedulerRPC:
             elif isinstance(msg, dict) and msg.get("action") == "remove-client":
                 connected.discard(str(msg.get("client")))
         return len(connected)
+
+    async def distributed_version(self, namespace: str, cluster: str) -> str | None:
+        async with self._rpc(namespace, cluster) as r:
+            reported = await asyncio.wait_for(r.versions(packages=[]), self.settings.rpc_timeout)
+        version = ((reported or {}).get("packages") or {}).get("distributed")
+        return str(version) if version else None
 
     async def close(self) -> None:
         connections = list(self._connections.values())

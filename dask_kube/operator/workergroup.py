@@ -21,7 +21,7 @@ from kr8s.asyncio.objects import Pod
 from .. import naming, specs, status, validation
 from ..kinds import DaskCluster, DaskWorkerGroup
 from ..naming import ConditionType, Reason
-from . import conditions, spec_check
+from . import conditions, evictions, rollout, spec_check
 from .act import act
 from .context import OperatorContext
 from .loops import Gone
@@ -57,6 +57,7 @@ class GroupMemory:
     deleted: frozenset[str] = frozenset()  # uids of pods this operator deleted itself (so not "lost")
     replaced: frozenset[str] = frozenset()  # uids of lost pods already reported replaced
     podless: Mapping[str, float] = field(default_factory=dict)  # connected worker with no pod -> first seen
+    evicted: frozenset[str] = frozenset()  # uids of pods deleted by someone else whose workers were retired
 
 
 @dataclass(frozen=True)
@@ -130,13 +131,19 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
     memory = replace(memory, validated=view.spec.valid or memory.validated)
     views = [PodView.from_pod(p) for p in view.pods]
     target = desired(view, settings.max_workers_per_cluster)
-    pod_plan = plan_worker_group(target, views, view.workers if view.asked else None)
+    template = rollout.template_hash(group["spec"]["worker"])
+    old = rollout.outdated(view.pods, template)
+    if old:
+        surge, unavailable = rollout.bounds(group["spec"]["worker"], target)
+        pod_plan = rollout.step(target, views, old, view.workers if view.asked else None, surge, unavailable)
+    else:
+        pod_plan = plan_worker_group(target, views, view.workers if view.asked else None)
     plan: Plan[GroupMemory] = Plan(patch=[p for p in (adopt,) if p is not None])
     if not view.asked and pod_plan.waiting:
         # Connected workers must go: which ones, only the scheduler can say.
         plan.needs_scheduler, plan.memory = True, memory
         return plan
-    memory = _pod_actions(plan, view, pod_plan, memory, settings.cluster_domain)
+    memory = _pod_actions(plan, view, pod_plan, memory, settings, template, rolling=bool(old))
     if not view.asked:
         plan.needs_scheduler, plan.memory = True, memory
         return plan
@@ -148,6 +155,7 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
                 Reason.WORKERS_LOST, "removed {count} worker(s) from the scheduler, still connected after their "
                 "pods' grace period (their node is unreachable); what they held is recomputed: {names}", True)))
         memory = _podless(plan, view, workers, memory, now)
+        memory = _evicted(plan, view, workers, memory)
     live = [v for v in views if v.live]
     leaving = set(pod_plan.delete) | set(pod_plan.retire)
     replicas = len([v for v in live if v.name not in leaving]) + pod_plan.create
@@ -157,7 +165,11 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
     status_plan = _status(group, replicas, ready, wanted_conditions)
     plan.status, plan.conditions, plan.wake_on_status = status_plan.status, status_plan.conditions, \
         status_plan.wake_on_status
-    if not pod_plan.empty or pod_plan.waiting or ready != target:
+    updated, total = rollout.progress(view.pods, template)
+    plan.status["updatedReplicas"] = updated
+    assert plan.conditions is not None
+    plan.conditions.append(_rollout_condition(updated, total, old))
+    if not pod_plan.empty or pod_plan.waiting or ready != target or old:
         plan.requeue = 1.0
     elif memory.podless:
         plan.requeue = max(1.0, PODLESS_WORKER_SECONDS - (now - min(memory.podless.values())))
@@ -165,8 +177,17 @@ def decide(view: GroupView, memory: GroupMemory, now: float, settings: OperatorS
     return plan
 
 
+def _rollout_condition(updated: int, total: int, old: set[str]) -> dict[str, Any]:
+    if old:
+        return conditions.condition(ConditionType.WORKERS_UPDATED, False, Reason.ROLLING_OUT, (
+            f"{updated}/{total} worker pods on the current template; the others are retired through the "
+            "scheduler (their data moves first) and replaced, within maxSurge and maxUnavailable"))
+    return conditions.condition(ConditionType.WORKERS_UPDATED, True, Reason.ROLLED_OUT,
+                                "every worker pod is on the current template")
+
+
 def _pod_actions(plan: Plan[GroupMemory], view: GroupView, pod_plan: PodPlan, memory: GroupMemory,
-                 domain: str) -> GroupMemory:
+                 settings: OperatorSettings, template: str, rolling: bool) -> GroupMemory:
     """Creates, deletes and retirements of the pod plan, into `plan`; the memory that goes with them."""
     group, cluster = view.group, view.cluster
     assert cluster is not None
@@ -186,12 +207,16 @@ def _pod_actions(plan: Plan[GroupMemory], view: GroupView, pod_plan: PodPlan, me
         connected = joined([PodView.from_pod(by_name[n]) for n in pod_plan.retire], view.workers)
         plan.scheduler.append(SchedulerCall("retire", group["spec"]["cluster"], {
             connected[n].name: n for n in pod_plan.retire}, Event(
+            Reason.ROLLING_OUT, "retired {count} worker(s) on an older template through the scheduler (their data "
+                                "moved first) and deleted their pods: {names}") if rolling else Event(
             Reason.WORKERS_RETIRED, "retired {count} worker(s) through the scheduler (their data moved first) and "
                                     "deleted their pods: {names}")))
     replaced = memory.replaced & uids
     if pod_plan.create:
         tls_secret = specs.tls_secret_of(cluster)
-        plan.create = [specs.worker_pod(group, group["spec"]["cluster"], domain, tls_secret=tls_secret)
+        plan.create = [rollout.stamp(specs.worker_pod(group, group["spec"]["cluster"], settings.cluster_domain,
+                                                      tls_secret=tls_secret,
+                                                      grace_seconds=settings.worker_grace_seconds), template)
                        for _ in range(pod_plan.create)]
         plan.tolerate_failed_creates = True
         lost = [p for p in view.pods if p["metadata"]["uid"] not in deleted | replaced
@@ -218,6 +243,20 @@ def _podless(plan: Plan[GroupMemory], view: GroupView, workers: Sequence[WorkerV
             f"{PODLESS_WORKER_SECONDS:.0f}s after their pods were deleted without waiting for them (force-deleted, "
             "their node unreachable); what they held is recomputed: {names}", True)))
     return replace(memory, podless=seen)
+
+
+def _evicted(plan: Plan[GroupMemory], view: GroupView, workers: Sequence[WorkerView], memory: GroupMemory
+             ) -> GroupMemory:
+    """Retire at once the workers of pods someone else deleted, while their preStop hooks keep them alive."""
+    retire = evictions.to_retire(view.pods, workers, view.now, memory.deleted, memory.evicted)
+    current = evictions.uids(view.pods, {p["metadata"]["name"] for p in view.pods})
+    if not retire:
+        return replace(memory, evicted=memory.evicted & current)
+    plan.scheduler.append(SchedulerCall("retire", view.group["spec"]["cluster"], retire, Event(
+        Reason.EVICTED_WORKERS_RETIRED, "retired {count} worker(s) whose pods were deleted by someone else "
+        "(evicted, drained, deleted by hand): their data moved to other workers during the pods' grace period: "
+        "{names}"), delete_pods=False))
+    return replace(memory, evicted=(memory.evicted & current) | evictions.uids(view.pods, set(retire.values())))
 
 
 def _conditions(desired: int, ready: int, unschedulable: list[str], reachable: bool,
@@ -309,7 +348,8 @@ class WorkerGroupReconciler:
         checked = await spec_check.check(
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(worker)), self.memory.validated,
             validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec"),
-            lambda: [(specs.worker_pod(group.raw, cluster_name, self.ctx.settings.cluster_domain),
+            lambda: [(specs.worker_pod(group.raw, cluster_name, self.ctx.settings.cluster_domain,
+                                       grace_seconds=self.ctx.settings.worker_grace_seconds),
                       "spec.worker.spec: the API server would reject a worker pod")])
         if checked.error is not None:
             return group, GroupView(raw, cluster.raw, checked)

@@ -299,6 +299,42 @@ async def test_graceful_deletion_kills_at_the_deadline(tmp_path: Path) -> None:
         assert last_status["phase"] == "Failed"
 
 
+async def test_pre_stop_hooks_run_before_sigterm_within_the_grace_period(tmp_path: Path) -> None:
+    """preStop runs first and SIGTERM waits for it; a hook ends with its container, or at the grace period."""
+    main = ("import pathlib,signal,sys,time; d=pathlib.Path(sys.argv[1]); "
+            "signal.signal(signal.SIGTERM, lambda *_: (d.joinpath('term').touch(), sys.exit(0))); "
+            "[time.sleep(0.02) for _ in iter(lambda: d.joinpath('quit').exists(), True)]")
+    hook = "import pathlib,sys,time; d=pathlib.Path(sys.argv[1]); d.joinpath('hook').touch(); time.sleep(600)"
+
+    def pod(name: str, grace: int) -> tuple[Path, list[dict[str, Any]], int]:
+        d = tmp_path / name
+        d.mkdir()
+        return d, [{"name": "c", "image": "python", "command": [PY, "-c", main, str(d)],
+                    "lifecycle": {"preStop": {"exec": {"command": [PY, "-c", hook, str(d)]}}}}], grace
+
+    async with cluster(tmp_path) as c:
+        pods = {name: pod(name, grace) for name, grace in (("ends", 60), ("overdue", 2))}
+        for name, (_d, containers, grace) in pods.items():
+            c.create(name, containers, terminationGracePeriodSeconds=grace)
+        await wait_for(lambda: all(c.status(n).get("phase") == "Running" for n in pods), what="both running")
+        started = time.monotonic()
+        for name in pods:
+            c.core.delete(c.pods, "default", name)
+        ends, overdue = pods["ends"][0], pods["overdue"][0]
+        await wait_for(lambda: ends.joinpath("hook").exists() and overdue.joinpath("hook").exists(),
+                       what="both hooks started")
+        assert not ends.joinpath("term").exists() and c.pod("ends") is not None, "no SIGTERM while the hook runs"
+        # The container ends on its own: its hook ends with it, long before the grace period.
+        ends.joinpath("quit").touch()
+        await wait_for(lambda: c.pod("ends") is None, within=10, what="the pod whose container ended to go")
+        assert not ends.joinpath("term").exists()
+        assert time.monotonic() - started < 10
+        # A hook that outlasts the grace period: SIGTERM at its end, with the kubelet's 2 s extension to act on it.
+        await wait_for(lambda: c.pod("overdue") is None, within=10, what="the overdue pod to go")
+        assert 1.9 <= time.monotonic() - started <= 5
+        assert overdue.joinpath("term").exists()
+
+
 async def test_force_deletion_kills_at_once(tmp_path: Path) -> None:
     async with cluster(tmp_path) as c:
         c.create("doomed", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "trap '' TERM; sleep 60"]}])

@@ -27,9 +27,8 @@ from aiohttp import web
 from localkube.apiserver.discovery import version_info
 from localkube.node import spdy
 from localkube.node.portforward import (
-    CHANNEL_SUBPROTOCOLS,
     SPDY_WS_SUBPROTOCOL,
-    serve_channel_portforward,
+    serve_channel_upgrade,
     serve_raw_spdy_upgrade,
     serve_spdy_portforward,
     websocket_recv,
@@ -227,11 +226,8 @@ class FakeApi:
             self.transports.append("spdy-raw")
             return await serve_raw_spdy_upgrade(request, self.open_target, self.error_text)
         self.transports.append("channel")
-        ws = web.WebSocketResponse(protocols=CHANNEL_SUBPROTOCOLS)
-        await ws.prepare(request)
         ports = [int(p) for p in request.query.get("ports", "").split(",") if p]
-        await serve_channel_portforward(ws, ports, self.open_target, self.error_text)
-        return ws
+        return await serve_channel_upgrade(request, ports, self.open_target, self.error_text)
 
 
 @contextlib.asynccontextmanager
@@ -583,3 +579,35 @@ async def test_channel_driver_is_cancel_safe(echo: EchoServer) -> None:
             await api.cancel_handlers()
             await async_until(lambda: echo.open_connections == 0, what="the target to close")
             await async_until(lambda: api.sessions == 0, what="the handler to finish")
+
+
+CHANNEL_PROTOCOLS_OFFERED = ("v4.base64.channel.k8s.io", "v4.channel.k8s.io")  # base64 is not spoken: not chosen
+
+
+async def test_channel_driver_serves_two_ports_and_a_refused_one_and_ends_on_close(echo: EchoServer) -> None:
+    """ports=echo,refused,echo: channels 0/1, 2/3, 4/5; the refused port says why on its error channel; each data
+    channel reaches its own target; a client close frame ends the session and closes both targets."""
+    refused = closed_port()
+    async with running_api(echo.port) as api, aiohttp.ClientSession() as session:
+        ports = f"{echo.port},{refused},{echo.port}"
+        url = f"http://127.0.0.1:{api.port}/api/v1/namespaces/default/pods/web/portforward?ports={ports}"
+        async with session.ws_connect(url, protocols=CHANNEL_PROTOCOLS_OFFERED) as ws:
+            assert ws.protocol == "v4.channel.k8s.io"
+            preamble = [await ws.receive_bytes(timeout=TIMEOUT) for _ in range(6)]
+            assert [p[0] for p in preamble] == [0, 1, 2, 3, 4, 5]
+            assert int.from_bytes(preamble[2][1:], "little") == refused
+            error = await ws.receive_bytes(timeout=TIMEOUT)
+            assert error[0] == 3 and f"error forwarding port {refused}" in error[1:].decode()
+            await async_until(lambda: echo.open_connections == 2, what="both targets connected")
+            big = os.urandom(300_000)  # several frames' worth, in one message
+            await ws.send_bytes(b"\x04" + big)
+            await ws.send_bytes(b"\x00first")
+            echoed: dict[int, bytearray] = {0: bytearray(), 4: bytearray()}
+            while len(echoed[0]) < 5 or len(echoed[4]) < len(big):
+                message = await ws.receive_bytes(timeout=TIMEOUT)
+                echoed[message[0]] += message[1:]
+            assert bytes(echoed[0]) == b"first" and bytes(echoed[4]) == big
+            await ws.close()
+            assert ws.close_code == 1000
+        await async_until(lambda: echo.open_connections == 0, what="the targets to close with the session")
+        await async_until(lambda: api.sessions == 0, what="the handler to finish")

@@ -58,7 +58,8 @@ def test_cpu_example_objects_labels_env_and_a_client_computes(kubectl, operator,
     cols = kubectl("get", "daskcluster", "cpu-dask-cluster").stdout.splitlines()[1].split()
     assert cols[1:4] == ["2", "2", "Running"]
     conds = {c["type"]: c["status"] for c in cluster["status"]["conditions"]}
-    assert conds == {"SpecValid": "True", "SchedulerReady": "True", "WorkersReady": "True", "Ready": "True"}
+    assert conds == {"SpecValid": "True", "SchedulerReady": "True", "WorkersReady": "True", "Ready": "True",
+                     "SchedulerUpdated": "True"}
     assert cluster["status"]["observedGeneration"] == cluster["metadata"]["generation"]
 
     sched = _get(kubectl, "pod", "cpu-dask-cluster-scheduler")

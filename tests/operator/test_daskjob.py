@@ -177,6 +177,27 @@ def test_deleting_the_runner_fails_the_job(kubectl: Kubectl, operator: Any, name
     until(lambda: _get(kubectl, "daskcluster", "orphan") is None, "the cluster to be deleted", 30)
 
 
+def test_a_leftover_runner_pod_of_the_same_name_never_decides_a_new_job(kubectl: Kubectl, operator: Any,
+                                                                       namespace: str) -> None:
+    """A pod named like the job's runner that the job did not create (an earlier job's, orphaned): before the fix,
+    its Succeeded phase made this failing job Successful at once."""
+    leftover = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": naming.job_runner_name("reused"), "labels": naming.job_runner_selector("reused")},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "job", "image": "ghcr.io/dask/dask:latest", "args": ["python", "-c", "pass"]}]}}
+    _apply(kubectl, leftover)
+    until(lambda: ((_get(kubectl, "pod", "reused-runner") or {}).get("status") or {}).get("phase") == "Succeeded",
+          "the leftover runner to succeed", 60)
+    _apply(kubectl, _job("reused", "assert False, 'the real runner ran'"))
+    status = _ends(kubectl, "reused", JobStatus.FAILED)
+    assert _condition(status, "Failed")["reason"] == Reason.JOB_FAILED
+    reasons = [(e["reason"], e["type"]) for e in _events(kubectl, "reused")]
+    assert sorted(reasons) == [(Reason.JOB_FAILED, "Warning"), (Reason.RUNNER_NOT_OWNED, "Warning")]
+    runner = _get(kubectl, "pod", "reused-runner")
+    assert runner is not None and runner["metadata"]["ownerReferences"][0]["kind"] == naming.DASKJOB
+    assert "the real runner ran" in kubectl("logs", "reused-runner").stdout + kubectl("logs", "reused-runner").stderr
+
+
 def test_active_deadline_fails_and_deletes_everything(kubectl: Kubectl, operator: Any, namespace: str) -> None:
     _apply(kubectl, _job("late", "import time; time.sleep(600)", activeDeadlineSeconds=20))
     until(lambda: _status(kubectl, "late").get("jobStatus") == JobStatus.RUNNING, "the job to run",

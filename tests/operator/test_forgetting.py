@@ -49,8 +49,10 @@ async def test_the_operator_holds_nothing_for_deleted_clusters(kube, operator, n
             return await asyncio.to_thread(operator.held, namespace)
 
         # While they exist: a loop for each cluster and its default group, a scheduler connection per cluster, and
-        # in the cache each cluster, its group, its scheduler pod and its Service (no workers).
-        expected = {"loops": 2 * CLUSTERS, "scheduler_connections": CLUSTERS, "cached_objects": 4 * CLUSTERS}
+        # in the cache each cluster, its group, its scheduler pod and its Service (no workers); the metric series of
+        # each cluster and group.
+        expected = {"loops": 2 * CLUSTERS, "scheduler_connections": CLUSTERS, "cached_objects": 4 * CLUSTERS,
+                    "metric_series": 2 * CLUSTERS}
         await async_until(lambda: _equal(held(), expected), f"the operator to hold {expected}", within=60,
                           interval=1)
 
@@ -63,7 +65,7 @@ async def test_the_operator_holds_nothing_for_deleted_clusters(kube, operator, n
         async def all_gone() -> bool:
             return not await kubernetes_api.list_objects(DaskCluster, namespace, api)
 
-        await async_until(all_gone, "every DaskCluster deleted", within=300, interval=2)
+        await async_until(all_gone, "every DaskCluster deleted", within=420, interval=2)
         deadline = time.monotonic() + 120
         while (now := await held()) != {}:
             groups = await kubernetes_api.list_objects(DaskWorkerGroup, namespace, api)

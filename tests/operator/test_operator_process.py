@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from localkube.testing import until
 
 from dask_kube import specs
 
@@ -64,6 +65,10 @@ def test_crash_looping_scheduler_is_explained_with_its_logs(kubectl, operator, n
         assert time.monotonic() < deadline, f"no crash-loop diagnosis: {obj.get('status')}"
         time.sleep(0.2)
     assert obj["status"]["phase"] == "Pending" and sched["status"] == "False"
-    events = json.loads(kubectl("get", "events", "--field-selector", "reason=SchedulerCrashLoopBackOff",
-                                "-o", "json").stdout)["items"]
-    assert events and events[0]["type"] == "Warning"
+    # The operator writes the condition first and posts the Event after it: wait for the Event too.
+    def crash_loop_events() -> list[dict[str, object]]:
+        return json.loads(kubectl("get", "events", "--field-selector", "reason=SchedulerCrashLoopBackOff",
+                                  "-o", "json").stdout)["items"]
+
+    events = until(crash_loop_events, "a SchedulerCrashLoopBackOff Event", within=30)
+    assert events[0]["type"] == "Warning"

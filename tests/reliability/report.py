@@ -35,6 +35,7 @@ FAULT_TESTS = (
     "test_namespace_deleted_under_a_running_cluster",
     "test_client_survives_api_restart_and_a_port_forward_cut_mid_computation",
     "test_client_sigkilled_cluster_is_reaped_by_idle_timeout",
+    "test_client_sigkilled_cluster_is_reaped_by_its_lease",
 )
 INPUT_TESTS = ("test_fuzz_daskclusters", "test_fuzz_daskworkergroups", "test_fuzz_daskautoscalers",
                "test_fuzz_daskjobs")

@@ -147,6 +147,13 @@ POD_JUNK = st.sampled_from([
 ])
 
 
+# Pod-spec fields the API server accepts as null (and reads as absent), relative to a PodSpec.
+NULLABLE = ["containers.0.env", "containers.0.args", "containers.0.command", "containers.0.ports",
+            "containers.0.volumeMounts", "containers.0.resources", "containers.0.resources.limits",
+            "containers.0.envFrom", "containers.0.readinessProbe", "volumes", "tolerations", "nodeSelector",
+            "affinity", "initContainers", "imagePullSecrets", "securityContext"]
+
+
 @dataclass(frozen=True)
 class Mutation:
     op: str  # set | delete
@@ -161,6 +168,10 @@ def _mutations(set_paths: list[str], delete_paths: list[str], pod_paths: list[st
         st.builds(Mutation, st.just("delete"), st.sampled_from(delete_paths)),
         st.tuples(st.sampled_from(pod_paths), POD_JUNK).map(lambda t: Mutation("set", f"{t[0]}.{t[1][0]}", t[1][1])),
         st.builds(Mutation, st.just("set"), st.sampled_from(label_paths), CONFLICTING_LABELS),
+        # Nulls: absent to the API server, so absent to the operator too.
+        st.tuples(st.sampled_from(pod_paths), st.sampled_from(NULLABLE)).map(
+            lambda t: Mutation("set", f"{t[0]}.{t[1]}", None)),
+        st.builds(Mutation, st.just("set"), st.sampled_from(label_paths), st.none()),
     )
     return st.lists(one, max_size=3)
 
@@ -558,6 +569,61 @@ def test_fuzz_daskjobs(capped: Capped) -> None:
     rate = _quiet(capped, objects)
     _record("test_fuzz_daskjobs", "DaskJob", tally, rate)
     _cleanup(capped, ns, "daskjobs")
+
+
+# -- nulls are absent ---------------------------------------------------------------------------------------------
+
+
+def _nulled(obj: dict[str, Any], pod_paths: list[str], label_paths: list[str]) -> dict[str, Any]:
+    return _apply(obj, [Mutation("set", f"{pod}.{field}", None) for pod in pod_paths for field in NULLABLE]
+                  + [Mutation("set", path, None) for path in label_paths])
+
+
+def test_every_null_the_api_server_accepts_is_absent(capped: Capped) -> None:
+    """Every nullable pod-spec field null at once, in a cluster, a worker group and a job: each is valid and
+    creates its pods (the operator used to raise TypeError on `env: null`, as dask-kubernetes writes it)."""
+    started = time.monotonic()
+    ns = capped.namespace("fz-nulls")
+    cluster = _nulled(_cluster("nulls", 2), ["spec.worker.spec", "spec.scheduler.spec"],
+                      ["spec.worker.metadata.labels", "spec.scheduler.metadata.labels", "metadata.labels"])
+    group = _nulled({"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
+                     "metadata": {"name": "nulls-more"},
+                     "spec": {"cluster": "nulls", "worker": _cluster("x", 1)["spec"]["worker"]}},
+                    ["spec.worker.spec"], ["spec.worker.metadata.labels"])
+    job = _nulled({"apiVersion": naming.API_VERSION, "kind": naming.DASKJOB, "metadata": {"name": "nulls-job"},
+                   "spec": {"job": {"metadata": {"annotations": dict(SIMULATE)}, "spec": {
+                       "restartPolicy": "Never", "containers": [{"name": "job", "image": "ghcr.io/dask/dask:latest",
+                                                                  "args": ["python", "-c", "print(1)"]}]}},
+                            "cluster": {"spec": _cluster("x", 1)["spec"]}}},
+                  ["spec.job.spec", "spec.cluster.spec.worker.spec", "spec.cluster.spec.scheduler.spec"],
+                  ["spec.job.metadata.labels", "spec.cluster.spec.worker.metadata.labels"])
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["env"] is None
+    tally = Tally()
+    for kind, body in ((naming.DASKCLUSTER, cluster), (naming.DASKWORKERGROUP, group), (naming.DASKJOB, job)):
+        _submit(capped, kind, ns, body, tally)
+    assert not tally.rejected, tally.rejected
+    for kind, verdict in ((naming.DASKCLUSTER, _cluster_verdict), (naming.DASKWORKERGROUP, _group_verdict),
+                          (naming.DASKJOB, _job_verdict)):
+        only = Tally(accepted={n: b for n, b in tally.accepted.items() if b["kind"] == kind})
+        _judge(capped, naming.PLURALS[kind], ns, only, verdict)
+        # Valid (a group waits for its simulated scheduler: Ready=False/SchedulerStarting, not a spec problem).
+        assert not any(v.startswith(("Error", "SpecValid=False", "Failed")) for v in only.verdicts), only.verdicts
+        tally.verdicts.update(only.verdicts)
+
+    def pods() -> dict[str, int]:
+        return Counter(p["metadata"]["labels"].get(naming.WORKERGROUP_LABEL, p["metadata"]["labels"].get(
+            naming.COMPONENT_LABEL)) for p in capped.list("pods", ns))
+    until(lambda: pods().get("nulls-default") == 2 and pods().get("nulls-more") == 1 and pods().get("scheduler"),
+          "the null-laden cluster's and group's pods", 30, explain=lambda: str(pods()))
+    failed = [t for t in tracebacks(capped.operator.log_path.read_text(errors="replace")) if ns in t]
+    assert not failed, failed
+    record("test_every_null_the_api_server_accepts_is_absent", "nulls", kind="input",
+           injected=f"a DaskCluster, DaskWorkerGroup and DaskJob with all of {', '.join(NULLABLE)} and the "
+                    "templates' metadata.labels null",
+           survived=f"all accepted and valid ({dict(tally.verdicts)}); the scheduler and 3 worker pods created; no "
+                    "operator traceback", seconds=time.monotonic() - started)
+    for plural in ("daskjobs", "daskworkergroups", "daskclusters"):
+        _cleanup(capped, ns, plural)
 
 
 # -- the cap is per cluster --------------------------------------------------------------------------------------

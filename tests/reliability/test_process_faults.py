@@ -15,6 +15,7 @@ import textwrap
 import time
 from typing import Any
 
+import dask.config
 import pytest
 from distributed import Client
 from kr8s.objects import Pod
@@ -29,6 +30,7 @@ from tests.reliability import (
     condition,
     exactly,
     get,
+    items,
     log_since,
     orphans,
     record,
@@ -284,3 +286,95 @@ def test_client_sigkilled_cluster_is_reaped_by_idle_timeout(operator: Any, names
            survived=f"the operator deleted the idle cluster {reaped_after:.0f}s later (IdleTimeout); no pods left",
            lost="nothing (without idle_timeout the cluster stays until deleted by hand)",
            seconds=time.monotonic() - started)
+
+
+HOLDER = """
+import sys, time
+from dask_kube import KubeCluster
+cluster = KubeCluster(name=sys.argv[1], namespace=sys.argv[2], quiet=True)
+print("ready", flush=True)
+time.sleep(600)
+"""
+LEASE_SECONDS = 8
+
+
+@pytest.mark.localkube_only
+def test_client_sigkilled_cluster_is_reaped_by_its_lease(operator: Any, namespace: str, kube: Any,
+                                                         kubectl: Kubectl) -> None:
+    """Default settings but a short lease: a SIGKILLed client's cluster goes once its Lease is not renewed, while
+    a cluster whose client lives stays."""
+    started = time.monotonic()
+    env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig),
+               DASK_KUBERNETES__CLIENT_LEASE_TIMEOUT=str(LEASE_SECONDS))
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), "abandoned", namespace],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        with dask.config.set({"kubernetes.client-lease-timeout": LEASE_SECONDS}), \
+                KubeCluster(name="held", namespace=namespace, quiet=True) as held:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # bounded by the script's own resource timeout
+            assert line.strip() == "ready", line + proc.stdout.read()
+            lease = get(kubectl, "lease", naming.client_lease_name("abandoned"))
+            assert lease["spec"]["leaseDurationSeconds"] == LEASE_SECONDS
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed_at = time.monotonic()
+            until(lambda: not get(kubectl, "daskcluster", "abandoned"), "the abandoned cluster to be reaped", 90)
+            reaped_after = time.monotonic() - killed_at
+            until(lambda: not kubectl("get", "pods", "-l", "dask.org/cluster-name=abandoned", "-o",
+                                      "name").stdout.strip(), "its pods to go", 60)
+            # The held cluster has outlived two timeouts since the kill; its client renews its Lease.
+            renewed = get(kubectl, "lease", naming.client_lease_name("held"))["spec"]["renewTime"]
+            until(lambda: time.monotonic() - killed_at > 2 * LEASE_SECONDS, "two lease timeouts", 60)
+            until(lambda: get(kubectl, "lease", naming.client_lease_name("held"))["spec"]["renewTime"] != renewed,
+                  "the live client to renew its Lease", 3 * LEASE_SECONDS)
+            assert get(kubectl, "daskcluster", "held")["status"]["phase"] == "Running"
+            assert held.status.name == "running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert not get(kubectl, "daskcluster", "held")  # closing deleted it
+    events = items(kubectl, "events", "--field-selector", f"reason={naming.Reason.CLIENT_LEASE_EXPIRED}")
+    assert [e["involvedObject"]["name"] for e in events] == ["abandoned"]
+    # Renewals every third of the timeout, checks every third: at most 4/3 of the timeout, plus a loaded machine.
+    assert reaped_after < 3 * LEASE_SECONDS, reaped_after
+    record("test_client_sigkilled_cluster_is_reaped_by_its_lease", "client",
+           injected=f"a client process holding a KubeCluster (default settings, client-lease-timeout "
+                    f"{LEASE_SECONDS}s) SIGKILLed: no atexit, no close(); a second cluster's client alive",
+           survived=f"the operator deleted the abandoned cluster {reaped_after:.0f}s after the kill "
+                    "(ClientLeaseExpired); the live client's cluster stayed Running, its Lease renewed",
+           lost="nothing (the default timeout is 300 s)", seconds=time.monotonic() - started)
+
+
+@pytest.mark.localkube_only
+def test_a_from_name_client_keeps_a_leased_cluster_until_it_closes(operator: Any, namespace: str, kube: Any,
+                                                                   kubectl: Kubectl) -> None:
+    """The creator SIGKILLed while a `from_name` client is connected: the cluster stays as long as that client
+    renews its Lease, and goes once it closes (closing a from_name client deletes nothing itself)."""
+    env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig),
+               DASK_KUBERNETES__CLIENT_LEASE_TIMEOUT=str(LEASE_SECONDS))
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), "shared", namespace],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", line + proc.stdout.read()
+        with KubeCluster.from_name("shared", namespace=namespace, quiet=True):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed_at = time.monotonic()
+            renewed = get(kubectl, "lease", naming.client_lease_name("shared"))["spec"]["renewTime"]
+            until(lambda: time.monotonic() - killed_at > 2 * LEASE_SECONDS, "two lease timeouts", 60)
+            holder = until(lambda: get(kubectl, "lease", naming.client_lease_name("shared"))["spec"]
+                           if get(kubectl, "lease", naming.client_lease_name("shared"))["spec"]["renewTime"]
+                           != renewed else None, "the from_name client to renew", 3 * LEASE_SECONDS)
+            assert holder["holderIdentity"].endswith(f"/{os.getpid()}")
+            assert get(kubectl, "daskcluster", "shared")["status"]["phase"] == "Running"
+        closed_at = time.monotonic()
+        until(lambda: not get(kubectl, "daskcluster", "shared"), "the cluster to go once its last client did", 90)
+        assert time.monotonic() - closed_at < 3 * LEASE_SECONDS
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

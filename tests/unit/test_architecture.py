@@ -98,7 +98,8 @@ def test_localkube_is_an_extra_not_a_dependency() -> None:
 
 
 PURE = ["specs.py", "naming.py", "validation.py", "errors.py", "status.py", "operator/plan.py",
-        "operator/conditions.py", "operator/worker_pods.py", "cluster/options.py", "legacy/pods.py"]
+        "operator/conditions.py", "operator/worker_pods.py", "operator/client_leases.py", "operator/evictions.py",
+        "operator/rollout.py", "worker_lifecycle.py", "cluster/options.py", "legacy/pods.py"]
 
 
 @pytest.mark.parametrize("name", PURE)
@@ -153,7 +154,7 @@ def test_loading_the_entry_points_imports_nothing_heavy() -> None:
     code = ("import importlib.metadata as m, sys\n"
             "eps = [e for g in ('dask_cli', 'dask_cluster_discovery') for e in m.entry_points(group=g)\n"
             "       if e.value.startswith('dask_kube')]\n"
-            "assert len(eps) == 2, eps\n"
+            "assert len(eps) == 3, eps\n"
             "[e.load() for e in eps]\n"
             "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

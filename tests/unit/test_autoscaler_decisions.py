@@ -200,3 +200,45 @@ def test_an_autoscaler_applied_on_its_own_is_adopted() -> None:
     plan = decide(sample(1, scaler=scaler(owned=False)), AutoscalerMemory(), 0.0, SETTINGS)
     assert plan.patch[0].kind == naming.DASKAUTOSCALER
     assert plan.patch[0].body["metadata"]["ownerReferences"][-1]["uid"] == "uid-c"
+
+
+
+# -- two autoscaled groups of one cluster share its target ----------------------------------------------------
+
+def worker_pod(group_name: str, i: int, phase: str = "Pending") -> dict[str, Any]:
+    return {"metadata": {"name": f"{group_name}-worker-{i:010x}", "labels": naming.worker_selector("c", group_name)},
+            "status": {"phase": phase}}
+
+
+def test_autoscaled_groups_count_each_others_pending_pods_so_their_sum_never_exceeds_the_target() -> None:
+    """Two groups autoscaled towards one cluster target of 10, sampling in turn. Pods are created at once but
+    their workers have not connected yet: before pending pods counted, each group chased the whole target."""
+    names = {"a": "c-default", "b": "c-gpu"}
+    scalers = {k: scaler(maximum=10, name=k) | {"spec": {"cluster": "c", "minimum": 0, "maximum": 10,
+                                                         "workerGroup": names[k]}} for k in names}
+    replicas = {"a": 0, "b": 0}
+    for turn in ("a", "b", "a", "b"):
+        groups = [{"metadata": {"name": names[k]}, "spec": {"cluster": "c", "worker": {"replicas": replicas[k]}}}
+                  for k in names]
+        pods = [worker_pod(names[k], i) for k in names for i in range(replicas[k])]
+        view = AutoscalerView(scalers[turn], CLUSTER, groups[list(names).index(turn)], list(scalers.values()), 10,
+                              [], groups, pods)
+        plan = decide(view, AutoscalerMemory(), 50.0, SETTINGS)
+        replicas[turn] = plan.status["desiredWorkers"]
+        assert sum(replicas.values()) <= 10, replicas
+    assert replicas == {"a": 10, "b": 0}
+
+
+@pytest.mark.parametrize(("others", "pods", "workers", "expected"), [
+    pytest.param({"c-gpu": 3}, [], [], 7, id="desired-replicas-of-another-group"),
+    pytest.param({"c-gpu": 0}, [("c-gpu", "Pending")] * 2, [], 8, id="its-pending-pods"),
+    pytest.param({"c-gpu": 0}, [("c-gpu", "Running")], ["c-gpu-worker-0000000000", "c-gpu-worker-0000000001"], 8,
+                 id="its-connected-workers"),
+    pytest.param({"c-gpu": 1}, [("c-gpu", "Failed"), ("c-gpu", "Succeeded")], [], 9, id="finished-pods-do-not-count"),
+    pytest.param({}, [("c-default", "Pending")] * 4, [], 10, id="its-own-pods-do-not-count"),
+])
+def test_what_other_groups_contribute(others: dict[str, int], pods: list[tuple[str, str]], workers: list[str],
+                                      expected: int) -> None:
+    groups = [{"metadata": {"name": n}, "spec": {"worker": {"replicas": r}}} for n, r in others.items()]
+    raw_pods = [worker_pod(g, i, phase) for i, (g, phase) in enumerate(pods)]
+    assert group_target(10, workers, "c-default", groups, raw_pods) == expected

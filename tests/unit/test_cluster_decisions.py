@@ -8,7 +8,7 @@ import pytest
 
 from dask_kube import naming, specs, tls
 from dask_kube.naming import ClusterPhase, ConditionType, Reason
-from dask_kube.operator import spec_check
+from dask_kube.operator import client_leases, spec_check
 from dask_kube.operator.daskcluster import (
     STRANDED_SCHEDULER_SECONDS,
     UNREACHABLE_FAST_POLL_SECONDS,
@@ -87,7 +87,7 @@ def test_a_running_scheduler_that_answers_makes_the_cluster_running() -> None:
     assert plan.status["phase"] == ClusterPhase.RUNNING and plan.status["readyReplicas"] == 2
     assert {t: c["status"] for t, c in conds(plan).items()} == {
         ConditionType.SPEC_VALID: "True", ConditionType.SCHEDULER_READY: "True",
-        ConditionType.WORKERS_READY: "True", ConditionType.READY: "True"}
+        ConditionType.WORKERS_READY: "True", ConditionType.READY: "True", ConditionType.SCHEDULER_UPDATED: "True"}
     assert plan.status["schedulerPodUID"] == "uid-pod" and "is Running" in plan.log
     assert plan.create == [] and plan.requeue is None
 
@@ -156,6 +156,82 @@ def test_an_idle_cluster_deletes_itself_after_its_timeout_on_the_operators_clock
     assert not busy.delete_self and busy.memory is not None and busy.memory.idle is None
 
 
+def leased(seconds: str = "30") -> dict[str, Any]:
+    raw = cluster("Running")
+    raw["metadata"]["annotations"] = {naming.CLIENT_LEASE_ANNOTATION: seconds}
+    return raw
+
+
+def lease(renewed: str, owner: str = "uid-c") -> dict[str, Any]:
+    raw = specs.client_lease(leased(), 30, "me", renewed)
+    raw["metadata"]["ownerReferences"][0]["uid"] = owner
+    return raw
+
+
+def test_a_leased_cluster_goes_once_no_client_renewed_it_for_its_timeout_on_the_operators_clock() -> None:
+    running = dict(pod=scheduler_pod(), group=default_group(), reachable=True)
+    first = decide(view(leased(), lease=lease("2020-01-01T00:00:00.000000Z"), **running), ClusterMemory(), 1000.0,
+                   SETTINGS)
+    # A renewTime far in the past counts from when the operator saw it: a client's clock never reaps early.
+    assert not first.delete_self and first.requeue == 10.0 and first.memory is not None
+    renewed = decide(view(leased(), lease=lease("2020-01-01T00:00:20.000000Z"), **running), first.memory, 1025.0,
+                     SETTINGS)
+    assert not renewed.delete_self and renewed.requeue == 10.0 and renewed.memory is not None
+    quiet = view(leased(), lease=lease("2020-01-01T00:00:20.000000Z"), **running)
+    assert decide(quiet, renewed.memory, 1049.0, SETTINGS).requeue == 6.0
+    gone = decide(quiet, renewed.memory, 1055.0, SETTINGS)
+    assert gone.delete_self and not gone.create and gone.status == {}
+    assert [e.reason for e in gone.events] == [Reason.CLIENT_LEASE_EXPIRED] and "30s" in gone.events[0].message
+
+
+def test_a_leased_clusters_lease_is_read_only_when_due_and_never_expires_on_a_stale_reading() -> None:
+    running = dict(pod=scheduler_pod(), group=default_group(), reachable=True)
+    first = decide(view(leased(), lease=lease("2026-01-01T00:00:00.000000Z"), **running), ClusterMemory(), 0.0,
+                   SETTINGS)
+    seen = first.memory.lease if first.memory else None
+    assert seen is not None and seen.looked == 0.0
+    assert not client_leases.due(seen, 30, 9.9) and client_leases.due(seen, 30, 10.0)
+    # Woken by a pod event 4 s later: not read, and the next read is when it is due.
+    woken = decide(view(leased(), lease_read=False, **running), first.memory, 4.0, SETTINGS)
+    assert not woken.delete_self and woken.requeue == 6.0 and woken.memory is not None
+    assert woken.memory.lease == seen
+    # Read at 20 (same renewal), then woken at 30 without a read: 30 s quiet, but deleted only on a fresh read.
+    looked = decide(view(leased(), lease=lease("2026-01-01T00:00:00.000000Z"), **running), first.memory, 20.0,
+                    SETTINGS)
+    assert looked.memory is not None and looked.memory.lease is not None
+    assert client_leases.due(looked.memory.lease, 30, 30.0)
+    stale = decide(view(leased(), lease_read=False, **running), looked.memory, 30.0, SETTINGS)
+    assert not stale.delete_self and stale.requeue == 1.0
+
+
+@pytest.mark.parametrize("raw,held", [
+    (leased(), None),                                   # the client died between the DaskCluster and its Lease
+    (leased(), lease("2026-01-01T00:00:00.000000Z", owner="uid-old")),  # an earlier cluster's Lease: not a renewal
+])
+def test_a_leased_cluster_without_a_lease_of_its_own_goes_after_its_timeout(raw: Any, held: Any) -> None:
+    first = decide(view(raw, scheduler_pod(), default_group(), reachable=True, lease=held), ClusterMemory(), 0.0,
+                   SETTINGS)
+    assert first.memory is not None and not first.delete_self
+    assert decide(view(raw, scheduler_pod(), default_group(), reachable=True, lease=held), first.memory, 30.0,
+                  SETTINGS).delete_self
+
+
+@pytest.mark.parametrize("annotation", [None, "0", "-5", "soon"])
+def test_a_cluster_without_a_valid_lease_annotation_is_never_reaped(annotation: str | None) -> None:
+    raw = cluster("Running")
+    if annotation is not None:
+        raw["metadata"]["annotations"] = {naming.CLIENT_LEASE_ANNOTATION: annotation}
+    plan = decide(view(raw, scheduler_pod(), default_group(), reachable=True), ClusterMemory(), 0.0, SETTINGS)
+    later = decide(view(raw, scheduler_pod(), default_group(), reachable=True), plan.memory or ClusterMemory(),
+                   1e6, SETTINGS)
+    assert not later.delete_self and later.memory is not None and later.memory.lease is None
+
+
+def test_the_lease_annotation_never_reaches_a_clusters_children() -> None:
+    children = [specs.scheduler_pod(leased()), specs.scheduler_service(leased()), specs.default_worker_group(leased())]
+    assert all(naming.CLIENT_LEASE_ANNOTATION not in (c["metadata"].get("annotations") or {}) for c in children)
+
+
 def test_a_tls_cluster_generates_its_secret_before_its_scheduler() -> None:
     raw = cluster(tls_spec=specs.tls_spec())
     data = tls.generate("c", "ns").secret_data()
@@ -185,3 +261,14 @@ def test_a_tls_secret_that_cannot_be_used_blocks_the_scheduler(secret_name: str 
     assert sched["reason"] == Reason.TLS_SECRET_INVALID and says in sched["message"]
     assert [(e.reason, e.warning) for e in plan.events] == [(Reason.TLS_SECRET_INVALID, True)]
     assert plan.requeue == SETTINGS.resync_seconds  # Secrets are not watched
+
+
+def test_the_schedulers_distributed_version_goes_to_the_status_once_per_pod() -> None:
+    answered = ClusterView(cluster(), VALID, True, scheduler_pod(), group=default_group(),
+                           scheduler=SchedulerView(True, None, "2024.1.0"), now=NOW)
+    plan = decide(answered, ClusterMemory(), 0.0, SETTINGS)
+    assert plan.status["distributedVersion"] == "2024.1.0"
+    assert plan.memory is not None and plan.memory.scheduler_version == ("uid-pod", "2024.1.0")
+    unreachable = decide(view(cluster(status={"distributedVersion": "2024.1.0"}), scheduler_pod(), default_group()),
+                         ClusterMemory(), 0.0, SETTINGS)
+    assert "distributedVersion" not in unreachable.status  # the last version known stays until a scheduler answers

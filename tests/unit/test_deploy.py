@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from localkube.apiserver import podsecurity
 
 from dask_kube.operator import crd_schemas
 from tests.deploy.render_module import load
@@ -35,7 +36,9 @@ OPERATOR_NAMESPACED_RULES = (
     | _triples([""], ["pods/log"], ["get"])
     | _triples([""], ["services"], ["get", "list", "watch", "create", "patch", "delete"])
     | _triples([""], ["secrets"], ["get", "create"])
-    | _triples(["", "events.k8s.io"], ["events"], ["create", "patch"])
+    | _triples(["policy"], ["poddisruptionbudgets"], ["get", "create", "delete"])
+    | _triples(["networking.k8s.io"], ["networkpolicies"], ["get", "create", "delete"])
+    | _triples(["", "events.k8s.io"], ["events"], ["get", "create", "patch"])
     | _triples(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])
 )
 OPERATOR_CLUSTER_RULES = OPERATOR_NAMESPACED_RULES | (
@@ -105,7 +108,7 @@ def test_manifests_parse_and_name_every_object() -> None:
     docs = manifest_objects()
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == sorted(["Namespace", "ServiceAccount", *["ClusterRole"] * 3, "ClusterRoleBinding", "Deployment",
-                            *["CustomResourceDefinition"] * 4])
+                            "Service", "PodDisruptionBudget", *["CustomResourceDefinition"] * 4])
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
     for doc in docs:
         assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), doc
@@ -170,13 +173,18 @@ def test_bindings_point_at_the_service_account() -> None:
 def test_deployment_is_hardened_and_probed() -> None:
     deployment = one(manifest_objects(), "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leading: they may overlap, so the update strategy is the default rolling one.
+    assert spec["replicas"] == 2 and "strategy" not in spec
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
     assert "command" not in container  # the image's entrypoint, dask-kube-operator
-    assert container["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "--verbose"]
+    assert container["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=8000",
+                                 "--leader-elect", f"--lease-name={render.RELEASE}",
+                                 f"--lease-namespace={render.NAMESPACE}", "--verbose"]
+    assert container["env"] == [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "DASK_KUBERNETES__OPERATOR__SCHEDULER_DISRUPTION_BUDGET", "value": "false"}]
     security = container["securityContext"]
     assert security["runAsNonRoot"] is True
     assert security["readOnlyRootFilesystem"] is True
@@ -184,9 +192,19 @@ def test_deployment_is_hardened_and_probed() -> None:
     assert security["capabilities"] == {"drop": ["ALL"]}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
-    assert container["ports"] == [{"name": "healthz", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "healthz", "containerPort": 8080, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": 8000, "protocol": "TCP"}]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_operator_pod_passes_restricted_in_a_namespace_that_enforces_it() -> None:
+    objects = manifest_objects()
+    template = one(objects, "Deployment")["spec"]["template"]
+    level = podsecurity.LevelVersion(podsecurity.RESTRICTED)
+    assert podsecurity.evaluate(level, template["metadata"], template["spec"]) == []
+    labels = one(objects, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_chart_metadata_and_image_follow_the_package_version() -> None:

@@ -149,7 +149,8 @@ def test_steady_state_asks_for_nothing() -> None:
                   SETTINGS)
     assert not plan.acts and plan.requeue is None and plan.events == []
     assert {c["type"]: c["status"] for c in plan.conditions or ()} == {
-        ConditionType.SPEC_VALID: "True", ConditionType.WORKERS_READY: "True", ConditionType.READY: "True"}
+        ConditionType.SPEC_VALID: "True", ConditionType.WORKERS_READY: "True", ConditionType.READY: "True",
+        ConditionType.WORKERS_UPDATED: "True"}
     assert plan.wake_on_status == [(naming.PLURALS[naming.DASKCLUSTER], "ns", "c")]
 
 

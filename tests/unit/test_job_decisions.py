@@ -62,8 +62,9 @@ def cluster(phase: str = "Running", *, owned: bool = True, not_ready: float | No
 
 
 def runner(phase: str = "Running", *, deleting: bool = False, created: float = 50, unschedulable: bool = False,
-           restarts: int = 0, exit_code: int | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": "j-runner", "creationTimestamp": ago(created)}
+           restarts: int = 0, exit_code: int | None = None, owner: str | None = UID) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "j-runner", "creationTimestamp": ago(created),
+                            "ownerReferences": [{"uid": owner, "controller": True}] if owner else []}
     if deleting:
         meta["deletionTimestamp"] = ago(1)
     status: dict[str, Any] = {"phase": phase, "conditions": [], "containerStatuses": [
@@ -269,3 +270,35 @@ def test_a_finished_job_leaves_nothing_running(cluster_key: str, runner_key: str
     cluster_live = cluster_key not in ("none", "deleting")
     assert ("delete_runner" in actions(decision), "delete_cluster" in actions(decision)) == (runner_live, cluster_live)
     assert decision.status == {} and not decision.delete_self
+
+
+# A pod named like this job's runner that this job did not create: a leftover of an earlier job of the same name
+# (deleted with --cascade=orphan, or not yet garbage-collected), or somebody else's.
+@pytest.mark.parametrize("owner", ["uid-of-an-earlier-job", None])
+@pytest.mark.parametrize(("the_job", "phase"), [
+    (job(CLUSTER_CREATED, runner_named=False), "Succeeded"),  # would decide the new job's outcome
+    (job(CLUSTER_CREATED, runner_named=False), "Failed"),
+    (job(CLUSTER_CREATED, runner_named=False), "Running"),  # would be taken for this job's runner
+])
+def test_a_runner_pod_this_job_does_not_own_is_reported_and_replaced(the_job: dict[str, Any], phase: str,
+                                                                      owner: str | None) -> None:
+    foreign = runner(phase, owner=owner, exit_code=1 if phase == "Failed" else None)
+    plan = decide(the_job, cluster("Running"), foreign, NOW)
+    assert plan.status.get("jobStatus") in (None, the_job["status"]["jobStatus"])  # decided nothing from it
+    assert "startTime" not in plan.status or the_job["status"].get("startTime")
+    assert actions(plan) == {"delete_runner"}
+    assert [(e.reason, e.warning) for e in plan.events] == [(Reason.RUNNER_NOT_OWNED, True)]
+    assert "j-runner" in plan.events[0].message and plan.requeue is not None
+    # Once it is going, the job waits for the name to be free, then creates its own runner.
+    going = runner(phase, owner=owner, deleting=True)
+    waiting = decide(the_job, cluster("Running"), going, NOW)
+    assert actions(waiting) == set() and not waiting.events and waiting.requeue is not None
+    assert waiting.status.get("jobStatus") in (None, the_job["status"]["jobStatus"])
+    assert actions(decide(job(CLUSTER_CREATED, runner_named=False), cluster("Running"), None, NOW)) == \
+        {"create_runner"}
+
+
+def test_a_running_job_whose_runner_was_replaced_by_a_foreign_pod_lost_its_runner() -> None:
+    plan = decide(job(RUNNING, started=5), cluster("Running"), runner("Succeeded", owner="uid-of-an-earlier-job"),
+                  NOW)
+    assert plan.status["jobStatus"] == FAILED and plan.events[0].reason == Reason.RUNNER_DELETED

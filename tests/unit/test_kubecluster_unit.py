@@ -6,7 +6,7 @@ import dask.config
 import pytest
 import yaml
 
-from dask_kube import CreateMode, KubeCluster, SpecError, make_cluster_spec
+from dask_kube import CreateMode, KubeCluster, SpecError, make_cluster_spec, naming
 from dask_kube.cluster import options
 
 
@@ -70,6 +70,29 @@ def test_manifest_from_arguments() -> None:
     assert {"name": "A", "value": "1"} in manifest["spec"]["worker"]["spec"]["containers"][0]["env"]
 
 
+@pytest.mark.parametrize("timeout,shutdown_on_close,custom,expected", [
+    (None, None, False, "300"),   # the default: a cluster this client creates and deletes on close is leased
+    (20, None, True, "20"),       # a custom spec too
+    (20, False, False, None),     # kept on purpose: never reaped
+    (0, None, False, None),       # leases turned off
+    (None, None, True, "300"),
+])
+def test_a_cluster_deleted_on_close_carries_a_client_lease(timeout: int | None, shutdown_on_close: bool | None,
+                                                           custom: bool, expected: str | None) -> None:
+    custom_spec = make_cluster_spec(name="demo") if custom else None
+    with dask.config.set({"kubernetes.client-lease-timeout": timeout} if timeout is not None else {}):
+        manifest = options.resolve(name="demo", shutdown_on_close=shutdown_on_close,
+                                   custom_cluster_spec=custom_spec).manifest()
+    annotations = manifest["metadata"].get("annotations") or {}
+    assert annotations.get(naming.CLIENT_LEASE_ANNOTATION) == expected
+
+
+def test_a_bad_client_lease_timeout_is_refused_before_any_api_call() -> None:
+    with dask.config.set({"kubernetes.client-lease-timeout": "soon"}), pytest.raises(SpecError) as err:
+        options.resolve(name="demo")
+    assert err.value.field == "kubernetes.client-lease-timeout"
+
+
 def test_custom_spec_from_dict_and_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = make_cluster_spec(name="from-spec", n_workers=1)
     assert options.resolve(custom_cluster_spec=spec).name == "from-spec"
@@ -77,7 +100,7 @@ def test_custom_spec_from_dict_and_yaml(tmp_path) -> None:  # type: ignore[no-un
     assert spec["metadata"]["name"] == "from-spec"  # the caller's dict is not touched
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(spec))
-    assert options.resolve(custom_cluster_spec=str(path)).manifest() == spec
+    assert options.resolve(custom_cluster_spec=str(path), shutdown_on_close=False).manifest() == spec
     with pytest.raises(SpecError, match="cannot read"):
         options.resolve(custom_cluster_spec=str(tmp_path / "missing.yaml"))
     with pytest.raises(SpecError, match="not a DaskCluster"):

@@ -173,3 +173,18 @@ def test_lease_preload_is_a_text_preload() -> None:
 def test_add_env_appends_to_the_first_container() -> None:
     pod = pods.add_env(make_pod_spec("img", env={"A": "1"}), {"B": 2})
     assert pod["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+
+
+def test_a_null_field_of_a_legacy_template_is_absent() -> None:
+    template = {"kind": "Pod", "metadata": {"labels": None, "annotations": None},
+                "spec": {"tolerations": None, "affinity": None, "volumes": None, "containers": [
+                    {"name": "dask", "image": "img", "args": None, "command": None, "env": None, "resources": None,
+                     "ports": None, "volumeMounts": None}]}}
+    pod = make_pod_from_dict(template)
+    assert None not in pod["spec"]["containers"][0].values() and None not in pod["spec"].values()
+    worker = clean_pod_template(pod)
+    built = pods.worker_pod(worker, name="c-worker-0a1b2c3d4e", cluster="c", namespace="ns",
+                            scheduler_address="tcp://c-scheduler:8786")
+    container = built["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--name", "c-worker-0a1b2c3d4e"] and isinstance(container["env"], list)
+    assert built["metadata"]["labels"][naming.CLUSTER_LABEL] == "c"

@@ -123,3 +123,59 @@ def test_builders_emit_plain_strings_that_yaml_can_dump() -> None:
                 specs.default_worker_group(cluster), specs.make_autoscaler("demo", 1, 2),
                 specs.make_worker_group("demo", "gpu", specs.make_worker_spec())):
         assert yaml.safe_load(yaml.safe_dump(obj)) == obj
+
+
+# -- null is absent ------------------------------------------------------------------------------------------------
+
+NULLABLE_CONTAINER = ("env", "args", "command", "ports", "volumeMounts", "resources", "envFrom", "readinessProbe")
+NULLABLE_POD = ("volumes", "tolerations", "nodeSelector", "affinity", "initContainers", "imagePullSecrets")
+
+
+def _with_nulls(obj: dict) -> dict:
+    """Every nullable field of both templates null, as dask-kubernetes' helpers (and hand-written YAML) send them."""
+    obj = copy.deepcopy(obj)
+    for part in ("scheduler", "worker"):
+        obj["spec"][part]["metadata"] = {"labels": None, "annotations": None}
+        pod = obj["spec"][part]["spec"]
+        pod.update(dict.fromkeys(NULLABLE_POD))
+        pod["containers"][0].update(dict.fromkeys(NULLABLE_CONTAINER))
+    obj["metadata"]["labels"] = None
+    return obj
+
+
+def _nulls_in(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(v is None or _nulls_in(v) for v in value.values())
+    return isinstance(value, list) and any(_nulls_in(v) for v in value)
+
+
+def test_every_builder_reads_a_null_field_as_absent() -> None:
+    cluster = _with_nulls(_cluster())
+    group = specs.default_worker_group(cluster)
+    group["metadata"].update(namespace="ns", uid="u-g")
+    built = [specs.scheduler_pod(cluster), specs.scheduler_service(cluster), group,
+             specs.worker_pod(group, "demo", tls_secret="demo-tls")]
+    assert not any(_nulls_in(b) for b in built)
+    worker = built[-1]["spec"]["containers"][0]
+    assert {e["name"] for e in worker["env"]} >= {naming.WORKER_NAME_ENV, naming.SCHEDULER_ADDRESS_ENV}
+    assert built[-1]["metadata"]["labels"][naming.WORKERGROUP_LABEL] == "demo-default"
+    job = {"apiVersion": naming.API_VERSION, "kind": naming.DASKJOB,
+           "metadata": {"name": "j", "namespace": "ns", "uid": "u-j", "labels": None},
+           "spec": {"job": {"metadata": {"labels": None}, "spec": {"containers": [
+               {"name": "job", "image": "i", **dict.fromkeys(NULLABLE_CONTAINER)}], **dict.fromkeys(NULLABLE_POD)}},
+                    "cluster": {"spec": cluster["spec"]}}}
+    assert not _nulls_in(specs.job_runner_pod(job)) and not _nulls_in(specs.job_cluster(job))
+    assert specs.job_runner_pod(job)["spec"]["containers"][0]["env"][0]["name"] == naming.SCHEDULER_ADDRESS_ENV
+
+
+def test_validation_and_the_client_read_a_null_field_as_absent() -> None:
+    from dask_kube import validation
+    from dask_kube.cluster import options
+
+    cluster = _with_nulls(_cluster())
+    cluster["spec"]["worker"]["spec"]["containers"][0]["resources"] = {"limits": None, "requests": {"cpu": "1"}}
+    assert validation.pod_spec_problems(cluster["spec"]["worker"]["spec"], "spec.worker.spec") == []
+    manifest = options.resolve(custom_cluster_spec=cluster, shutdown_on_close=False).manifest()
+    assert not _nulls_in(manifest) and manifest["spec"]["worker"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "1"}}
+    assert cluster["metadata"]["labels"] is None  # the caller's dict is not touched

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 SPDY_PORTFORWARD = "SPDY/3.1+portforward.k8s.io"
-CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io")
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
 # Where the middleware leaves the authenticated user for handlers (typed keys since aiohttp 3.12).
 USER_KEY: Any = web.RequestKey("user", rbac.User) if hasattr(web, "RequestKey") else "localkube.user"
@@ -705,13 +704,10 @@ class ApiServer:
                     self._error_text(pod))
                 await ws.close()
                 return ws
-            ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, max_msg_size=0)
             ports = [int(p) for p in request.query.get("ports", "").split(",") if p.strip()]
             if not ports:
                 raise ApiError(400, "at least one port must be specified")
-            await ws.prepare(request)
-            await portforward.serve_channel_portforward(ws, ports, open_target, self._error_text(pod))
-            return ws
+            return await portforward.serve_channel_upgrade(request, ports, open_target, self._error_text(pod))
         if upgrade.startswith("spdy/3.1") and hasattr(portforward, "serve_raw_spdy_upgrade"):
             return await portforward.serve_raw_spdy_upgrade(request, open_target, self._error_text(pod))
         raise ApiError(400, "Upgrade request required")

@@ -3,8 +3,9 @@
 It behaves like a real kubelet from the API's point of view: status goes through the `status` subresource
 (phases, IPs, conditions, container states with CrashLoopBackOff and its real exponential back-off, images it
 knows no program for as failed pulls: ErrImagePull, then ImagePullBackOff on the same schedule), probes
-gate readiness and restart unhealthy containers, and deletion is SIGTERM, grace period, SIGKILL, Ready=False,
-then `finalize_pod`. It is also the server's `PodRuntime` for logs, port connections and exec.
+gate readiness and restart unhealthy containers, and deletion is preStop hooks, SIGTERM, SIGKILL at the end of
+the grace period, Ready=False, then `finalize_pod`. It is also the server's `PodRuntime` for logs, port connections
+and exec.
 
 Every container starts in a new session so the whole group can be signalled (the container ends with its first
 process, as when a PID namespace loses PID 1), and on Linux with `PR_SET_PDEATHSIG` so that nothing outlives
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Process = asyncio.subprocess.Process
+PRE_STOP_EXTENSION = 2.0  # seconds: the kubelet's one-off extension after a preStop hook overran the grace period
 
 NODE_KEY = ("", "nodes")
 HOST_IP = "127.0.0.1"
@@ -605,8 +607,10 @@ class PodWorker:
                 signal_group(group, sig)
 
     async def _stop_processes(self) -> None:
-        """SIGTERM every container, then SIGKILL at the deadline (which a new DELETE may bring forward)."""
+        """Run the running containers' preStop hooks, SIGTERM every container, then SIGKILL at the deadline (which
+        a new DELETE may bring forward). The hooks spend the same grace period, as on a node."""
         loop = asyncio.get_running_loop()
+        await self._pre_stop_hooks()
         self._signal_all(signal.SIGTERM)
         life = self._life
         while life is not None and not life.done():
@@ -623,6 +627,46 @@ class PodWorker:
             if pending:
                 life.cancel()
                 self._signal_all(signal.SIGKILL)
+
+    async def _pre_stop_hooks(self) -> None:
+        """Each running container's `lifecycle.preStop` (exec, httpGet, tcpSocket or sleep), concurrently, until it
+        ends, its container ends (an exec'd hook dies with its container, as in a PID namespace), or the grace
+        period does; then, as the kubelet does, a hook that used the whole period buys SIGTERM two more seconds.
+        A failing hook is logged and termination goes on."""
+        hooks = [(c, c.proc, hook) for c in self.containers
+                 if c.proc is not None and (hook := (c.spec.get("lifecycle") or {}).get("preStop"))]
+        if hooks:
+            await asyncio.gather(*(self._pre_stop(c, proc, hook) for c, proc, hook in hooks))
+            loop = asyncio.get_running_loop()
+            if not self.gone and self._deadline is not None and self._deadline <= loop.time():  # not forced
+                self._deadline = loop.time() + PRE_STOP_EXTENSION  # a hook used it all: SIGTERM gets a little
+
+    async def _pre_stop(self, c: Container, proc: Process, hook: Obj) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._deadline is not None
+        remaining = self._deadline - loop.time()
+        if "sleep" in hook:
+            action: Any = asyncio.sleep(float((hook["sleep"] or {}).get("seconds") or 0))
+        else:
+            action = check({**hook, "timeoutSeconds": max(remaining, 0.001)}, c.spec, self.ip or HOST_IP,
+                           lambda argv, limit: self._exec_probe(c, argv, limit))
+        hook_task = asyncio.ensure_future(action)
+        ended = asyncio.ensure_future(proc.wait())
+        try:
+            while not (hook_task.done() or ended.done()):
+                remaining = self._deadline - loop.time()  # a new DELETE may bring the deadline forward
+                if remaining <= 0:
+                    break
+                changed = asyncio.ensure_future(self._deadline_changed.wait())
+                await asyncio.wait([hook_task, ended, changed], timeout=remaining,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+        finally:
+            for task in (hook_task, ended):
+                task.cancel()
+            await asyncio.gather(hook_task, ended, return_exceptions=True)
+        if hook_task.done() and not hook_task.cancelled() and hook_task.result() is False:
+            log.info("preStop hook of %s/%s container %s failed", self.namespace, self.name, c.name)
 
     async def _terminate(self) -> None:
         """Graceful deletion: stop the processes, report them stopped and unready, then release the pod."""

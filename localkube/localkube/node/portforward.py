@@ -2,7 +2,8 @@
 
 * kr8s (and other WebSocket clients) speak the kubelet's channel framing (`v4.channel.k8s.io`, also used
   when no subprotocol is offered): one WebSocket per forwarded connection, the first byte of each binary
-  message names a channel, data is 2i and errors 2i+1 for the i-th requested port.
+  message names a channel, data is 2i and errors 2i+1 for the i-th requested port. This bulk path has a
+  WebSocket of its own on the raw connection (`channel_websocket.py`) rather than aiohttp's.
 * kubectl 1.32 speaks SPDY/3.1, either tunnelled in WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`)
   or on the raw connection after a `101 Upgrade: SPDY/3.1`. One session carries many forwarded
   connections, each as a pair of streams (`error` and `data`) sharing a `requestid`.
@@ -18,16 +19,18 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from localkube.node import spdy
+from localkube.node import channel_websocket, spdy
+from localkube.node.channel_websocket import OP_BINARY, OP_CLOSE
 
 __all__ = [
     "CHANNEL_SUBPROTOCOLS",
     "SPDY_WS_SUBPROTOCOL",
     "OpenTarget",
-    "serve_channel_portforward",
+    "serve_channel_upgrade",
     "serve_raw_spdy_upgrade",
     "serve_spdy_portforward",
     "websocket_recv",
@@ -42,8 +45,9 @@ Recv = Callable[[], Awaitable[bytes | None]]
 Send = Callable[[bytes], Awaitable[None]]
 
 SPDY_WS_SUBPROTOCOL = "SPDY/3.1+portforward.k8s.io"
-CHANNEL_SUBPROTOCOLS = ("v4.channel.k8s.io",)
-READ_CHUNK = 64 * 1024
+CHANNEL_SUBPROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")  # binary framing; base64 is not spoken
+READ_CHUNK = 256 * 1024  # the most a target read takes, and so the largest message sent to the client
+TARGET_HIGH_WATER = 1024 * 1024  # client bytes a target may have queued before the client is not read
 
 
 async def _close_writers(*writers: asyncio.StreamWriter | None) -> None:
@@ -64,83 +68,137 @@ async def _cancel_all(tasks: list[asyncio.Task]) -> None:
 # ------------------------------------------------------------------------------ v4 channel framing
 
 
-async def serve_channel_portforward(
-    ws: web.WebSocketResponse, ports: list[int], open_target: OpenTarget, error_text: ErrorText
-) -> None:
-    """Forward `ports` over a prepared WebSocket with channel framing, until either side closes.
+async def serve_channel_upgrade(
+    request: web.Request, ports: list[int], open_target: OpenTarget, error_text: ErrorText
+) -> web.StreamResponse:
+    """Answer a channel-framing WebSocket upgrade and forward `ports` over it until either side closes.
 
     Like the kubelet, each channel first gets one preamble frame holding its port (uint16 LE); kr8s drops
-    exactly one frame per channel before relaying, so there must be exactly one.
+    exactly one frame per channel before relaying, so there must be exactly one. The WebSocket is ours, on the
+    raw connection (`channel_websocket.py`): client bytes go to the targets as they arrive, with no message
+    assembly, and the connection stops reading while a target is slow.
     """
-    writers: list[asyncio.StreamWriter | None] = [None] * len(ports)
-    pumps: list[asyncio.Task] = []
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    if request.headers.get("Upgrade", "").lower() != "websocket" or not key:
+        raise web.HTTPBadRequest(text="expected a WebSocket upgrade")
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade",
+               "Sec-WebSocket-Accept": channel_websocket.accept_key(key)}
+    chosen = next((p for p in offered if p in CHANNEL_SUBPROTOCOLS), None)
+    if chosen is not None:
+        headers["Sec-WebSocket-Protocol"] = chosen
+    response = web.StreamResponse(status=101, headers=headers)
+    response.force_close()
+    await response.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return response
+    session = _ChannelSession(transport, request.protocol, len(ports))
     try:
-        for i, port in enumerate(ports):
-            for channel in (2 * i, 2 * i + 1):
-                await ws.send_bytes(bytes([channel]) + port.to_bytes(2, "little"))
-        for i, port in enumerate(ports):
-            try:
-                reader, writers[i] = await open_target(port)
-            except OSError as exc:
-                await ws.send_bytes(bytes([2 * i + 1]) + error_text(port, exc).encode())
-                continue
-            pumps.append(asyncio.create_task(_channel_pump(ws, 2 * i, reader)))
-        if pumps:
-            await _relay_channels(ws, writers, pumps)
-    except (ConnectionError, RuntimeError) as exc:  # the client vanished while we were sending
+        await session.serve(ports, open_target, error_text)
+    except ConnectionError as exc:  # the client vanished while we were sending
         log.debug("port-forward websocket ended: %r", exc)
     finally:
-        await _cancel_all(pumps)
-        await _close_writers(*writers)
-        await _close_websocket(ws)
+        await session.close()
+    return response
 
 
-async def _close_websocket(ws: web.WebSocketResponse) -> None:
-    """Say goodbye politely, except when cancelled: the close handshake waits on the client (10 s by
-    default) and the cancelled handler's connection is torn down by aiohttp anyway."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        return
-    with contextlib.suppress(Exception):
-        await ws.close()
+class _ChannelSession:
+    """One channel-framing WebSocket: targets by port index, client bytes in through `FrameReader` callbacks."""
 
+    def __init__(self, transport: asyncio.Transport, protocol: Any, count: int) -> None:
+        self._transport = transport
+        self._protocol = protocol  # aiohttp's RequestHandler: set_parser, pause/resume_reading, _drain_helper
+        self._writers: list[asyncio.StreamWriter | None] = [None] * count
+        self._pumps: list[asyncio.Task] = []
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._resuming: asyncio.Task | None = None
+        self._close_sent = False
 
-async def _relay_channels(
-    ws: web.WebSocketResponse, writers: list[asyncio.StreamWriter | None], pumps: list[asyncio.Task]
-) -> None:
-    """Copy client data channels to the targets until the client leaves or every target has closed."""
-    inbound = asyncio.create_task(_channel_inbound(ws, writers))
-    all_pumps = asyncio.gather(*pumps)
-    try:
-        await asyncio.wait([inbound, all_pumps], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await _cancel_all([inbound])
-        all_pumps.cancel()
-        await asyncio.gather(all_pumps, return_exceptions=True)  # retrieve a pump's error, if any
-
-
-async def _channel_inbound(ws: web.WebSocketResponse, writers: list[asyncio.StreamWriter | None]) -> None:
-    async for msg in ws:
-        if msg.type != WSMsgType.BINARY or not msg.data:
-            continue
-        channel, payload = msg.data[0], msg.data[1:]
-        index = channel // 2
-        writer = writers[index] if channel % 2 == 0 and index < len(writers) else None
-        if writer is None or not payload:
-            continue
+    async def serve(self, ports: list[int], open_target: OpenTarget, error_text: ErrorText) -> None:
+        for i, port in enumerate(ports):
+            for channel in (2 * i, 2 * i + 1):
+                await self._send(channel, port.to_bytes(2, "little"))
+        for i, port in enumerate(ports):
+            try:
+                reader, self._writers[i] = await open_target(port)
+            except OSError as exc:
+                await self._send(2 * i + 1, error_text(port, exc).encode())
+                continue
+            self._pumps.append(asyncio.create_task(self._pump(2 * i, reader)))
+        if not self._pumps:
+            return
+        # Only now: bytes that came before the targets were open waited in aiohttp's buffer, not dropped.
+        self._protocol.set_parser(channel_websocket.FrameReader(self))
+        all_pumps = asyncio.gather(*self._pumps)
         try:
-            writer.write(payload)
-            await writer.drain()  # back-pressure: stop reading the WebSocket while the target is slow
-        except ConnectionError:
-            writers[index] = None
-            await _close_writers(writer)
+            await asyncio.wait([self._ended, all_pumps], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            all_pumps.cancel()
+            await asyncio.gather(all_pumps, return_exceptions=True)  # retrieve a pump's error, if any
 
+    async def close(self) -> None:
+        """Targets closed (synchronously first, so cancellation leaks none), a close frame, the connection."""
+        tasks = [*self._pumps, *([self._resuming] if self._resuming is not None else [])]
+        for task in tasks:
+            task.cancel()
+        writers = [w for w in self._writers if w is not None]
+        for writer in writers:
+            writer.close()
+        self._close_frame(1000)
+        self._transport.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _close_writers(*writers)
 
-async def _channel_pump(ws: web.WebSocketResponse, channel: int, reader: asyncio.StreamReader) -> None:
-    prefix = bytes([channel])
-    with contextlib.suppress(ConnectionError):
-        while chunk := await reader.read(READ_CHUNK):
-            await ws.send_bytes(prefix + chunk)
+    async def _pump(self, channel: int, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(READ_CHUNK):
+                await self._send(channel, chunk)
+
+    async def _send(self, channel: int, data: bytes) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("port-forward client went away")
+        self._transport.write(channel_websocket.frame_header(OP_BINARY, len(data) + 1) + bytes([channel]) + data)
+        await self._protocol._drain_helper()  # the back-pressure hook aiohttp's own writers await
+
+    def _close_frame(self, code: int) -> None:
+        if not self._close_sent and not self._transport.is_closing():
+            self._close_sent = True
+            self._transport.write(channel_websocket.frame_header(OP_CLOSE, 2) + code.to_bytes(2, "big"))
+
+    # channel_websocket.Handler: called from the connection's data_received
+    def data(self, channel: int, payload: bytearray | memoryview) -> None:
+        index = channel // 2
+        writer = self._writers[index] if channel % 2 == 0 and index < len(self._writers) else None
+        if writer is None:
+            return
+        if writer.transport.is_closing():  # the target went away: its channel's bytes have nowhere to go
+            self._writers[index] = None
+            return
+        writer.write(payload)
+        if self._resuming is None and writer.transport.get_write_buffer_size() > TARGET_HIGH_WATER:
+            self._protocol.pause_reading()  # back-pressure: stop reading the client while the target is slow
+            self._resuming = asyncio.create_task(self._resume_when_drained(writer))
+
+    async def _resume_when_drained(self, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        self._resuming = None
+        if not self._ended.done():
+            self._protocol.resume_reading()
+
+    def control(self, opcode: int, payload: bytes) -> None:
+        if opcode == channel_websocket.OP_PING and not self._transport.is_closing():
+            self._transport.write(channel_websocket.frame_header(channel_websocket.OP_PONG, len(payload)) + payload)
+        elif opcode == OP_CLOSE:
+            self._close_frame(int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000)
+
+    def ended(self, error: BaseException | None) -> None:
+        if error is not None:
+            log.debug("port-forward websocket: %s", error)
+            self._close_frame(1002)
+        if not self._ended.done():
+            self._ended.set_result(None)
 
 
 # --------------------------------------------------------------------------------------------- SPDY

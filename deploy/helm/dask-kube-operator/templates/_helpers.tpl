@@ -64,6 +64,14 @@ namespace only, so it watches exactly that namespace; anything else is refused a
 - --all-namespaces
 {{- end }}
 - --liveness=http://0.0.0.0:{{ .Values.healthPort }}/healthz
+{{- if .Values.metrics.enabled }}
+- --metrics-port={{ .Values.metrics.port }}
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+- --leader-elect
+- --lease-name={{ include "dask-kube-operator.fullname" . }}
+- --lease-namespace={{ .Release.Namespace }}
+{{- end }}
 {{- if eq .Values.logLevel "debug" }}
 - --debug
 {{- else if eq .Values.logLevel "info" }}
@@ -102,16 +110,27 @@ tests/unit/test_deploy.py pins them.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A scheduler's NetworkPolicy (spec.networkPolicy): created while wanted, deleted when not (and with its cluster
+# by garbage collection). Read by name only.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "delete"]
 # TLS clusters: generate a cluster's certificate Secret (garbage-collected with it), read it or the user's to
 # reach the scheduler over TLS. No list or watch: the operator reads Secrets of TLS clusters by name only.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
-# Events on the custom resources (kopf posts core/v1 Events).
+# The scheduler's optional PodDisruptionBudget (spec.scheduler.disruptionBudget): created, checked by name,
+# deleted when the spec no longer asks for it (otherwise garbage-collected with its cluster).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "delete"]
+# Events on the custom resources: a repeat reads the Event and counts it up (get, patch).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# Reserved for leader election (unused today: the operator runs standalone, one replica, strategy Recreate).
+  verbs: ["get", "create", "patch"]
+# get: a cluster's client Lease ({cluster}-client); get, create, update: leader election (one Lease in the
+# release namespace that the replicas take turns holding).
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "create", "update"]
