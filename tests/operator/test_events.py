@@ -9,6 +9,7 @@ import json
 
 from dask_kube import kubernetes_api, specs
 from dask_kube.kinds import DaskCluster
+from dask_kube.operator.cache import Cache
 from dask_kube.operator.objects import Objects
 from dask_kube.operator.settings import OperatorSettings
 
@@ -23,13 +24,13 @@ async def test_a_repeated_event_is_counted_on_one_object(kube, crds, kubectl, na
         cluster = DaskCluster(specs.make_cluster_spec("evented", n_workers=0), namespace=namespace, api=api)
         await cluster.create()
         settings = OperatorSettings(instance="replica-a")
-        objects = Objects(api, settings)
+        objects = Objects(api, settings, Cache(()))
         for _ in range(3):
             await objects.event(cluster, "WorkersUnschedulable", "0/1 nodes are available", warning=True)
         await objects.event(cluster, "WorkersUnschedulable", "0/2 nodes are available", warning=True)
         await objects.event(cluster, "ScaledUp", "0/1 nodes are available")  # same message, other reason
         # Another replica (after a leader change) and ten concurrent repeats: all counted on the same Event.
-        other = Objects(api, dataclasses.replace(settings, instance="replica-b"))
+        other = Objects(api, dataclasses.replace(settings, instance="replica-b"), Cache(()))
         await asyncio.gather(*(o.event(cluster, "WorkersUnschedulable", "0/1 nodes are available", warning=True)
                                for o in [objects, other] * 5))
 
@@ -50,7 +51,7 @@ async def test_a_repeated_event_is_counted_on_one_object(kube, crds, kubectl, na
 
 async def test_an_event_on_a_recreated_object_starts_again(kube, crds, kubectl, namespace) -> None:  # type: ignore[no-untyped-def]
     async with kubernetes_api.private_client(str(kube.kubeconfig)) as api:
-        objects = Objects(api, OperatorSettings(instance="replica-a"))
+        objects = Objects(api, OperatorSettings(instance="replica-a"), Cache(()))
         for _ in range(2):
             cluster = DaskCluster(specs.make_cluster_spec("again", n_workers=0), namespace=namespace, api=api)
             await cluster.create()
