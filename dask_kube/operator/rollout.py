@@ -31,8 +31,10 @@ NOT_TEMPLATE = ("replicas", ROLLING_UPDATE)  # fields of spec.worker whose chang
 
 
 def template_hash(template: Mapping[str, Any], ignore: Collection[str] = NOT_TEMPLATE) -> str:
-    """The hash of what pods are made from: `spec.worker` (or `spec.scheduler`) but the fields in `ignore`."""
-    return spec_check.fingerprint({k: v for k, v in template.items() if k not in ignore})[:HASH_LENGTH]
+    """The hash of what pods are made from: `spec.worker` (or `spec.scheduler`) but the fields in `ignore`. A null
+    field hashes as an absent one, as the API server reads it: a merge patch that drops the nulls changes nothing."""
+    kept = {k: v for k, v in template.items() if k not in ignore}
+    return spec_check.fingerprint(status.without_nulls(kept))[:HASH_LENGTH]
 
 
 def scheduler_hash(scheduler: Mapping[str, Any]) -> str:

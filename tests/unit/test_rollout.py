@@ -122,3 +122,15 @@ def test_a_changed_scheduler_template_waits_for_the_next_start() -> None:
     assert cond["status"] == "False" and cond["reason"] == Reason.SCHEDULER_RESTART_PENDING
     assert "delete pod c-scheduler" in cond["message"]
     assert rollout.scheduler_condition(cluster, {"metadata": {}})["status"] == "True", "no hash: predates this"
+
+
+def test_a_null_field_hashes_as_an_absent_one() -> None:
+    """A cluster's template with `env: null` (dask-kubernetes writes it) reaches its default group through a merge
+    patch, which drops the nulls: the pods made before and after must not look outdated."""
+    template = specs.make_cluster_spec("nulls", n_workers=2)["spec"]["worker"]
+    nulled = {**template, "metadata": {"labels": None},
+              "spec": {**template["spec"], "containers": [{**template["spec"]["containers"][0], "env": None}]}}
+    dropped = {**template, "metadata": {},
+               "spec": {**template["spec"], "containers": [
+                   {k: v for k, v in template["spec"]["containers"][0].items() if k != "env"}]}}
+    assert rollout.template_hash(nulled) == rollout.template_hash(dropped)
