@@ -3,8 +3,11 @@ which of their workers to retire now, so that their data moves while the pods' p
 (see dask_kube/worker_lifecycle.py).
 
 Pure. A pod qualifies while it is terminating, its grace period has not ended, this operator did not delete it
-itself (its own deletions retire first), its worker is still connected, and it was not handed to the scheduler
-already (one retirement per pod: a second one of the same worker would race the first).
+itself (its own deletions retire first), its worker is still connected, it was not handed to the scheduler
+already (one retirement per pod: a second one of the same worker would race the first), and its node still
+answers: a pod whose node stopped answering (Ready False, then evicted by the taint manager) has a worker that
+cannot hand anything over, and retiring it would hold its keys hostage until the scheduler gave up on it; such
+workers are removed as lost instead, and what they held is recomputed.
 
 The scheduler, one pod whose loss loses the cluster's state, may instead be protected by a PodDisruptionBudget
 (`spec.scheduler.disruptionBudget`): evictions of it are then refused and a drain waits for someone to move it.
@@ -30,7 +33,8 @@ def to_retire(pods: Sequence[Mapping[str, Any]], workers: Sequence[WorkerView], 
     for pod in pods:
         meta = pod["metadata"]
         view = PodView.from_pod(pod)
-        if view.deleting and view.gone_at > now and meta["uid"] not in deleted_by_us and meta["uid"] not in handled:
+        if view.deleting and view.gone_at > now and meta["uid"] not in deleted_by_us and meta["uid"] not in handled \
+                and not view.unreachable:
             candidates[view.name] = view
     return {worker.name: pod for pod, worker in joined(list(candidates.values()), workers).items()}
 

@@ -24,6 +24,7 @@ class PodView:
     deleting: bool = False
     unschedulable: bool = False
     gone_at: str = ""  # deletionTimestamp: when its grace period ends and the kubelet kills what is left
+    unreachable: bool = False  # evicted because its node stopped answering: nobody can stop (or hear) its worker
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any]) -> PodView:
@@ -32,7 +33,7 @@ class PodView:
         return cls(name=meta["name"], phase=status.phase(pod) or "Pending", ip=(pod.get("status") or {}).get("podIP"),
                    created=meta.get("creationTimestamp", ""), deleting=status.deleting(pod),
                    unschedulable=unscheduled is not None and unscheduled.get("reason") == "Unschedulable",
-                   gone_at=meta.get("deletionTimestamp") or "")
+                   gone_at=meta.get("deletionTimestamp") or "", unreachable=node_lost(pod))
 
     @property
     def live(self) -> bool:
@@ -116,9 +117,19 @@ def plan_worker_group(desired: int, pods: Sequence[PodView], workers: Sequence[W
 def overdue_workers(pods: Sequence[PodView], workers: Sequence[WorkerView], now: str) -> list[str]:
     """Workers still connected although their pod's grace period has ended: the kubelet that should have killed
     them cannot (their node is unreachable: a partition), so they are silent, and the scheduler would keep their
-    tasks until its worker-ttl (5 minutes by default) gives them up. `now` is RFC 3339, as the timestamps."""
-    overdue = [p for p in pods if p.deleting and p.gone_at and p.gone_at <= now]
+    tasks until its worker-ttl (5 minutes by default) gives them up. A pod the taint manager evicted from an
+    unreachable node is such a worker at once: waiting out its grace period (long, so that evicted workers can hand
+    their data over) would only hold its tasks hostage. `now` is RFC 3339, as the timestamps."""
+    overdue = [p for p in pods if p.deleting and (p.unreachable or (p.gone_at and p.gone_at <= now))]
     return sorted(w.name for w in joined(overdue, workers).values())
+
+
+def node_lost(pod: Mapping[str, Any]) -> bool:
+    """Marked not Ready and evicted by the taint manager: what Kubernetes does to the pods of a node that stopped
+    answering (an admin's NoExecute taint on a healthy node leaves its pods Ready)."""
+    target = status.condition(pod, "DisruptionTarget")
+    return (status.deleting(pod) and status.condition(pod, "Ready").get("status") == "False"
+            and target.get("status") == "True" and target.get("reason") == "DeletionByTaintManager")
 
 
 def podless_workers(group: str, pod_names: Collection[str], workers: Sequence[WorkerView]) -> list[str]:

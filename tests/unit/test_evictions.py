@@ -40,6 +40,21 @@ def test_an_evicted_worker_is_retired_once_while_its_pod_terminates(
         assert len(plan.create) == 1, "the evicted pod is replaced at once"
 
 
+def test_a_worker_on_an_unreachable_node_is_not_retired() -> None:
+    """Its node stopped answering (the pod is marked not Ready, then evicted by the taint manager): its worker can
+    hand nothing over, so it is removed as lost at once (what it held is recomputed), not held retiring until the
+    pod's long grace period ends."""
+    unreachable = pod("w2", deleting=LATER)
+    unreachable.setdefault("status", {})["conditions"] = [
+        {"type": "Ready", "status": "False"},
+        {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"}]
+    plan = decide(view([pod("w1"), unreachable], [worker("w1"), worker("w2")], replicas=2), GroupMemory(), 0.0,
+                  SETTINGS)
+    assert _retirements(plan) == []
+    removed = [c for c in plan.scheduler if c.event.reason == Reason.WORKERS_LOST]
+    assert [c.op for c in removed] == ["remove"] and set(removed[0].workers) == {"w2"}, plan.scheduler
+
+
 def test_what_the_loop_remembers_of_evictions_goes_with_the_pods() -> None:
     memory = GroupMemory(evicted=frozenset({"uid-w2", "uid-gone"}))
     plan = decide(view([pod("w1"), pod("w2", deleting=LATER)], [worker("w1"), worker("w2")], replicas=2), memory,
