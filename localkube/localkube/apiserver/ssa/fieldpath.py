@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from localkube.apiserver.validation import go_quote  # Go's %q, as the server quotes names and keys
+
 PathElement = tuple[str, Any]
 Path = tuple[PathElement, ...]
 
@@ -60,29 +62,6 @@ def _go_json(v: Any) -> str:
                      ("\u2029", "\\u2029")):
         text = text.replace(raw, esc)
     return text
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote(s: str) -> str:
-    """Go's %q (strconv.Quote): the server quotes manager names and string keys this way in messages."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _go_float(f: float) -> str:
