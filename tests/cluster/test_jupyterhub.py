@@ -6,13 +6,13 @@ the Service's address and says how a browser reaches it."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import pytest
 import yaml
 from localkube.testing import until
 
+from tests.cluster.helpers import run_in_pod
 from tests.rbacdocs import documented_user_role
 
 pytestmark = pytest.mark.e2e
@@ -43,26 +43,8 @@ def test_a_notebook_pod_gets_a_dashboard_link_its_browser_can_open(kube, operato
     kubectl("create", "serviceaccount", "jupyter")
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documented_user_role(namespace, "jupyter")))
     kubeconfig = kube.service_account_kubeconfig(namespace, "jupyter", tmp_path / "jupyter.kubeconfig")
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jupyter-alice"}, "spec": {
-        "restartPolicy": "Never",
-        "containers": [{"name": "notebook", "image": "python:3.11", "command": ["python", "-c", SCRIPT, namespace],
-                        # LocalKube mounts no token: a kubeconfig of the ServiceAccount stands for it, and
-                        # KUBERNETES_SERVICE_HOST is what tells a client it runs in a cluster.
-                        "env": [{"name": "KUBECONFIG", "value": str(kubeconfig)},
-                                {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
-                                {"name": "JUPYTERHUB_SERVICE_PREFIX", "value": PREFIX}]}]}}
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
-
-    def finished() -> str | None:
-        obj = json.loads(kubectl("get", "pod", "jupyter-alice", "-o", "json").stdout)
-        phase = (obj.get("status") or {}).get("phase")
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = until(finished, "the notebook to finish", within=120,
-                  explain=lambda: kubectl("logs", "jupyter-alice", check=False).stdout)
-    logs = kubectl("logs", "jupyter-alice").stdout
-    assert phase == "Succeeded", logs
-    lines = dict(line.split(" ", 1) for line in logs.splitlines() if " " in line)
+    lines = run_in_pod(kubectl, "jupyter-alice", [SCRIPT, namespace],
+                       {"KUBECONFIG": str(kubeconfig), "JUPYTERHUB_SERVICE_PREFIX": PREFIX}, within=120)
     service_link = f"http://hub-scheduler.{namespace}.svc:8787/status"
     assert lines["default-link"] == service_link
     assert lines["hint"].startswith(f"the dashboard at {service_link} is reachable from inside the Kubernetes "

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import pytest
-import yaml
 from distributed import Client
-from localkube.testing import until
 
 from dask_kube import KubeCluster
+from tests.cluster.helpers import run_in_pod
 
 pytestmark = pytest.mark.e2e
 
@@ -44,24 +42,6 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_in_a_pod_the_client_uses_the_service_dns_name(kube, operator, namespace, kubectl) -> None:  # type: ignore[no-untyped-def]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "notebook"}, "spec": {
-        "restartPolicy": "Never",
-        "containers": [{"name": "notebook", "image": "python:3.11", "command": ["python", "-c", SCRIPT, namespace],
-                        # A kubeconfig instead of a service-account token (LocalKube mounts none); the
-                        # KUBERNETES_SERVICE_HOST variable is what tells a client it runs in a cluster.
-                        "env": [{"name": "KUBECONFIG", "value": str(kube.kubeconfig)},
-                                {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}]}]}}
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
-
-    def finished() -> str | None:
-        obj = json.loads(kubectl("get", "pod", "notebook", "-o", "json").stdout)
-        phase = (obj.get("status") or {}).get("phase")
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = until(finished, "the in-pod client to finish", within=150,
-                  explain=lambda: kubectl("logs", "notebook", check=False).stdout)
-    logs = kubectl("logs", "notebook").stdout
-    assert phase == "Succeeded", logs
-    lines = dict(line.split(" ", 1) for line in logs.splitlines() if " " in line)
+    lines = run_in_pod(kubectl, "notebook", [SCRIPT, namespace], {"KUBECONFIG": str(kube.kubeconfig)}, within=150)
     assert lines["address"] == f"tcp://inpod-scheduler.{namespace}.svc:8786"
     assert lines["forwards"] == "0" and lines["result"] == "45"
