@@ -92,14 +92,23 @@ class SchedulerForward:
                                 f"{self.denied}")
 
     async def _accept(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+        """Accept connections for as long as the forward runs.
+
+        Not `loop.sock_accept`: when its task is cancelled (`stop()`) in the same loop pass in which a connection
+        arrives, CPython 3.9-3.13 accept the connection and then fail to hand it over (InvalidStateError in the
+        loop's log) and leak it. Here only this task accepts, and only when it runs, so cancelling it leaves a
+        waiting connection in the backlog, to be refused when the listener closes."""
         while True:
             try:
-                conn, _ = await loop.sock_accept(listener)
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                await _readable(listener)
+                continue
             except OSError as err:  # out of file descriptors, say: the listener stays, as asyncio's servers do
                 log.warning("forward %s cannot accept a connection: %r", self.address, err)
                 await asyncio.sleep(ACCEPT_RETRY_SECONDS)
                 continue
+            conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = asyncio.create_task(self._handle(conn))
             self._connections.add(task)
@@ -169,6 +178,22 @@ class SchedulerForward:
         running = [p for p in pods if status.phase(p.raw) == "Running" and not status.deleting(p.raw)]
         running.sort(key=lambda p: p.raw["metadata"].get("creationTimestamp", ""), reverse=True)
         self.pod_name = running[0].name if running else naming.scheduler_name(self.cluster)
+
+
+async def _readable(sock: socket.socket) -> None:
+    """Until `sock` has something to read (for a listener: a connection to accept)."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():  # the waiter may have been cancelled in this very loop pass
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
 
 
 async def _pump(ws: websocket_session.BinarySession, conn: socket.socket) -> None:
