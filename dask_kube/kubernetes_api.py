@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import kr8s
@@ -30,10 +31,57 @@ REJECTION_STATUSES = frozenset({400, 422})
 async def client(kubeconfig: str | None = None) -> kr8s.asyncio.Api:
     """kr8s's shared client for `kubeconfig` (None: the default one), with `kubernetes.request-timeout` unless it
     has a timeout already: kr8s shares one client per thread, loop and kubeconfig with the user's own kr8s code."""
-    api = await kr8s.asyncio.api(kubeconfig=kubeconfig)
+    api = guard_reauthentication(await kr8s.asyncio.api(kubeconfig=kubeconfig))
     if api.timeout is None:
         api.timeout = config.get_float("request-timeout")
     return api
+
+
+def guard_reauthentication(api: kr8s.asyncio.Api) -> kr8s.asyncio.Api:
+    """Keep kr8s from failing requests in flight when another request is refused.
+
+    kr8s 0.20 answers every 401 and 403 (a namespace being deleted, a missing RBAC rule) by re-reading its
+    credentials and rebuilding its HTTP session. Concurrent requests on the same client then fail for nothing:
+    the old session is closed under them (httpx ReadError, which reads as "the API server could not be reached"),
+    and a session rebuilt while the server's address is blanked for the re-read has no address (httpx
+    UnsupportedProtocol). Here the session is rebuilt only when what it is built from changed (the server, the
+    token, the certificate files' contents), which a 403 never changes, and a session without an address is
+    dropped before any request can use it. Idempotent: kr8s shares its clients."""
+    if getattr(api, "_dask_kube_guarded", False):
+        return api
+    rebuild = api._create_session
+    built_from: list[tuple[object, ...]] = []
+
+    async def create_session() -> None:
+        while True:
+            # kr8s builds the TLS context under its credentials lock: this waits out a re-read in progress.
+            await api.auth.ssl_context()  # type: ignore[no-untyped-call]
+            wanted = _credentials(api.auth)
+            session = api._session
+            if session is not None and not session.is_closed and built_from == [wanted]:
+                return
+            await rebuild()
+            session = api._session
+            if session is None or session.base_url.scheme in ("http", "https"):
+                built_from[:] = [_credentials(api.auth)]
+                return
+            api._session = None  # in the same loop pass it was made: no request ever saw it
+            await session.aclose()
+
+    api._create_session = create_session  # type: ignore[method-assign]
+    api._dask_kube_guarded = True  # type: ignore[attr-defined]
+    return api
+
+
+def _credentials(auth: Any) -> tuple[object, ...]:
+    """What kr8s builds a session from. Certificates by content: kr8s writes inline ones to a new file each time."""
+    def content(path: object) -> bytes | None:
+        try:
+            return Path(str(path)).read_bytes() if path else None
+        except OSError:
+            return None
+    return (auth.server, auth.token, auth.tls_server_name, auth.proxy,
+            content(auth.client_cert_file), content(auth.client_key_file), content(auth.server_ca_file))
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +93,7 @@ async def private_client(kubeconfig: str | None = None, context: str | None = No
     dask-ctl call) may get the id of one that is closed, and with it a dead HTTP session. A private client avoids
     that, and `kubeconfig`/`context` choose the cluster as kubectl's flags do.
     """
-    api = kr8s.asyncio.Api(bypass_factory=True, kubeconfig=kubeconfig, context=context)
+    api = guard_reauthentication(kr8s.asyncio.Api(bypass_factory=True, kubeconfig=kubeconfig, context=context))
     try:
         await api
     except ValueError as err:  # kr8s: "Unable to find valid credentials", or an unknown context

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kr8s.asyncio
-
 from .. import kubernetes_api, naming
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
 from ..naming import Reason
@@ -37,7 +35,7 @@ class OperatorContext:
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
-        api = await kr8s.asyncio.api()
+        api = await kubernetes_api.client()
         api.timeout = settings.request_timeout  # kr8s waits forever by default: a silent connection would hang us
         cache = Cache(WATCHED_KINDS)
         ctx = cls(settings=settings, objects=Objects(api, settings, cache),
