@@ -50,6 +50,8 @@ CLIENT_LEASE_ANNOTATION = "kubernetes.dask.org/client-lease-seconds"
 NON_PROPAGATING_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io", CLIENT_LEASE_ANNOTATION)
 # On worker and scheduler pods: the hash of the template they were made from (operator/rollout.py).
 TEMPLATE_HASH_ANNOTATION = "kubernetes.dask.org/template-hash"
+# On a DaskWorkerGroup: the DaskAutoscaler that scales it (operator/autoscaler.py, `senior_rival`).
+AUTOSCALED_BY_ANNOTATION = "kubernetes.dask.org/autoscaled-by"
 # The reference autoscaler's bookkeeping annotation (read for compatibility; dask_kube keeps status instead).
 COOLDOWN_ANNOTATION = "kubernetes.dask.org/cooldown-until"
 

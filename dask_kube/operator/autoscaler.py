@@ -121,20 +121,50 @@ def _group_name(scaler: Obj) -> str:
     return str(spec.get("workerGroup") or naming.default_worker_group_name(spec["cluster"]))
 
 
-def senior_rival(scaler: Obj, autoscalers: Iterable[Obj]) -> str | None:
-    """The name of an older autoscaler of the same worker group, if any: two would fight (like HPA's
-    AmbiguousSelector), so the oldest acts and the others say why they do not."""
-    meta, cluster, group = scaler["metadata"], scaler["spec"]["cluster"], _group_name(scaler)
-    mine = (meta.get("creationTimestamp", ""), meta["name"])
-    rivals = []
+def senior_rival(scaler: Obj, autoscalers: Iterable[Obj], group: Obj | None = None) -> str | None:
+    """The name of the autoscaler of the same worker group that acts instead of this one, if any: two would fight
+    (like HPA's AmbiguousSelector), so one acts and the others say why they do not.
+
+    The one that acts is the one the group names (`naming.AUTOSCALED_BY_ANNOTATION`) while it exists, else the
+    oldest (creation time to the second, then name). An autoscaler claims the group with a patch conditional on
+    the resourceVersion it read, so two that decide at once (neither seeing the other yet, or created in the same
+    second) cannot both win: the loser's write fails with 409, and its next pass sees the claim."""
+    meta, cluster, group_name = scaler["metadata"], scaler["spec"]["cluster"], _group_name(scaler)
+    rivals: dict[str, tuple[str, str]] = {}
     for other in autoscalers:
         ometa, ospec = other["metadata"], other["spec"]
         if (ometa["uid"] == meta["uid"] or status.deleting(other) or ospec.get("cluster") != cluster
-                or _group_name(other) != group):
+                or _group_name(other) != group_name):
             continue
-        if (ometa.get("creationTimestamp", ""), ometa["name"]) < mine:
-            rivals.append(ometa["name"])
-    return min(rivals) if rivals else None
+        rivals[ometa["name"]] = (ometa.get("creationTimestamp", ""), ometa["name"])
+    claimed = _claimed_by(group)
+    if claimed == meta["name"]:
+        return None
+    if claimed in rivals:
+        return claimed
+    mine = (meta.get("creationTimestamp", ""), meta["name"])
+    older = [name for name, rank in rivals.items() if rank < mine]
+    return min(older) if older else None
+
+
+def _claimed_by(group: Obj | None) -> str | None:
+    annotations = ((group or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(naming.AUTOSCALED_BY_ANNOTATION)
+
+
+def _scale_patch(scaler: Obj, group: Obj, current: int, replicas: int) -> Patch | None:
+    """The group's new replicas, and this autoscaler's claim on the group unless the group names it already (a
+    claim is conditional on the group's resourceVersion as read: see `senior_rival`)."""
+    body: dict[str, Any] = {}
+    if replicas != current:
+        body["spec"] = {"worker": {"replicas": replicas}}
+    name = scaler["metadata"]["name"]
+    if _claimed_by(group) != name:
+        claim: dict[str, Any] = {"annotations": {naming.AUTOSCALED_BY_ANNOTATION: name}}
+        if group["metadata"].get("resourceVersion"):
+            claim["resourceVersion"] = group["metadata"]["resourceVersion"]
+        body["metadata"] = claim
+    return Patch(naming.DASKWORKERGROUP, group["metadata"]["name"], body) if body else None
 
 
 def _problem(scaler: Obj, memory: AutoscalerMemory, type_: str, reason: str, message: str,
@@ -184,7 +214,7 @@ def decide(view: AutoscalerView, memory: AutoscalerMemory, now: float, settings:
     if view.group is None or view.group["spec"].get("cluster") != cluster_name:
         plan = _problem(scaler, memory, ConditionType.READY, Reason.WORKER_GROUP_MISSING,
                         f"DaskWorkerGroup {group_name} of cluster {cluster_name} does not exist", resync)
-    elif (rival := senior_rival(scaler, view.autoscalers)) is not None:
+    elif (rival := senior_rival(scaler, view.autoscalers, view.group)) is not None:
         plan = _problem(scaler, memory, ConditionType.READY, Reason.CONFLICTING_AUTOSCALER,
                         f"DaskAutoscaler {rival} already scales {group_name}; only the oldest autoscaler of a "
                         "worker group acts (delete one of them)", resync)
@@ -201,8 +231,9 @@ def decide(view: AutoscalerView, memory: AutoscalerMemory, now: float, settings:
         ready = conditions.condition(ConditionType.READY, True, Reason.AUTOSCALED,
                                      f"scaling {group_name} between {minimum} and {maximum} workers")
         plan = _status(scaler, replicas, ready, scaled_at if replicas != current else None)
+        if (patch := _scale_patch(scaler, view.group, current, replicas)) is not None:
+            plan.patch.append(patch)
         if replicas != current:
-            plan.patch.append(Patch(naming.DASKWORKERGROUP, group_name, {"spec": {"worker": {"replicas": replicas}}}))
             plan.events.append(Event(
                 Reason.AUTOSCALED, f"scaled {group_name} {'up' if replicas > current else 'down'} from {current} "
                                    f"to {replicas} workers (scheduler target {view.target}, bounds "
@@ -267,7 +298,7 @@ class AutoscalerReconciler:
             return view
         autoscalers = [a.raw for a in await objects.list(DaskAutoscaler, ns, naming.cluster_selector(cluster_name))]
         view = replace(view, autoscalers=autoscalers)
-        if senior_rival(scaler, autoscalers) is not None:
+        if senior_rival(scaler, autoscalers, view.group) is not None:
             return view
         try:
             target = await self.ctx.scheduler.adaptive_target(ns, cluster_name)

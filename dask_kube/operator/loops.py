@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from .. import kubernetes_api
 from . import metrics
 from .plan import Key
 
@@ -67,6 +68,21 @@ class Loops:
             counts[namespace] = counts.get(namespace, 0) + 1
         return counts
 
+    async def _log_failure(self, key: Key, err: Exception, failures: int, delay: float, last_error: str,
+                           explanation: str | None) -> tuple[str, str | None]:
+        """One warning per distinct failure it understands, INFO while it lasts; a traceback for anything else."""
+        said = f"{type(err).__name__}: {err}"
+        if said != last_error:
+            last_error, explanation = said, await self._report(key, err)
+            if explanation is not None:
+                log.warning("reconciling %s %s/%s failed: %s; retrying in %.1fs", *key, explanation, delay)
+        elif explanation is not None:
+            log.info("reconciling %s %s/%s still fails (attempt %d): %s; retrying in %.1fs", *key, failures,
+                     explanation, delay)
+        if explanation is None:
+            log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key, failures, delay)
+        return last_error, explanation
+
     async def run(self, key: Key, reconcile: Callable[[], Awaitable[float | None]]) -> None:
         """Reconcile until the object is gone (or the loop is cancelled). `reconcile` returns how soon it wants to run
         again (None: resync)."""
@@ -92,19 +108,17 @@ class Loops:
                 except Exception as err:  # a bug, an API outage, a missing permission: back off, never stop
                     metrics.reconciled(key, time.monotonic() - started, err)
                     failures += 1
-                    delay = min(0.5 * 2 ** failures, self.resync)
-                    said = f"{type(err).__name__}: {err}"
-                    if said != last_error:
-                        last_error, explanation = said, await self._report(key, err)
-                        if explanation is not None:
-                            log.warning("reconciling %s %s/%s failed: %s; retrying in %.1fs", *key, explanation,
-                                        delay)
-                    elif explanation is not None:
-                        log.info("reconciling %s %s/%s still fails (attempt %d): %s; retrying in %.1fs", *key,
-                                 failures, explanation, delay)
-                    if explanation is None:
-                        log.exception("reconciling %s %s/%s failed (attempt %d); retrying in %.1fs", *key,
-                                      failures, delay)
+                    if kubernetes_api.is_conflict(err):
+                        # A write conditional on what the pass read (its resourceVersion) lost to another writer:
+                        # decide again on fresh state, soon. Normal under concurrency: logged only if it persists.
+                        delay = min(0.05 * 2 ** failures, self.resync)
+                        log.log(logging.INFO if failures > 3 else logging.DEBUG,
+                                "%s %s/%s changed under its pass (attempt %d): %s; again in %.2fs", *key, failures,
+                                err, delay)
+                    else:
+                        delay = min(0.5 * 2 ** failures, self.resync)
+                        last_error, explanation = await self._log_failure(key, err, failures, delay, last_error,
+                                                                          explanation)
                 if delay is None:
                     timeout = min(self.resync * 2 ** quiet, self.resync_max)
                 else:

@@ -521,6 +521,12 @@ def test_two_autoscalers_of_one_group_do_not_fight(capped: Capped, base: str) ->
                 seen.append(replicas)
             time.sleep(0.3)
         assert len(seen) <= 2, f"the group's replicas flapped: {seen}"
+        # Whoever won, the group names it, its bound holds, and the other one says why it does nothing.
+        winner = group["metadata"].get("annotations", {}).get(naming.AUTOSCALED_BY_ANNOTATION)
+        assert winner in ("fight-low", "fight-high") and replicas == {"fight-low": 0, "fight-high": 3}[winner]
+        [loser] = [a for a in capped.list("daskautoscalers", base) if a["metadata"]["name"] != winner]
+        ready = next(c for c in loser["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", naming.Reason.CONFLICTING_AUTOSCALER)
     finally:
         _cleanup(capped, base, "daskautoscalers")
         until(lambda: not capped.list("daskautoscalers", base), "the autoscalers to go", 15)

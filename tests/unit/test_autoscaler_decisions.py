@@ -135,13 +135,17 @@ def scaler(minimum: int = 1, maximum: int = 4, name: str = "auto", created: str 
 CLUSTER = {"apiVersion": naming.API_VERSION, "kind": naming.DASKCLUSTER, "metadata": {"name": "c", "uid": "uid-c"}}
 
 
-def group(replicas: int) -> dict[str, Any]:
-    return {"metadata": {"name": "c-default"}, "spec": {"cluster": "c", "worker": {"replicas": replicas}}}
+def group(replicas: int, claimed_by: str | None = "auto") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "c-default", "resourceVersion": "42"}
+    if claimed_by is not None:
+        meta["annotations"] = {naming.AUTOSCALED_BY_ANNOTATION: claimed_by}
+    return {"metadata": meta, "spec": {"cluster": "c", "worker": {"replicas": replicas}}}
 
 
 def sample(target: int | None, replicas: int = 1, **kwargs: Any) -> AutoscalerView:
     mine = kwargs.pop("scaler", scaler())
-    return AutoscalerView(mine, CLUSTER, group(replicas), [mine, *kwargs.pop("others", [])], target,
+    return AutoscalerView(mine, CLUSTER, group(replicas, kwargs.pop("claimed_by", "auto")),
+                          [mine, *kwargs.pop("others", [])], target,
                           [f"c-default-worker-{i:010x}" for i in range(replicas)])
 
 
@@ -179,7 +183,7 @@ def test_scale_down_waits_and_remembers_the_lower_targets() -> None:
 @pytest.mark.parametrize(("observed", "reason"), [
     pytest.param(AutoscalerView(scaler()), Reason.CLUSTER_MISSING, id="no-cluster"),
     pytest.param(AutoscalerView(scaler(), CLUSTER), Reason.WORKER_GROUP_MISSING, id="no-group"),
-    pytest.param(sample(2, others=[scaler(name="older", created="2025-01-01T00:00:00Z")]),
+    pytest.param(sample(2, others=[scaler(name="older", created="2025-01-01T00:00:00Z")], claimed_by=None),
                  Reason.CONFLICTING_AUTOSCALER, id="an-older-autoscaler"),
 ])
 def test_problems_are_a_condition_an_event_and_a_resync(observed: AutoscalerView, reason: str) -> None:
@@ -188,6 +192,35 @@ def test_problems_are_a_condition_an_event_and_a_resync(observed: AutoscalerView
     ready = next(c for c in plan.conditions or () if c["type"] == ConditionType.READY)
     assert (ready["status"], ready["reason"]) == ("False", reason)
     assert [(e.reason, e.warning) for e in plan.events] == [(reason, True)]
+
+
+def test_the_first_to_act_claims_the_group_conditionally_on_what_it_read() -> None:
+    plan = decide(sample(target=1, claimed_by=None), AutoscalerMemory(), 0.0, SETTINGS)
+    claim = {"annotations": {naming.AUTOSCALED_BY_ANNOTATION: "auto"}, "resourceVersion": "42"}
+    assert plan.patch == [Patch(naming.DASKWORKERGROUP, "c-default", {"metadata": claim})]
+    assert plan.events == []  # no scaling: nothing to announce
+    plan = decide(sample(target=3, claimed_by=None), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch == [Patch(naming.DASKWORKERGROUP, "c-default",
+                                {"spec": {"worker": {"replicas": 3}}, "metadata": claim})]
+
+
+def test_the_autoscaler_the_group_names_keeps_acting_even_against_an_older_one() -> None:
+    older = scaler(name="older", created="2025-01-01T00:00:00Z")
+    plan = decide(sample(target=3, others=[older]), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch == [Patch(naming.DASKWORKERGROUP, "c-default", {"spec": {"worker": {"replicas": 3}}})]
+    plan = decide(sample(target=3, others=[older], claimed_by="older"), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch == []
+    ready = next(c for c in plan.conditions or () if c["type"] == ConditionType.READY)
+    assert ready["reason"] == Reason.CONFLICTING_AUTOSCALER and "older already scales" in ready["message"]
+
+
+def test_a_claim_by_an_autoscaler_that_is_gone_falls_back_to_the_oldest() -> None:
+    newer = scaler(name="aaa-newer", created="2027-01-01T00:00:00Z")
+    plan = decide(sample(target=3, others=[newer], claimed_by="deleted-one"), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch[0].body["metadata"]["annotations"] == {naming.AUTOSCALED_BY_ANNOTATION: "auto"}
+    same_second = scaler(name="aaa", created="2026-01-01T00:00:00Z")  # same creation second: the name decides
+    plan = decide(sample(target=3, others=[same_second], claimed_by=None), AutoscalerMemory(), 0.0, SETTINGS)
+    assert plan.patch == []
 
 
 def test_an_unreachable_scheduler_is_a_condition_only() -> None:

@@ -159,3 +159,30 @@ async def test_a_loop_ends_when_its_object_is_gone_and_keeps_nothing() -> None:
 
     await asyncio.wait_for(loops.run(KEY, reconcile), 10)  # returns by itself: no cancellation needed
     assert passes == 3 and loops.running() == 0 and loops.held() == {}
+
+
+async def test_a_write_that_lost_a_race_is_decided_again_soon_and_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """A 409 (a write conditional on a resourceVersion, like an autoscaler's claim on its group) is retried
+    within tens of milliseconds, not after the seconds of backoff a failure gets, and without a traceback."""
+    caplog.set_level(logging.DEBUG, logger="dask_kube.operator.loops")
+    request = httpx.Request("PATCH", "https://k/apis/kubernetes.dask.org/v1/namespaces/a/daskworkergroups/g")
+    loops = Loops(resync_seconds=30)
+    passes = 0
+    settled = asyncio.Event()
+
+    async def reconcile() -> float | None:
+        nonlocal passes
+        passes += 1
+        if passes <= 2:
+            raise kr8s.ServerError("the object has been modified", response=httpx.Response(409, request=request))
+        settled.set()
+        return None
+
+    task = asyncio.create_task(loops.run(KEY, reconcile))
+    try:
+        await asyncio.wait_for(settled.wait(), 2)  # a failure's backoff alone would be 1 s, then 2 s
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    records = [r for r in caplog.records if r.name == "dask_kube.operator.loops"]
+    assert passes == 3 and records and all(r.levelno == logging.DEBUG and r.exc_info is None for r in records)
