@@ -168,4 +168,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # SIGINT or SIGTERM (procs.install): every process was stopped, LocalKube closed
+        sys.exit(130)

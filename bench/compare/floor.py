@@ -39,6 +39,20 @@ def _worker(address: str, options: list[str], log) -> subprocess.Popen[bytes]:  
                        stderr=subprocess.STDOUT)
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _client(port: int, limit: float):  # type: ignore[no-untyped-def]
+    """A Client of the floor's scheduler once it listens. The wait is the harness's own, which gives up as soon as
+    the harness stops: `Client(timeout=...)` alone would keep retrying a scheduler killed by the clean-up."""
+    from distributed import Client
+
+    procs.wait_until(lambda: _listening(port), limit, "the floor's scheduler listening")
+    return Client(f"tcp://127.0.0.1:{port}", timeout=30)
+
+
 def _wait_workers(client, n: int, limit: float) -> None:  # type: ignore[no-untyped-def]
     """Until `n` workers are connected, or the harness stops; polled as often as `Client.wait_for_workers` does."""
     procs.wait_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) >= n, limit,
@@ -52,8 +66,6 @@ def _stop(started: list[subprocess.Popen[bytes]]) -> None:
 
 def start_then_add(first: int, then: int, options: list[str], log_path: Path) -> tuple[float, float | None]:
     """Seconds from spawning a scheduler and `first` workers to all connected; then seconds for `then` more."""
-    from distributed import Client
-
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     started: list[subprocess.Popen[bytes]] = []
@@ -62,7 +74,7 @@ def start_then_add(first: int, then: int, options: list[str], log_path: Path) ->
             start = time.perf_counter()
             started.append(_scheduler(port, log))
             started += [_worker(address, options, log) for _ in range(first)]
-            client = Client(address, timeout=60)
+            client = _client(port, 60)
             _wait_workers(client, first, 120)
             up = time.perf_counter() - start
             more = None
