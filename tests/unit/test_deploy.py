@@ -248,3 +248,12 @@ def test_render_check_reports_an_out_of_date_crd_copy(tmp_path: Path, monkeypatc
     (tmp_path / "daskjob.yaml").write_text("changed\n")
     assert render.main(["--check"]) == 1
     assert stale.read_text() == (crd_schemas.CRD_DIR / "daskjob.yaml").read_text()
+
+
+def test_kopf_scans_only_when_a_namespace_is_a_pattern() -> None:
+    """Exact names leave kopf's namespace and CRD scans nothing to find (and a Role cannot allow them)."""
+    from dask_kube.operator.main import exact_namespaces
+
+    assert exact_namespaces(["solo"]) and exact_namespaces(["a", "b"])
+    assert not exact_namespaces([])  # every namespace: kopf observes CRDs
+    assert not exact_namespaces(["team-*"]) and not exact_namespaces(["a", "!b"])
