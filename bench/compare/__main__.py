@@ -134,6 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.scenarios, args.tools = 1, "1", "ours"
+    args.dk_venv = os.path.abspath(args.dk_venv)  # its scripts run from other working directories
     if args.sim_rounds is None:
         args.sim_rounds = args.rounds
     procs.install()
