@@ -45,11 +45,21 @@ async def test_one_leader_at_a_time(kube, namespace) -> None:  # type: ignore[no
         leader = (a, b, c)[wins.index(True)]
         standby = next(e for e in (a, b, c) if e is not leader)
 
-        # The leader renews; a standby never takes over while it does.
+        async def renew_time() -> str:
+            async with api.call_api("GET", version="coordination.k8s.io/v1", url="leases/unit",
+                                    namespace=namespace) as resp:
+                return str(resp.json()["spec"]["renewTime"])
+
+        # The leader renews; a standby never takes over while it does. The standby tries as a replica does, every
+        # retry period, until it has watched for longer than a lease and seen the leader renew at least 3 times:
+        # a silent leader would have lost the Lease to it by then.
         keeping = asyncio.create_task(leader.keep())
-        for _ in range(3):
-            await asyncio.sleep(FAST.lease_duration_seconds / 2)
+        watching, renewals = time.monotonic(), {await renew_time()}
+        while len(renewals) < 4 or time.monotonic() - watching < 1.5 * FAST.lease_duration_seconds:
             assert not await standby.try_acquire_or_renew(within=5)
+            renewals.add(await renew_time())
+            assert time.monotonic() - watching < 30, f"the leader renewed only {len(renewals) - 1} times in 30 s"
+            await asyncio.sleep(FAST.retry_period_seconds)
         keeping.cancel()
 
         # Silent from now on: the standby takes over once it has seen no renewal for the lease duration.
