@@ -216,8 +216,8 @@ def decide(view: AutoscalerView, memory: AutoscalerMemory, now: float, settings:
                         f"DaskWorkerGroup {group_name} of cluster {cluster_name} does not exist", resync)
     elif (rival := senior_rival(scaler, view.autoscalers, view.group)) is not None:
         plan = _problem(scaler, memory, ConditionType.READY, Reason.CONFLICTING_AUTOSCALER,
-                        f"DaskAutoscaler {rival} already scales {group_name}; only the oldest autoscaler of a "
-                        "worker group acts (delete one of them)", resync)
+                        f"DaskAutoscaler {rival} already scales {group_name}; only one autoscaler of a worker "
+                        "group acts (delete one of them)", resync)
     elif view.target is None:
         # Expected while a cluster starts: a condition, not an Event every few seconds.
         plan = _status(scaler, None, conditions.condition(
