@@ -9,6 +9,10 @@ from typing import Any
 from runner import Adapter, main
 
 
+def load() -> None:
+    from dask_kube import KubeCluster  # noqa: F401
+
+
 def make_cluster(name: str, namespace: str, n_workers: int, image: str, worker_command: list[str],
                  extra: dict[str, Any]) -> Any:
     from dask_kube import KubeCluster
@@ -39,4 +43,4 @@ def forward(namespace: str, cluster: str, port: int) -> int:
 
 
 if __name__ == "__main__":
-    main(Adapter(make_cluster=make_cluster, forward=forward))
+    main(Adapter(load=load, make_cluster=make_cluster, forward=forward))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +44,38 @@ def _summary(obj: dict[str, Any]) -> str:
         (f" [{conds}]" if conds else "")
 
 
-async def _watch(kube: Kube, path: str, start: float, lines: list[str]) -> None:
+async def _watch(kube: Kube, path: str, start: float, lines: list[str],
+                 on_running: Callable[[str], None] = lambda name: None) -> None:
     assert kube.http is not None
     seen: dict[str, str] = {}
+    running: set[str] = set()
     async with kube.http.get(path, params={"watch": "true"}, timeout=None) as resp:  # type: ignore[arg-type]
         async for raw in resp.content:
             event = json.loads(raw)
             obj = event["object"]
             key = f"{obj.get('kind')} {obj['metadata']['name']}"
             text = f"{event['type']} {_summary(obj)}" if event["type"] != "MODIFIED" else _summary(obj)
+            name = obj["metadata"]["name"]
+            if obj.get("kind") == "Pod" and (obj.get("status") or {}).get("phase") == "Running" \
+                    and name not in running:
+                running.add(name)
+                on_running(name)
             if seen.get(key) != text:
                 seen[key] = text
                 lines.append(f"{time.perf_counter() - start:7.3f}  {key:<40} {text}")
+
+
+async def _follow_log(kube: Kube, name: str, start_wall: float, lines: list[str]) -> None:
+    """A pod's log lines on the same clock as the watch: LocalKube stamps each line when it arrives
+    (`timestamps=true`), which places the scheduler's listening and the workers' retries among the object
+    changes. Followed from the pod's start, since the runner deletes the cluster as soon as it has measured."""
+    assert kube.http is not None
+    path = f"/api/v1/namespaces/{NS}/pods/{name}/log"
+    async with kube.http.get(path, params={"timestamps": "true", "follow": "true"}, timeout=None) as resp:  # type: ignore[arg-type]
+        async for raw in resp.content:
+            stamp, _, message = raw.decode(errors="replace").rstrip().partition(" ")
+            when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - start_wall
+            lines.append(f"{when:7.3f}  log {name:<36} {message[:140]}")
 
 
 async def main(what: str) -> None:
@@ -63,9 +85,15 @@ async def main(what: str) -> None:
             tool = ours_tool()
             async with operator(tool, kube, "trace"):
                 lines: list[str] = []
-                start = time.perf_counter()
-                watches = [asyncio.create_task(_watch(kube, path, start, lines)) for path in (
-                    f"/api/v1/namespaces/{NS}/pods", f"/api/v1/namespaces/{NS}/services",
+                start, start_wall = time.perf_counter(), time.time()
+                logs: list[asyncio.Task[None]] = []
+
+                def follow(name: str) -> None:
+                    logs.append(asyncio.create_task(_follow_log(kube, name, start_wall, lines)))
+
+                watches = [asyncio.create_task(_watch(kube, f"/api/v1/namespaces/{NS}/pods", start, lines, follow))]
+                watches += [asyncio.create_task(_watch(kube, path, start, lines)) for path in (
+                    f"/api/v1/namespaces/{NS}/services",
                     *(f"{GROUP}/namespaces/{NS}/{p}" for p in ("daskclusters", "daskworkergroups", "daskjobs")))]
                 if what == "job":
                     body = _retag(copy.deepcopy(_load()), OUR_IMAGE)
@@ -85,10 +113,10 @@ async def main(what: str) -> None:
                         event = await run.event(timeout=300)
                     lines.append(f"{time.perf_counter() - start:7.3f}  client: 2 workers connected "
                                  f"{event['seconds']:.3f} s after KubeCluster() was called")
-                for task in watches:
+                for task in watches + logs:
                     task.cancel()
-                await asyncio.gather(*watches, return_exceptions=True)
-                print("\n".join(lines))
+                await asyncio.gather(*watches, *logs, return_exceptions=True)
+                print("\n".join(sorted(lines, key=lambda line: float(line.split()[0]))))
 
 
 if __name__ == "__main__":
