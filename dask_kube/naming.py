@@ -65,6 +65,7 @@ WORKER_DASHBOARD_PORT = 8788
 # Environment variables injected into containers.
 SCHEDULER_ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
 WORKER_NAME_ENV = "DASK_WORKER_NAME"
+POD_IP_ENV = "DASK_KUBE_POD_IP"  # the scheduler's own address for its preStop hook (worker_lifecycle)
 
 # TLS (docs/security.md). A TLS cluster's certificates live in one Secret with the layout of a `kubernetes.io/tls`
 # Secret (cert-manager writes the same three keys); containers read them through env `secretKeyRef`s, which dask

@@ -288,8 +288,9 @@ def scheduler_pod(cluster: Mapping[str, Any]) -> Obj:
     name = cluster["metadata"]["name"]
     scheduler = status.without_nulls(cluster["spec"]["scheduler"])
     fixed = {**naming.scheduler_selector(name), naming.ISTIO_INJECT_LABEL: "false"}
-    spec = pod_security.with_restricted_defaults(scheduler["spec"])
     secret = tls_secret_of(cluster)
+    spec = worker_lifecycle.with_orderly_close(pod_security.with_restricted_defaults(scheduler["spec"]),
+                                               tls=secret is not None)
     if secret:
         _inject_env(spec, {}, tls_env(secret))
     return {"apiVersion": "v1", "kind": "Pod",

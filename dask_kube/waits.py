@@ -74,9 +74,13 @@ def _absent(raw: Raw | None) -> bool:
 
 
 async def delete_and_wait(obj: T, within: float, explain: Explain[T] | None = None,
-                          propagation_policy: str | None = None) -> bool:
+                          propagation_policy: str | None = None,
+                          accepted: Callable[[], Awaitable[None]] | None = None) -> bool:
     """Delete the object and return once the API server no longer has it; whether it existed. With `Foreground`
-    propagation, that is once its dependents (pods, Services) are gone too."""
+    propagation, that is once its dependents (pods, Services) are gone too. `accepted` runs once the deletion is
+    under way (the object existed), before the wait."""
     existed = await kubernetes_api.delete(obj, propagation_policy=propagation_policy)
+    if existed and accepted is not None:
+        await accepted()
     await wait_for(obj, _absent, within, explain=explain)
     return existed

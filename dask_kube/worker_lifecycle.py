@@ -9,6 +9,15 @@ asks the scheduler itself. A worker the scheduler no longer knows (already retir
 that is gone) ends its hook at once. The hook never outlasts its budget, which leaves the worker time to close
 before the grace period ends.
 
+A whole cluster that is closed on purpose (`KubeCluster.close()`) needs none of that, and the order matters: a
+worker whose scheduler closes first goes through distributed's slow path (its process lingers about 2 s after
+"scheduler-close", sometimes killed after 4 s), while a worker sent SIGTERM with its scheduler still up is gone
+in a quarter of a second. So whoever closes a cluster marks it closing in the scheduler's metadata
+(`CLOSING_KEYS`) once its deletion is under way: the scheduler's own preStop hook then stops every worker through
+its nanny (the same fast path as SIGTERM) and keeps the scheduler up until they have left (at most
+`SCHEDULER_WAIT_SECONDS`); a worker's hook that still reaches the scheduler ends at once. Unmarked (a
+`kubectl delete` of a DaskCluster, a drained or evicted scheduler pod), the scheduler's hook ends at once.
+
 Pure: builds dicts, imports no I/O library (the hook's script runs in the worker's image, which has distributed).
 """
 
@@ -23,6 +32,12 @@ from . import naming
 DEFAULT_GRACE_SECONDS = 120  # the operator's default for worker pods (kubernetes.operator.worker-grace-seconds)
 CLOSE_SECONDS = 15  # what the hook leaves of the grace period for the worker to close after SIGTERM
 WORKER_CONTAINER = "worker"
+
+# The scheduler metadata that marks a cluster as being closed on purpose: set before its deletion.
+CLOSING_KEYS = ("dask-kube", "closing")
+# How long a closing cluster's scheduler waits in its preStop hook for its workers to leave.
+SCHEDULER_WAIT_SECONDS = 10
+SCHEDULER_CONTAINER = "scheduler"
 
 # Runs in the worker container: `python -c HOOK_SCRIPT BUDGET`. `ncores` with a worker name answers with its
 # address while the scheduler has it (`ncores_running`: and is not retiring it); once the worker is gone the name
@@ -43,6 +58,8 @@ async def main(budget):
     try:
         while time.monotonic() - start < budget:
             try:
+                if await asyncio.wait_for(r.get_metadata(keys={list(CLOSING_KEYS)!r}, default=False), 10):
+                    return  # the whole cluster is being closed: nothing to retire to
                 if not await asyncio.wait_for(r.ncores(workers=[name]), 10):
                     return
                 if time.monotonic() - start > {OPERATOR_SECONDS} and await r.ncores_running(workers=[name]):
@@ -59,6 +76,45 @@ asyncio.run(main(float(sys.argv[1])))
 """
 
 
+# Runs in the scheduler container: `python -c SCHEDULER_HOOK_SCRIPT SCHEME PORT BUDGET`. It reaches the scheduler
+# at its pod IP (a terminating pod is no endpoint of its Service any more); exec hooks get the container's
+# environment but no `$(VAR)` expansion, so the script reads it. Unmarked, it ends at once.
+SCHEDULER_HOOK_SCRIPT = f"""\
+import asyncio, os, sys, time
+from distributed.core import rpc
+from distributed.security import Security
+
+ARGS = Security().get_connection_args("client")
+
+async def stop(address):
+    r = rpc(address, connection_args=ARGS, timeout=5)
+    try:
+        await asyncio.wait_for(r.terminate(reason="cluster-closing"), 5)
+    except (OSError, TimeoutError):  # it closed before it answered, or was gone
+        pass
+    finally:
+        await r.close_rpc()
+
+async def main(address, budget):
+    start = time.monotonic()
+    r = rpc(address, connection_args=ARGS, timeout=5)
+    try:
+        if not await asyncio.wait_for(r.get_metadata(keys={list(CLOSING_KEYS)!r}, default=False), 5):
+            return
+        workers = (await asyncio.wait_for(r.identity(), 5)).get("workers") or {{}}
+        await asyncio.gather(*(stop(w.get("nanny") or a) for a, w in workers.items()))
+        while time.monotonic() - start < budget and await asyncio.wait_for(r.ncores(), 5):
+            await asyncio.sleep(0.05)
+    except (OSError, TimeoutError):  # no scheduler to keep up
+        return
+    finally:
+        await r.close_rpc()
+
+address = f"{{sys.argv[1]}}://{{os.environ['{naming.POD_IP_ENV}']}}:{{sys.argv[2]}}"
+asyncio.run(main(address, float(sys.argv[3])))
+"""
+
+
 def hook_budget(grace_seconds: float) -> float:
     """Seconds the hook may wait for retirement within a grace period."""
     return max(grace_seconds - CLOSE_SECONDS, grace_seconds / 2)
@@ -66,6 +122,30 @@ def hook_budget(grace_seconds: float) -> float:
 
 def pre_stop_hook(grace_seconds: float) -> dict[str, Any]:
     return {"exec": {"command": ["python", "-c", HOOK_SCRIPT, f"{hook_budget(grace_seconds):g}"]}}
+
+
+def scheduler_pre_stop_hook(scheme: str, port: int | str) -> dict[str, Any]:
+    return {"exec": {"command": ["python", "-c", SCHEDULER_HOOK_SCRIPT, scheme, str(port),
+                                 f"{SCHEDULER_WAIT_SECONDS:g}"]}}
+
+
+def with_orderly_close(pod_spec: Mapping[str, Any], tls: bool) -> dict[str, Any]:
+    """The scheduler pod spec with the hook that keeps a closing cluster's scheduler up until its workers left,
+    on its scheduler container (named `scheduler`, else the first), unless that container has a preStop hook of
+    its own. The hook reaches the scheduler at its pod IP (downward API) on the container's `tcp-comm` port."""
+    spec = copy.deepcopy(dict(pod_spec))
+    containers = spec.get("containers") or []
+    main = next((c for c in containers if c.get("name") == SCHEDULER_CONTAINER), containers[0] if containers else None)
+    if main is None or (main.get("lifecycle") or {}).get("preStop"):
+        return spec
+    port = next((p.get("containerPort") for p in main.get("ports") or ()
+                 if p.get("name") == naming.SCHEDULER_PORT_NAME), naming.SCHEDULER_PORT)
+    main["lifecycle"] = {**(main.get("lifecycle") or {}),
+                         "preStop": scheduler_pre_stop_hook(naming.TLS_SCHEME if tls else naming.TCP_SCHEME, port)}
+    env = main["env"] = list(main.get("env") or ())
+    if not any(isinstance(e, Mapping) and e.get("name") == naming.POD_IP_ENV for e in env):
+        env.append({"name": naming.POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+    return spec
 
 
 def with_retirement(pod_spec: Mapping[str, Any], grace_seconds: int) -> dict[str, Any]:

@@ -7,6 +7,8 @@ lines they return its own way.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import kr8s
 import kr8s.asyncio
 
@@ -77,9 +79,11 @@ async def scale(api: kr8s.asyncio.Api, namespace: str, name: str, n: int,
     return done
 
 
-async def delete(api: kr8s.asyncio.Api, namespace: str, name: str, within: float | None) -> bool:
+async def delete(api: kr8s.asyncio.Api, namespace: str, name: str, within: float | None,
+                 accepted: Callable[[], Awaitable[None]] | None = None) -> bool:
     """Delete a DaskCluster with foreground propagation: it goes only after its pods, Services, worker groups and
-    autoscalers. With `within`, return once it is gone, waiting at most that long; whether it existed."""
+    autoscalers. With `within`, return once it is gone, waiting at most that long (`accepted` runs once the
+    deletion is under way, before the wait); whether it existed."""
     cluster = kubernetes_api.ref(DaskCluster, name, namespace, api)
     if within is None:
         return await kubernetes_api.delete(cluster, propagation_policy="Foreground")
@@ -89,4 +93,4 @@ async def delete(api: kr8s.asyncio.Api, namespace: str, name: str, within: float
                             "finalizers need the operator (is it running?); `kubectl get daskcluster "
                             f"{name} -n {namespace} -o yaml` shows what holds it")
 
-    return await waits.delete_and_wait(cluster, within, explain, propagation_policy="Foreground")
+    return await waits.delete_and_wait(cluster, within, explain, propagation_policy="Foreground", accepted=accepted)

@@ -15,7 +15,7 @@ import dask.bag as db
 import pytest
 from distributed import Client
 
-from dask_kube import KubeCluster, naming
+from dask_kube import KubeCluster, kubernetes_api, naming
 from dask_kube.kinds import DaskCluster
 
 pytestmark = pytest.mark.e2e
@@ -86,6 +86,37 @@ async def test_async_context_manager_with_custom_worker_command(operator, namesp
         await cluster.wait_for_workers(1, timeout=60)
         async with Client(cluster, asynchronous=True) as client:
             assert list((await client.nthreads()).values()) == [3]
+
+
+async def test_close_stops_the_workers_before_their_scheduler(operator, namespace) -> None:  # type: ignore[no-untyped-def]
+    """close() marks the cluster closing once its deletion is under way: the scheduler's preStop hook stops the
+    workers through their nannies and stays up until they left, so every worker pod is gone before the scheduler
+    pod. Unmarked, the scheduler closed first and its workers lingered in distributed's slow close."""
+    cluster = await KubeCluster(name="order", namespace=namespace, n_workers=2, asynchronous=True, quiet=True)
+    api = await kubernetes_api.client()
+    listed, gone = asyncio.Event(), []
+
+    async def follow() -> None:
+        added = set()
+        async for event, pod in api.watch("pods", namespace=namespace):
+            if event == "ADDED":
+                added.add(pod.name)
+                if len(added) == 3:
+                    listed.set()
+            elif event == "DELETED":
+                gone.append(pod.name)
+                if len(gone) == 3:
+                    return
+
+    try:
+        await cluster.wait_for_workers(2, timeout=60)
+        watch = asyncio.create_task(follow())
+        await asyncio.wait_for(listed.wait(), 30)
+    finally:
+        await cluster.close()
+    await asyncio.wait_for(watch, 60)
+    assert gone[-1] == naming.scheduler_name("order"), gone
+    assert all("-default-worker-" in name for name in gone[:2]), gone
 
 
 def test_from_name_sees_the_cluster_and_closing_it_keeps_it(operator, namespace, kubectl) -> None:  # type: ignore[no-untyped-def]

@@ -92,6 +92,42 @@ def test_the_user_template_wins(pod_spec: dict[str, Any], grace: int, hooked: st
     assert "lifecycle" not in pod_spec["containers"][0] or hooked is None, "the template itself is not changed"
 
 
+def test_worker_hooks_end_at_once_in_a_closing_cluster() -> None:
+    script = worker_lifecycle.HOOK_SCRIPT
+    assert f"get_metadata(keys={list(worker_lifecycle.CLOSING_KEYS)!r}, default=False)" in script
+    assert script.index("get_metadata") < script.index("ncores"), "checked before waiting for retirement"
+
+
+@pytest.mark.parametrize(("tls", "ports", "scheme", "port"), [
+    pytest.param(False, None, "tcp", naming.SCHEDULER_PORT, id="default"),
+    pytest.param(True, None, "tls", naming.SCHEDULER_PORT, id="tls"),
+    pytest.param(False, [{"name": naming.SCHEDULER_PORT_NAME, "containerPort": 9000}], "tcp", 9000, id="own-port"),
+])
+def test_the_scheduler_hook_reaches_its_own_scheduler(tls: bool, ports: Any, scheme: str, port: int) -> None:
+    cluster = specs.make_cluster_spec("c", n_workers=1)
+    cluster["metadata"] |= {"namespace": "ns", "uid": "u1"}
+    if ports is not None:
+        cluster["spec"]["scheduler"]["spec"]["containers"][0]["ports"] = ports
+    if tls:
+        cluster["spec"]["tls"] = {"enabled": True}
+    container = specs.scheduler_pod(cluster)["spec"]["containers"][0]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["python", "-c"] and command[3:] == [scheme, str(port),
+                                                               str(worker_lifecycle.SCHEDULER_WAIT_SECONDS)]
+    compile(command[2], "preStop", "exec")
+    assert naming.POD_IP_ENV in command[2] and "terminate" in command[2]
+    assert {"name": naming.POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in container["env"]
+
+
+def test_a_scheduler_with_its_own_hook_keeps_it() -> None:
+    own = {"preStop": {"sleep": {"seconds": 3}}}
+    spec = {"containers": [{"name": "sidecar"}, {"name": "scheduler", "lifecycle": own}]}
+    out = worker_lifecycle.with_orderly_close(spec, tls=False)
+    assert out == spec and out is not spec
+    hooked = worker_lifecycle.with_orderly_close({"containers": [{"name": "sidecar"}, {"name": "scheduler"}]}, False)
+    assert [bool(c.get("lifecycle")) for c in hooked["containers"]] == [False, True], "the scheduler container"
+
+
 def test_the_hook_budget_leaves_time_to_close() -> None:
     assert worker_lifecycle.hook_budget(120) == 105
     assert worker_lifecycle.hook_budget(10) == 5
