@@ -296,7 +296,7 @@ class AutoscalerReconciler:
         view = AutoscalerView(scaler, cluster.raw, group.raw if group else None)
         if group is None:
             return view
-        autoscalers = [a.raw for a in await objects.list(DaskAutoscaler, ns, naming.cluster_selector(cluster_name))]
+        autoscalers = await objects.list(DaskAutoscaler, ns, naming.cluster_selector(cluster_name))
         view = replace(view, autoscalers=autoscalers)
         if senior_rival(scaler, autoscalers, view.group) is not None:
             return view
@@ -305,7 +305,7 @@ class AutoscalerReconciler:
             workers = await self.ctx.scheduler.workers(ns, cluster_name)
         except SchedulerUnreachable:
             return view
-        groups = [g.raw for g in await objects.list(DaskWorkerGroup, ns, naming.cluster_selector(cluster_name))]
-        pods = [p.raw for p in await objects.list(Pod, ns, naming.worker_selector(cluster_name))]
+        groups = await objects.list(DaskWorkerGroup, ns, naming.cluster_selector(cluster_name))
+        pods = await objects.list(Pod, ns, naming.worker_selector(cluster_name))
         return replace(view, target=target, workers=[str(w.get("name", "")) for w in workers.values()],
                        groups=groups, pods=pods)

@@ -353,11 +353,11 @@ class WorkerGroupReconciler:
                       "spec.worker.spec: the API server would reject a worker pod")])
         if checked.error is not None:
             return group, GroupView(raw, cluster.raw, checked)
-        cluster_pods = [p.raw for p in await objects.list(Pod, ns, naming.worker_selector(cluster_name))]
+        cluster_pods = await objects.list(Pod, ns, naming.worker_selector(cluster_name))
         others = None
         if not within_cap(raw, cluster_pods, self.ctx.settings.max_workers_per_cluster):
             groups = await objects.list(DaskWorkerGroup, ns, naming.cluster_selector(cluster_name))
-            others = {g.name: wanted(g.raw) for g in groups if g.raw["spec"].get("cluster") == cluster_name}
+            others = {g["metadata"]["name"]: wanted(g) for g in groups if g["spec"].get("cluster") == cluster_name}
         pods = [p for p in cluster_pods if status.owned_by(p, raw["metadata"]["uid"])]
         return group, GroupView(raw, cluster.raw, checked, pods, cluster_pods, others, now=now_rfc3339())
 
