@@ -89,22 +89,26 @@ def _apply(kubectl: Kubectl, obj: dict[str, Any]) -> None:
 
 
 class StatusWatch:
-    """Every distinct `jobStatus` a watch sees, in order (polling could miss the short-lived ones)."""
+    """Every distinct `jobStatus` a watch sees, in order (polling could miss the short-lived ones). The watch
+    starts from the resourceVersion of a list taken before the test creates anything, so that it cannot miss the
+    first statuses however long kubectl takes to start (`kubectl get --watch` could: it lists when it is ready)."""
 
     def __init__(self, namespace: str, kubeconfig: Path) -> None:
         self.seen: list[str] = []
-        self.proc = subprocess.Popen(
-            ["kubectl", "--kubeconfig", str(kubeconfig), "--namespace", namespace, "get", "daskjobs", "--watch",
-             "-o", "jsonpath={.metadata.name} {.status.jobStatus}{\"\\n\"}"],
-            stdout=subprocess.PIPE, text=True)
+        base = ["kubectl", "--kubeconfig", str(kubeconfig)]
+        version = subprocess.run([*base, "get", "daskjobs", "--namespace", namespace, "-o",
+                                  "jsonpath={.metadata.resourceVersion}"], capture_output=True, text=True,
+                                 check=True, timeout=30).stdout.strip()
+        path = f"/apis/{naming.API_VERSION}/namespaces/{namespace}/daskjobs?watch=true&resourceVersion={version}"
+        self.proc = subprocess.Popen([*base, "get", "--raw", path], stdout=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            parts = line.split()
-            if len(parts) == 2 and (not self.seen or self.seen[-1] != parts[1]):
-                self.seen.append(parts[1])
+            job_status = (json.loads(line)["object"].get("status") or {}).get("jobStatus")
+            if job_status and (not self.seen or self.seen[-1] != job_status):
+                self.seen.append(job_status)
 
     def close(self) -> None:
         self.proc.terminate()
