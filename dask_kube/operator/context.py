@@ -7,12 +7,12 @@ counts them, for the operator's probe and the test that creates and deletes hund
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import kubernetes_api, naming
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
 from ..naming import Reason
-from . import metrics
+from . import metrics, spec_check
 from .cache import Cache
 from .loops import Loops
 from .objects import Objects
@@ -32,14 +32,15 @@ class OperatorContext:
     scheduler: DistributedSchedulerRPC
     loops: Loops
     cache: Cache
+    vouched: spec_check.Vouched = field(default_factory=spec_check.Vouched)  # see spec_check.Vouched
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
         api = await kubernetes_api.client()
         api.timeout = settings.request_timeout  # kr8s waits forever by default: a silent connection would hang us
         cache = Cache(WATCHED_KINDS)
-        ctx = cls(settings=settings, objects=Objects(api, settings, cache),
-                  scheduler=DistributedSchedulerRPC(settings, api),
+        objects = Objects(api, settings, cache)
+        ctx = cls(settings=settings, objects=objects, scheduler=DistributedSchedulerRPC(settings, objects),
                   loops=Loops(settings.resync_seconds, settings.resync_max_seconds), cache=cache)
         ctx.loops.report = ctx.report_failure
         return ctx

@@ -416,9 +416,14 @@ class ClusterReconciler:
             lease = held.raw if held is not None else None
         scheduler_name = naming.scheduler_name(name)
         pod = await objects.get(Pod, scheduler_name, ns)
-        checked = await spec_check.check(
-            objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
-            spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
+        key = (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw)))
+        dry_runs = pod is None and self.memory.validated != key
+        checked = await spec_check.check(objects, key, self.memory.validated, spec_problems(raw),
+                                         None if pod is not None else lambda: self._dry_runs(raw))
+        if dry_runs and checked.valid == key:  # the server accepted its worker pod: the default group need not ask
+            made = specs.default_worker_group(raw)
+            self.ctx.vouched.add(spec_check.worker_template(ns, made["metadata"]["name"], name,
+                                                            made["spec"]["worker"]))
         if checked.error is not None:
             return ClusterView(raw, checked, lease=lease, lease_read=lease_read)
         service = await objects.get(Service, scheduler_name, ns)
@@ -470,7 +475,8 @@ class ClusterReconciler:
         return [(body, f"{where}: the API server would reject it") for body, where in (
             (specs.scheduler_pod(raw), "spec.scheduler.spec"),
             (specs.scheduler_service(raw), "spec.scheduler.service"),
-            (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain), "spec.worker.spec"))]
+            (specs.worker_pod(group, meta["name"], self.ctx.settings.cluster_domain,
+                              grace_seconds=self.ctx.settings.worker_grace_seconds), "spec.worker.spec"))]
 
 
 def _validated_part(raw: Obj) -> dict[str, Any]:

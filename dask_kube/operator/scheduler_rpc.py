@@ -24,9 +24,10 @@ import kr8s.asyncio
 from distributed.core import rpc
 from kr8s.asyncio.objects import Secret
 
-from .. import kubernetes_api, naming, specs, tls
+from .. import naming, specs, tls
 from ..kinds import DaskCluster
 from ..port_forward import SchedulerForward
+from .objects import Objects
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,13 @@ class _Connection:
 
 
 class DistributedSchedulerRPC:
-    """`SchedulerRPC` over distributed's own RPC, reaching the scheduler as the settings say."""
+    """`SchedulerRPC` over distributed's own RPC, reaching the scheduler as the settings say. The cluster is read
+    through `objects` (the operator's watch cache: no request per connection); its TLS Secret with one GET."""
 
-    def __init__(self, settings: OperatorSettings, api: kr8s.asyncio.Api) -> None:
+    def __init__(self, settings: OperatorSettings, objects: Objects) -> None:
         self.settings = settings
-        self.api = api
+        self.objects = objects
+        self.api: kr8s.asyncio.Api = objects.api
         self._connections: dict[tuple[str, str], _Connection] = {}
 
     @contextlib.asynccontextmanager
@@ -115,11 +118,11 @@ class DistributedSchedulerRPC:
         if connection.args is not None:
             return connection.args
         try:
-            obj = await kubernetes_api.get(DaskCluster, cluster, namespace, self.api)
+            obj = await self.objects.get(DaskCluster, cluster, namespace)
             secret_name = specs.tls_secret_of(obj.raw) if obj is not None else None
             args: dict[str, Any] = {}
             if secret_name is not None:
-                secret = await kubernetes_api.get(Secret, secret_name, namespace, self.api)
+                secret = await self.objects.get(Secret, secret_name, namespace)
                 certs = tls.from_secret_data(secret.raw.get("data") if secret else None, secret_name)
                 args = certs.security().get_connection_args("client")
         except (kr8s.ServerError, tls.TLSSecretError) as err:  # ServerError's text is the API's, never the data

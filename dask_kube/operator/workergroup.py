@@ -345,12 +345,14 @@ class WorkerGroupReconciler:
         if cluster is None:
             return group, GroupView(raw)
         worker = {k: v for k, v in raw["spec"]["worker"].items() if k != "replicas"}
+        vouched = spec_check.worker_template(ns, self.name, cluster_name, worker) in self.ctx.vouched
         checked = await spec_check.check(
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(worker)), self.memory.validated,
             validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec"),
-            lambda: [(specs.worker_pod(group.raw, cluster_name, self.ctx.settings.cluster_domain,
-                                       grace_seconds=self.ctx.settings.worker_grace_seconds),
-                      "spec.worker.spec: the API server would reject a worker pod")])
+            None if vouched else lambda: [(
+                specs.worker_pod(group.raw, cluster_name, self.ctx.settings.cluster_domain,
+                                 grace_seconds=self.ctx.settings.worker_grace_seconds),
+                "spec.worker.spec: the API server would reject a worker pod")])
         if checked.error is not None:
             return group, GroupView(raw, cluster.raw, checked)
         cluster_pods = await objects.list(Pod, ns, naming.worker_selector(cluster_name))
