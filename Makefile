@@ -70,5 +70,15 @@ $(DK_VENV)/.installed: bench/compare/requirements-dk.txt
 	$(DK_VENV)/bin/python -m pip install --quiet --upgrade -r bench/compare/requirements-dk.txt
 	touch $@
 
-bench-compare: $(STAMP) $(DK_VENV)/.installed
-	$(PY) bench/compare --dk-venv $(DK_VENV) --write-docs docs/benchmarks.md $(BENCH_COMPARE_ARGS)
+# Our operator runs from an environment holding what its image installs (deploy/Dockerfile: '.[operator]'), not
+# from .venv, whose test packages (kubernetes, kubernetes-asyncio) kopf would import.
+OURS_VENV := .venv-bench-ours
+$(OURS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OURS_VENV)
+	$(OURS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OURS_VENV)/bin/python -m pip install --quiet -e '.[operator]'
+	touch $@
+
+bench-compare: $(STAMP) $(DK_VENV)/.installed $(OURS_VENV)/.installed
+	$(PY) bench/compare --dk-venv $(DK_VENV) --ours-venv $(OURS_VENV) --write-docs docs/benchmarks.md \
+		$(BENCH_COMPARE_ARGS)

@@ -84,7 +84,9 @@ async def run(args: argparse.Namespace, tmp: Path, threaded) -> tuple[list[Row],
     missing: dict[str, str] = {}
     wanted = args.tools.split(",")
     if "ours" in wanted:
-        tools["ours"] = ours_tool()
+        tools["ours"] = ours_tool(Path(args.ours_venv))
+        if "note" in tools["ours"].extra:
+            print(f"note: {tools['ours'].extra['note']}", file=sys.stderr)
     else:
         missing["ours"] = "not selected"
     if "dk" in wanted:
@@ -121,6 +123,8 @@ def main() -> None:
     parser.add_argument("--scenarios", default="1,2,3,4,5,6")
     parser.add_argument("--tools", default="ours,dk")
     parser.add_argument("--dk-venv", default=str(REPO / ".venv-bench-dk"))
+    parser.add_argument("--ours-venv", default=str(REPO / ".venv-bench-ours"),
+                        help="our operator's environment: dask-kube[operator] only, as its image installs")
     parser.add_argument("--workers", type=int, default=1000, help="scenario 3: workers of the one big cluster")
     parser.add_argument("--clusters", type=int, default=100, help="scenario 3: clusters of 10 workers")
     parser.add_argument("--sim-limit", type=float, default=900, help="scenario 3: seconds before giving up")
@@ -135,6 +139,7 @@ def main() -> None:
     if args.quick:
         args.rounds, args.scenarios, args.tools = 1, "1", "ours"
     args.dk_venv = os.path.abspath(args.dk_venv)  # its scripts run from other working directories
+    args.ours_venv = os.path.abspath(args.ours_venv)
     if args.sim_rounds is None:
         args.sim_rounds = args.rounds
     procs.install()
@@ -153,7 +158,8 @@ def main() -> None:
     versions = {key: f"{tool.label} {tool.version} ({tool_versions(tool)})" for key, tool in ctx.tools.items()}
     header = [f"date: {started:%Y-%m-%d %H:%M} UTC, {minutes:.0f} min, rounds: {args.rounds}",
               f"machine: {machine()}", *(f"{k}: {v}" for k, v in versions.items()),
-              *(f"{k}: {v}" for k, v in ctx.missing.items())]
+              *(f"{k}: {v}" for k, v in ctx.missing.items()),
+              *(f"{k}: {t.extra['note']}" for k, t in ctx.tools.items() if "note" in t.extra)]
     print("\n".join(header))
     print(text_table(rows))
     print()

@@ -1,8 +1,11 @@
 """What every scenario shares: the two tools, their operators as processes, their client runners, and measurement.
 
 The harness runs in our .venv with one LocalKube on a background thread (so it can count API requests per client
-by User-Agent). Each tool's operator and client run as subprocesses of that tool's own environment: ours in
-.venv, dask-kubernetes in .venv-bench-dk. Both tools serve the same CRD group (kubernetes.dask.org/v1), so only
+by User-Agent). Each tool's operator and client run as subprocesses of that tool's own environment:
+dask-kubernetes in .venv-bench-dk; our client in .venv and our operator in .venv-bench-ours, which holds what its
+image installs (`dask-kube[operator]`) and nothing more: .venv also holds the test suite's packages, among them
+`kubernetes` and `kubernetes-asyncio`, which kopf imports whenever they are installed (~70 MB of RSS that a
+deployed operator does not have). Both tools serve the same CRD group (kubernetes.dask.org/v1), so only
 one tool's CRDs and operator are installed at a time; switching tools deletes the CRDs (and with them every
 object of the other tool).
 """
@@ -57,14 +60,22 @@ class Tool:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def ours_tool() -> Tool:
+def ours_tool(venv: Path) -> Tool:
+    """Our client from this environment, our operator from `venv` (as deployed: see the module's docstring), or
+    from this one, with a note, when `venv` is not built."""
     import dask_kube
 
+    python = venv / "bin" / "python"
+    extra = {}
+    if not python.exists():
+        python = Path(sys.executable)
+        extra["note"] = (f"operator from {sys.prefix}, not {venv} (not built: make bench-compare builds it); its "
+                         "RSS includes test-only packages that kopf imports when installed")
     return Tool(
         key="ours", label="dask_kube", python=Path(sys.executable),
-        operator_argv=[sys.executable, "-m", "dask_kube.operator", "-A", "--verbose"],
+        operator_argv=[str(python), "-m", "dask_kube.operator", "-A", "--verbose"],
         ready_marker="operator started", crds=OUR_CRDS, runner=HERE / "ours_runner.py", image=OUR_IMAGE,
-        worker_command=["dask", "worker"], version=dask_kube.__version__)
+        worker_command=["dask", "worker"], version=dask_kube.__version__, extra=extra)
 
 
 def dk_python(venv: Path) -> Path:

@@ -11,11 +11,15 @@ TITLE = "## dask_kube vs dask-kubernetes"
 
 METHOD = """\
 `make bench-compare` (harness: `bench/compare/`) builds `.venv-bench-dk` with the latest dask-kubernetes from PyPI
-(`bench/compare/requirements-dk.txt`) and runs both tools against one LocalKube that the harness runs in-process,
+(`bench/compare/requirements-dk.txt`) and `.venv-bench-ours` with what our operator's image installs
+(`dask-kube[operator]`: .venv also holds test packages, `kubernetes` and `kubernetes-asyncio` among them, that kopf
+imports whenever they are installed, ~70 MB of RSS a deployed operator does not have), and runs both tools against
+one LocalKube that the harness runs in-process,
 so that it counts the API requests each client makes by User-Agent. Each tool's operator and client run as
 processes of its own environment: dask-kubernetes's operator as its image does (`kopf run -m
 dask_kubernetes.operator.controller -A`) with its CRDs from its wheel, its client
-`dask_kubernetes.operator.KubeCluster`; ours `python -m dask_kube.operator -A` and `dask_kube.KubeCluster`. Only
+`dask_kubernetes.operator.KubeCluster`; ours `python -m dask_kube.operator -A` (from `.venv-bench-ours`) and
+`dask_kube.KubeCluster` (from .venv). Only
 one tool's CRDs and operator are installed at a time (both serve `kubernetes.dask.org/v1`). dask-kubernetes's pods
 run in its environment through a LocalKube image map that also provides the `dask-scheduler`/`dask-worker` scripts
 its client still defaults to (current distributed no longer installs them). Cells are the median over rounds, ±
