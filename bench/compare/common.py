@@ -60,7 +60,7 @@ class Tool:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def ours_tool(venv: Path) -> Tool:
+def ours_tool(venv: Path = REPO / ".venv-bench-ours") -> Tool:
     """Our client from this environment, our operator from `venv` (as deployed: see the module's docstring), or
     from this one, with a note, when `venv` is not built."""
     import dask_kube
