@@ -7,7 +7,9 @@ every other module refers to these, never to the literals.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Any
 
 GROUP = "kubernetes.dask.org"
 VERSION = "v1"
@@ -173,6 +175,17 @@ def worker_selector(cluster: str, worker_group: str | None = None) -> dict[str, 
 
 def job_runner_selector(job: str) -> dict[str, str]:
     return {CLUSTER_LABEL: job, COMPONENT_LABEL: Component.JOB_RUNNER.value}
+
+
+def scheduler_ports(containers: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """The container ports named `tcp-comm` and `http-dashboard` in these scheduler containers, else the
+    defaults (a custom spec may move them)."""
+    ports = {SCHEDULER_PORT_NAME: SCHEDULER_PORT, DASHBOARD_PORT_NAME: DASHBOARD_PORT}
+    for container in containers:
+        for port in container.get("ports") or ():
+            if port.get("name") in ports and port.get("containerPort"):
+                ports[port["name"]] = int(port["containerPort"])
+    return ports[SCHEDULER_PORT_NAME], ports[DASHBOARD_PORT_NAME]
 
 
 def selector_string(selector: dict[str, str]) -> str:

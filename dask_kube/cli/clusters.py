@@ -115,15 +115,11 @@ async def port_forward(api: kr8s.asyncio.Api, namespace: str, name: str, ready: 
     from distributed.utils import format_dashboard_link
 
     cluster = await operations.get_cluster(api, namespace, name)
-    ports = {naming.SCHEDULER_PORT_NAME: naming.SCHEDULER_PORT, naming.DASHBOARD_PORT_NAME: naming.DASHBOARD_PORT}
     containers = (((cluster.raw.get("spec") or {}).get("scheduler") or {}).get("spec") or {}).get("containers") or []
-    for container in containers:
-        for port in container.get("ports") or ():
-            if port.get("name") in ports and port.get("containerPort"):
-                ports[port["name"]] = int(port["containerPort"])
+    comm_port, dashboard_port_remote = naming.scheduler_ports(containers)
     jupyter = any("--jupyter" in (c.get("args") or []) + (c.get("command") or []) for c in containers)
-    comm = SchedulerForward(api, namespace, name, ports[naming.SCHEDULER_PORT_NAME])
-    dashboard = SchedulerForward(api, namespace, name, ports[naming.DASHBOARD_PORT_NAME], local_port=dashboard_port)
+    comm = SchedulerForward(api, namespace, name, comm_port)
+    dashboard = SchedulerForward(api, namespace, name, dashboard_port_remote, local_port=dashboard_port)
     try:
         await comm.start()
         await dashboard.start()

@@ -191,10 +191,5 @@ async def forward_dashboard(api: kr8s.asyncio.Api, namespace: str, cluster: str,
 
 async def _scheduler_ports(api: kr8s.asyncio.Api, namespace: str, cluster: str) -> tuple[int, int]:
     """The container ports behind `tcp-comm` and `http-dashboard` (a custom spec may move them)."""
-    ports = {naming.SCHEDULER_PORT_NAME: naming.SCHEDULER_PORT, naming.DASHBOARD_PORT_NAME: naming.DASHBOARD_PORT}
     pod = await kubernetes_api.get(Pod, naming.scheduler_name(cluster), namespace, api)
-    for container in ((pod.raw.get("spec") or {}).get("containers") or []) if pod else []:
-        for port in container.get("ports") or ():
-            if port.get("name") in ports and port.get("containerPort"):
-                ports[port["name"]] = int(port["containerPort"])
-    return ports[naming.SCHEDULER_PORT_NAME], ports[naming.DASHBOARD_PORT_NAME]
+    return naming.scheduler_ports(((pod.raw.get("spec") or {}).get("containers") or []) if pod else [])
