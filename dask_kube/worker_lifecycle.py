@@ -134,12 +134,10 @@ def with_orderly_close(pod_spec: Mapping[str, Any], tls: bool) -> dict[str, Any]
     on its scheduler container (named `scheduler`, else the first), unless that container has a preStop hook of
     its own. The hook reaches the scheduler at its pod IP (downward API) on the container's `tcp-comm` port."""
     spec = copy.deepcopy(dict(pod_spec))
-    containers = spec.get("containers") or []
-    main = next((c for c in containers if c.get("name") == SCHEDULER_CONTAINER), containers[0] if containers else None)
-    if main is None or (main.get("lifecycle") or {}).get("preStop"):
+    main = _unhooked_container(spec, SCHEDULER_CONTAINER)
+    if main is None:
         return spec
-    port = next((p.get("containerPort") for p in main.get("ports") or ()
-                 if p.get("name") == naming.SCHEDULER_PORT_NAME), naming.SCHEDULER_PORT)
+    port, _ = naming.scheduler_ports([main])
     main["lifecycle"] = {**(main.get("lifecycle") or {}),
                          "preStop": scheduler_pre_stop_hook(naming.TLS_SCHEME if tls else naming.TCP_SCHEME, port)}
     env = main["env"] = list(main.get("env") or ())
@@ -154,10 +152,17 @@ def with_retirement(pod_spec: Mapping[str, Any], grace_seconds: int) -> dict[str
     spec = copy.deepcopy(dict(pod_spec))
     if spec.get("terminationGracePeriodSeconds") is None:
         spec["terminationGracePeriodSeconds"] = grace_seconds
-    containers = spec.get("containers") or []
-    worker = next((c for c in containers if c.get("name") == WORKER_CONTAINER), containers[0] if containers else None)
+    worker = _unhooked_container(spec, WORKER_CONTAINER)
     if worker is not None:
-        lifecycle = worker.get("lifecycle") or {}
-        if not lifecycle.get("preStop"):
-            worker["lifecycle"] = {**lifecycle, "preStop": pre_stop_hook(spec["terminationGracePeriodSeconds"])}
+        worker["lifecycle"] = {**(worker.get("lifecycle") or {}),
+                               "preStop": pre_stop_hook(spec["terminationGracePeriodSeconds"])}
     return spec
+
+
+def _unhooked_container(spec: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The container named `name` (else the first) to get our preStop hook; None if it has one of its own."""
+    containers: list[dict[str, Any]] = spec.get("containers") or []
+    chosen = next((c for c in containers if c.get("name") == name), containers[0] if containers else None)
+    if chosen is None or (chosen.get("lifecycle") or {}).get("preStop"):
+        return None
+    return chosen

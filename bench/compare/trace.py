@@ -53,9 +53,9 @@ async def _watch(kube: Kube, path: str, start: float, lines: list[str],
         async for raw in resp.content:
             event = json.loads(raw)
             obj = event["object"]
-            key = f"{obj.get('kind')} {obj['metadata']['name']}"
-            text = f"{event['type']} {_summary(obj)}" if event["type"] != "MODIFIED" else _summary(obj)
             name = obj["metadata"]["name"]
+            key = f"{obj.get('kind')} {name}"
+            text = f"{event['type']} {_summary(obj)}" if event["type"] != "MODIFIED" else _summary(obj)
             if obj.get("kind") == "Pod" and (obj.get("status") or {}).get("phase") == "Running" \
                     and name not in running:
                 running.add(name)

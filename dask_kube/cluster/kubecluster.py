@@ -642,24 +642,23 @@ class KubeCluster(Cluster):
     async def _close(self, within: float | None = 3600) -> None:
         if self.status == Status.closed:
             return
-        disconnected = False
-
-        async def disconnect() -> None:
-            nonlocal disconnected
-            if not disconnected:
-                disconnected = True
-                await super(KubeCluster, self)._close()
-                await self._stop_background()
-
-        async def mark_then_disconnect() -> None:
-            await self._mark_closing()
-            await disconnect()
-
         try:
             if self.shutdown_on_close and self._cluster_object is not None:
-                await self._delete_cluster(within, accepted=mark_then_disconnect)
+                await self._delete_cluster(within, accepted=self._mark_closing_then_disconnect)
         finally:
-            await disconnect()
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        """Close the scheduler comm, the background tasks and the forwards; a second call does nothing (both
+        steps are idempotent)."""
+        await super()._close()
+        await self._stop_background()
+
+    async def _mark_closing_then_disconnect(self) -> None:
+        """Run once the deletion is accepted: mark while the scheduler comm is still open, then let go of it
+        before the wait, in which the scheduler goes."""
+        await self._mark_closing()
+        await self._disconnect()
 
     async def _mark_closing(self) -> None:
         """Once its deletion is under way, tell the scheduler that its whole cluster is going: its preStop hook then
