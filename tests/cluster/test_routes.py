@@ -17,7 +17,8 @@ pytestmark = pytest.mark.e2e
 def test_direct_route_without_port_forward(operator, namespace, service_type: str) -> None:  # type: ignore[no-untyped-def]
     with KubeCluster(name=service_type.lower(), namespace=namespace, n_workers=1, quiet=True,
                      scheduler_service_type=service_type) as cluster:
-        assert cluster._forwards == []  # no port-forward: the Service is reachable from here
+        # No port-forward: the Service is reachable from here. If not, the client's own log says why it forwarded.
+        assert cluster._forwards == [], [line for _, line in cluster._cluster_manager_logs]
         host, port = cluster.scheduler_address.removeprefix("tcp://").rsplit(":", 1)
         if service_type == "NodePort":
             assert 30000 <= int(port) <= 32767
