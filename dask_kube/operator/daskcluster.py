@@ -416,11 +416,10 @@ class ClusterReconciler:
             lease = held.raw if held is not None else None
         scheduler_name = naming.scheduler_name(name)
         pod = await objects.get(Pod, scheduler_name, ns)
-        key = (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw)))
-        dry_runs = pod is None and self.memory.validated != key
-        checked = await spec_check.check(objects, key, self.memory.validated, spec_problems(raw),
-                                         None if pod is not None else lambda: self._dry_runs(raw))
-        if dry_runs and checked.valid == key:  # the server accepted its worker pod: the default group need not ask
+        checked = await spec_check.check(
+            objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
+            spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
+        if checked.server_checked:  # the server accepted its worker pod: the default group need not ask again
             made = specs.default_worker_group(raw)
             self.ctx.vouched.add(spec_check.worker_template(ns, made["metadata"]["name"], name,
                                                             made["spec"]["worker"]))

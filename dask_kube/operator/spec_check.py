@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ def fingerprint(value: Any) -> str:
 class SpecCheck:
     error: str | None = None  # why it can never be reconciled as written
     valid: Checked | None = None  # known valid: for the loop to remember (None also when the server did not answer)
+    server_checked: bool = False  # valid by the API server's dry runs in this very check (not remembered, not skipped)
 
 
 async def check(objects: Objects, key: Checked, validated: Checked | None, problems: Sequence[SpecError],
@@ -44,10 +45,11 @@ async def check(objects: Objects, key: Checked, validated: Checked | None, probl
             return SpecCheck(error=verdict.rejection)
         if not verdict.known:
             return SpecCheck()  # unknown is not invalid: go on, check again next pass
+        return SpecCheck(valid=key, server_checked=True)
     return SpecCheck(valid=key)
 
 
-def worker_template(namespace: str, group: str, cluster: str, worker: dict[str, Any]) -> Template:
+def worker_template(namespace: str, group: str, cluster: str, worker: Mapping[str, Any]) -> Template:
     """What a group's worker pods depend on: its namespace, name, cluster and `spec.worker` but the replicas."""
     return namespace, group, fingerprint({"cluster": cluster, "worker": {k: v for k, v in worker.items()
                                                                          if k != "replicas"}})
@@ -70,4 +72,3 @@ class Vouched:
 
     def __contains__(self, template: object) -> bool:
         return template in self._templates
-
