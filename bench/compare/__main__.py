@@ -2,7 +2,8 @@
 
 The harness runs here (our .venv) with LocalKube in-process, so that it can count the API requests each client
 makes (by User-Agent). dask-kubernetes's operator (`kopf run -m dask_kubernetes.operator.controller -A`) and
-client run as processes of .venv-bench-dk; ours as processes of this environment. Every number is a median over
+client run as processes of .venv-bench-dk; our client of this environment, our operator of .venv-bench-ours (what
+its image installs; this environment when that is not built, as the header then says). Every number is a median over
 rounds with its spread (max - min, shown as ±half), and ours/theirs is the ratio of medians. Reported, never
 asserted.
 
@@ -12,7 +13,8 @@ the table, each target (verdict.py) as met, missed or not measured. SIGINT or SI
 harness started (procs.py) before it exits.
 
     .venv/bin/python bench/compare [--rounds 3] [--scenarios 1,2,3,4,5,6] [--tools ours,dk]
-                                   [--dk-venv .venv-bench-dk] [--write-docs docs/benchmarks.md] [--quick]
+                                   [--dk-venv .venv-bench-dk] [--ours-venv .venv-bench-ours]
+                                   [--write-docs docs/benchmarks.md] [--quick]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import procs
 import scaling
 import simulated
 import verdict
-from common import REPO, Kube, Tool, dk_image_mapping, dk_tool, ours_tool, tool_versions
+from common import OURS_VENV, REPO, Kube, Tool, dk_image_mapping, dk_tool, ours_tool, tool_versions
 from localkube.cluster import LocalKube
 from report import Row, markdown_table, text_table
 
@@ -123,7 +125,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default="1,2,3,4,5,6")
     parser.add_argument("--tools", default="ours,dk")
     parser.add_argument("--dk-venv", default=str(REPO / ".venv-bench-dk"))
-    parser.add_argument("--ours-venv", default=str(REPO / ".venv-bench-ours"),
+    parser.add_argument("--ours-venv", default=str(OURS_VENV),
                         help="our operator's environment: dask-kube[operator] only, as its image installs")
     parser.add_argument("--workers", type=int, default=1000, help="scenario 3: workers of the one big cluster")
     parser.add_argument("--clusters", type=int, default=100, help="scenario 3: clusters of 10 workers")

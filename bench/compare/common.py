@@ -35,6 +35,7 @@ from localkube.node.images import ImageMapping
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 OUR_CRDS = REPO / "dask_kube" / "operator" / "crds"
+OURS_VENV = REPO / ".venv-bench-ours"  # our operator's environment, as its image installs it (see above)
 HARNESS_AGENT = "bench-harness/1"
 SIMULATE = {"localkube.dask.org/simulate": "true"}
 GROUP = "/apis/kubernetes.dask.org/v1"
@@ -60,7 +61,7 @@ class Tool:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def ours_tool(venv: Path = REPO / ".venv-bench-ours") -> Tool:
+def ours_tool(venv: Path = OURS_VENV) -> Tool:
     """Our client from this environment, our operator from `venv` (as deployed: see the module's docstring), or
     from this one, with a note, when `venv` is not built."""
     import dask_kube
