@@ -12,6 +12,11 @@ uid deleted in the last `TOMBSTONE_SECONDS` (a late event must not bring a delet
 it and delete another). A watch that resumes after its history was compacted relists; objects deleted meanwhile
 get no DELETED event, so whatever a relist of a (kind, namespace) does not mention is dropped once it has
 settled. The cache is read-only for its readers: bodies are shared, never copied.
+
+Creates in flight: between a POST and its answer, the object exists for nobody, yet another loop may be deciding
+how many more to make (a cluster's worker groups share one cap). `creating` holds the body meanwhile, and
+`list(..., creating=True)` counts it, once: the answer replaces it in the same step (client-go's controllers keep
+"expectations" for the same reason).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import asyncio
 import datetime as dt
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from .. import status
@@ -52,6 +58,7 @@ class Cache:
         self._seen: dict[tuple[str, str, str], float] = {}  # (kind, namespace, name) -> when last stored
         self._gone: OrderedDict[str, float] = OrderedDict()  # deleted uid -> when
         self._relists: dict[tuple[str, str], float] = {}  # (kind, namespace) -> when its relist began
+        self._creating: dict[str, dict[str, dict[str, Obj]]] = {kind: {} for kind in kinds}  # as _objects
 
     def holds(self, kind: str) -> bool:
         """Whether this kind is watched (and so read from here)."""
@@ -60,14 +67,32 @@ class Cache:
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self._objects[kind].get(namespace, {}).get(name)
 
-    def list(self, kind: str, namespace: str, selector: Mapping[str, str]) -> list[Obj]:
-        """The objects of that kind in `namespace` whose labels include `selector`."""
-        found = []
-        for obj in self._objects[kind].get(namespace, {}).values():
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            if all(labels.get(k) == v for k, v in selector.items()):
-                found.append(obj)
-        return found
+    def list(self, kind: str, namespace: str, selector: Mapping[str, str], creating: bool = False) -> list[Obj]:
+        """The objects of that kind in `namespace` whose labels include `selector`; with `creating`, also the
+        bodies of our creates still in flight (no uid, no status yet)."""
+        held = self._objects[kind].get(namespace, {})
+        candidates = list(held.values())
+        if creating:
+            candidates += [b for name, b in self._creating[kind].get(namespace, {}).items() if name not in held]
+        return [obj for obj in candidates
+                if all(((obj.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in selector.items())]
+
+    @contextmanager
+    def creating(self, body: Obj, namespace: str) -> Iterator[None]:
+        """`body` is being created: readers asking for creates in flight see it until the block ends. Store the
+        answer inside the block, so that no reader finds the object in neither place, nor in both."""
+        kind, name = body.get("kind", ""), (body.get("metadata") or {}).get("name")
+        if kind not in self._creating or not name:  # not watched, or named by the server: nobody can count it
+            yield
+            return
+        pending = self._creating[kind].setdefault(namespace, {})
+        pending[name] = body
+        try:
+            yield
+        finally:
+            pending.pop(name, None)
+            if not pending:
+                self._creating[kind].pop(namespace, None)
 
     def observe(self, event_type: str | None, obj: Obj) -> None:
         """A watch event: None (a listing), ADDED, MODIFIED or DELETED."""

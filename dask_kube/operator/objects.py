@@ -73,12 +73,13 @@ class Objects:
         async with self._limit:
             return await kubernetes_api.get(cls, name, namespace, self.api)
 
-    async def list(self, cls: type[T], namespace: str, selector: Mapping[str, str]) -> builtins.list[Obj]:
-        """The bodies (read-only) of the objects whose labels include `selector`. Plain dicts, not kr8s objects:
-        wrapping one costs kr8s a deep copy into a `Box` (~0.5 ms a pod), and a pass over a group lists every pod
-        of its cluster."""
+    async def list(self, cls: type[T], namespace: str, selector: Mapping[str, str],
+                   creating: bool = False) -> builtins.list[Obj]:
+        """The bodies (read-only) of the objects whose labels include `selector`; with `creating`, also our creates
+        of a watched kind still in flight (see cache.py). Plain dicts, not kr8s objects: wrapping one costs kr8s a
+        deep copy into a `Box` (~0.5 ms a pod), and a pass over a group lists every pod of its cluster."""
         if self.cache.holds(cls.kind):
-            return self.cache.list(cls.kind, namespace, selector)
+            return self.cache.list(cls.kind, namespace, selector, creating)
         async with self._limit:
             return [o.raw for o in await kubernetes_api.list_objects(cls, namespace, self.api, selector)]
 
@@ -106,14 +107,15 @@ class Objects:
             cls, namespace = type(obj), obj.namespace or ""
         else:
             namespace = body["metadata"].get("namespace") or self.api.namespace
-        async with self._limit:
-            try:
-                raw = await self._call("POST", cls, namespace, body=body)
-            except kr8s.ServerError as err:
-                if not kubernetes_api.is_conflict(err):
-                    raise
-                raw = await self._call("GET", cls, namespace, name=body["metadata"]["name"])
-        self.cache.store(raw)
+        with self.cache.creating(body, namespace):
+            async with self._limit:
+                try:
+                    raw = await self._call("POST", cls, namespace, body=body)
+                except kr8s.ServerError as err:
+                    if not kubernetes_api.is_conflict(err):
+                        raise
+                    raw = await self._call("GET", cls, namespace, name=body["metadata"]["name"])
+            self.cache.store(raw)
         return raw
 
     async def create_many(self, bodies: Iterable[Obj]) -> builtins.list[Obj | BaseException]:

@@ -68,7 +68,7 @@ class GroupView:
     cluster: Obj | None = None
     spec: spec_check.SpecCheck = field(default_factory=spec_check.SpecCheck)
     pods: Sequence[Obj] = ()  # the group's own worker pods
-    cluster_pods: Sequence[Obj] = ()  # every worker pod of the cluster, terminating ones included
+    cluster_pods: Sequence[Obj] = ()  # every worker pod of the cluster, terminating ones and creates in flight too
     other_groups: Mapping[str, int] | None = None  # desired replicas of the cluster's groups, read under the cap
     workers: Sequence[WorkerView] | None = None
     asked: bool = False  # whether the scheduler was asked
@@ -353,7 +353,8 @@ class WorkerGroupReconciler:
                       "spec.worker.spec: the API server would reject a worker pod")])
         if checked.error is not None:
             return group, GroupView(raw, cluster.raw, checked)
-        cluster_pods = await objects.list(Pod, ns, naming.worker_selector(cluster_name))
+        # Other groups' creates in flight count against the cap too: they may be deciding at this very moment.
+        cluster_pods = await objects.list(Pod, ns, naming.worker_selector(cluster_name), creating=True)
         others = None
         if not within_cap(raw, cluster_pods, self.ctx.settings.max_workers_per_cluster):
             groups = await objects.list(DaskWorkerGroup, ns, naming.cluster_selector(cluster_name))

@@ -650,3 +650,51 @@ def test_worker_cap_holds_per_cluster_across_groups(capped: Capped) -> None:
     while time.monotonic() < deadline:
         assert workers() <= CAP, f"{workers()} worker pods for one cluster (cap {CAP})"
         time.sleep(0.3)
+
+
+def _observed(groups: list[dict[str, Any]], name: str) -> bool:
+    """Whether the operator finished a pass over the group's latest spec."""
+    group = next(g for g in groups if g["metadata"]["name"] == name)
+    return (group.get("status") or {}).get("observedGeneration") == group["metadata"]["generation"]
+
+
+def test_worker_cap_counts_the_other_groups_creates_in_flight(capped: Capped) -> None:
+    """Pod creates that take seconds (a slow API server, an admission webhook): a group that decides meanwhile
+    must count another group's pods still being created, or both fill the same room. The group whose name sorts
+    first is owed the cap, so it is the one that would grow into it."""
+    ns = capped.namespace("fz-slow")
+    stall = None
+
+    def posted() -> int:
+        return 1000 - capped.local.call(getattr, stall, "count")
+
+    def workers() -> int:
+        return len([p for p in capped.list("pods", ns) if p["metadata"]["labels"].get(naming.COMPONENT_LABEL)
+                    == "worker"])
+    try:
+        _submit(capped, naming.DASKCLUSTER, ns, _cluster("fz-slow", 0), Tally())
+        until(lambda: len(capped.list("pods", ns)) == 1 and any(
+            _observed([g], "fz-slow-default") for g in capped.list("daskworkergroups", ns)),
+            "the scheduler pod and the default group's first pass", 30)
+        # From now on every pod create takes 4 s.
+        stall = capped.local.call(capped.local.kube.fail_requests, rf"/namespaces/{ns}/pods$", status=None,
+                                  delay=4.0, count=1000, method="POST")
+        extra = {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
+                 "metadata": {"name": "fz-slow-more"},
+                 "spec": {"cluster": "fz-slow", "worker": _cluster("x", 10**9)["spec"]["worker"]}}
+        _submit(capped, naming.DASKWORKERGROUP, ns, extra, Tally())
+        until(lambda: posted() == CAP, "the extra group's creates, stalled", 30)
+        # The default group now wants as many: it sorts first, so the cap is its own, but the room is taken.
+        capped.kubectl("patch", "daskworkergroup", "fz-slow-default", "-n", ns, "--type=merge",
+                       "-p", json.dumps({"spec": {"worker": {"replicas": 10**9}}}))
+        until(lambda: _observed(capped.list("daskworkergroups", ns), "fz-slow-default"), "its pass", 30)
+        assert posted() == CAP, "the default group created pods while the extra group's were in flight"
+        assert workers() == 0, "the extra group's creates returned before the default group's pass: nothing tested"
+        until(lambda: workers() == CAP, "the cap's pods, the default group's in the end", 60)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert workers() <= CAP, f"{workers()} worker pods for one cluster (cap {CAP})"
+            time.sleep(0.2)
+    finally:
+        if stall is not None:
+            capped.local.call(setattr, stall, "count", 0)

@@ -26,6 +26,24 @@ def test_reads_by_name_and_by_selector() -> None:
     assert cache.held() == {"ns": 2}
 
 
+def test_creates_in_flight_are_counted_once_by_those_who_ask() -> None:
+    cache = Cache(["Pod"])
+    labels = {naming.CLUSTER_LABEL: "c"}
+    body = {"kind": "Pod", "metadata": {"name": "a", "labels": labels}}
+    with cache.creating(body, "ns"):
+        assert cache.list("Pod", "ns", labels) == []  # plain readers see only what the server told
+        assert cache.list("Pod", "ns", labels, creating=True) == [body]
+        assert cache.list("Pod", "ns", {naming.CLUSTER_LABEL: "d"}, creating=True) == []
+        assert cache.list("Pod", "other", labels, creating=True) == []
+        cache.store(pod("a", 1, labels=labels))  # the answer, inside the block: counted once, as the stored object
+        assert [p["metadata"]["uid"] for p in cache.list("Pod", "ns", labels, creating=True)] == ["uid-a"]
+    with cache.creating({"kind": "Pod", "metadata": {"name": "b", "labels": labels}}, "ns"):
+        pass  # the create failed: nothing stays behind
+    assert [p["metadata"]["name"] for p in cache.list("Pod", "ns", labels, creating=True)] == ["a"]
+    with cache.creating({"kind": "Secret", "metadata": {"name": "s"}}, "ns"):  # not watched: nothing to count
+        assert cache.held() == {"ns": 1}
+
+
 def test_an_older_version_never_replaces_a_newer_one() -> None:
     cache = Cache(["Pod"])
     cache.store(pod("a", 7, phase="new"))  # e.g. the answer to our own patch
