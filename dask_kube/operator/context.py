@@ -7,12 +7,12 @@ counts them, for the operator's probe and the test that creates and deletes hund
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import kubernetes_api, naming
 from ..kinds import DaskAutoscaler, DaskCluster, DaskJob, DaskWorkerGroup
 from ..naming import Reason
-from . import metrics
+from . import metrics, spec_check
 from .cache import Cache
 from .loops import Loops
 from .objects import Objects
@@ -32,6 +32,7 @@ class OperatorContext:
     scheduler: DistributedSchedulerRPC
     loops: Loops
     cache: Cache
+    vouched: spec_check.Vouched = field(default_factory=spec_check.Vouched)  # see spec_check.Vouched
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:

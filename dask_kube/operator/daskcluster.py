@@ -419,6 +419,10 @@ class ClusterReconciler:
         checked = await spec_check.check(
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(_validated_part(raw))), self.memory.validated,
             spec_problems(raw), None if pod is not None else lambda: self._dry_runs(raw))
+        if checked.server_checked:  # the server accepted its worker pod: the default group need not ask again
+            made = specs.default_worker_group(raw)
+            self.ctx.vouched.add(spec_check.worker_template(ns, made["metadata"]["name"], name,
+                                                            made["spec"]["worker"]))
         if checked.error is not None:
             return ClusterView(raw, checked, lease=lease, lease_read=lease_read)
         service = await objects.get(Service, scheduler_name, ns)

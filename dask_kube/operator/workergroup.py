@@ -348,9 +348,7 @@ class WorkerGroupReconciler:
         checked = await spec_check.check(
             objects, (raw["metadata"]["uid"], spec_check.fingerprint(worker)), self.memory.validated,
             validation.pod_spec_problems(worker.get("spec"), "spec.worker.spec"),
-            lambda: [(specs.worker_pod(group.raw, cluster_name, self.ctx.settings.cluster_domain,
-                                       grace_seconds=self.ctx.settings.worker_grace_seconds),
-                      "spec.worker.spec: the API server would reject a worker pod")])
+            lambda: self._dry_runs(raw, cluster_name, worker))
         if checked.error is not None:
             return group, GroupView(raw, cluster.raw, checked)
         # Other groups' creates in flight count against the cap too: they may be deciding at this very moment.
@@ -361,6 +359,15 @@ class WorkerGroupReconciler:
             others = {g["metadata"]["name"]: wanted(g) for g in groups if g["spec"].get("cluster") == cluster_name}
         pods = [p for p in cluster_pods if status.owned_by(p, raw["metadata"]["uid"])]
         return group, GroupView(raw, cluster.raw, checked, pods, cluster_pods, others, now=now_rfc3339())
+
+    def _dry_runs(self, raw: Obj, cluster_name: str, worker: Obj) -> list[tuple[dict[str, Any], str]]:
+        """A worker pod, as the API server would be asked to create it; none when this group's cluster has just
+        had the same template checked (spec_check.Vouched). Only called when the spec is not known valid."""
+        if spec_check.worker_template(self.namespace, self.name, cluster_name, worker) in self.ctx.vouched:
+            return []
+        return [(specs.worker_pod(raw, cluster_name, self.ctx.settings.cluster_domain,
+                                  grace_seconds=self.ctx.settings.worker_grace_seconds),
+                 "spec.worker.spec: the API server would reject a worker pod")]
 
     async def _workers(self, view: GroupView) -> list[WorkerView] | None:
         """Connected workers, or None when the scheduler does not answer (then nothing connected is touched)."""

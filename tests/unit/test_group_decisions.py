@@ -200,3 +200,17 @@ def test_the_per_cluster_cap_is_shared_by_the_groups() -> None:
                        other_groups={"c-big": 8})
     plan = decide(observed, GroupMemory(), 0.0, SETTINGS)
     assert len(plan.create) == 1  # "c-big" sorts first and holds 8 of the 10: 2 left for this group
+
+
+def test_vouched_templates_are_per_group_and_bounded() -> None:
+    worker = {"replicas": 3, "spec": {"containers": [{"name": "worker", "image": "x"}]}}
+    vouched = spec_check.Vouched(size=2)
+    vouched.add(spec_check.worker_template("ns", "c-default", "c", worker))
+    assert spec_check.worker_template("ns", "c-default", "c", {**worker, "replicas": 9}) in vouched  # a scale
+    assert spec_check.worker_template("ns", "c-extra", "c", worker) not in vouched  # another group's name
+    assert spec_check.worker_template("other", "c-default", "c", worker) not in vouched  # another namespace
+    changed = {**worker, "spec": {"containers": [{"name": "worker", "image": "y"}]}}
+    assert spec_check.worker_template("ns", "c-default", "c", changed) not in vouched
+    vouched.add(spec_check.worker_template("ns", "b-default", "b", worker))
+    vouched.add(spec_check.worker_template("ns", "a-default", "a", worker))
+    assert spec_check.worker_template("ns", "c-default", "c", worker) not in vouched  # the oldest is forgotten
