@@ -533,24 +533,22 @@ class KubeCluster(Cluster):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
 
-        def running() -> int:
-            return sum(1 for ws in self.scheduler_info["workers"].values() if ws.get("status") == Status.running.name)
-
         while True:
             self._workers_changed.clear()
             self.scheduler_info = SchedulerInfo(await self.scheduler_comm.identity())
-            if running() >= n_workers:
-                if running() and not self._versions_compared_with_workers:
+            running = startup.running_workers(self.scheduler_info["workers"])
+            if running >= n_workers:
+                if running and not self._versions_compared_with_workers:
                     await self._compare_versions()
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
                 pods = await startup.list_pods(self.api, self._namespace, naming.worker_selector(self.name))
-                raise startup.WorkersNotReadyError(running(), n_workers, limit,
+                raise startup.WorkersNotReadyError(running, n_workers, limit,
                                                    startup.describe_worker_pods([p.raw for p in pods]))
-            # The worker stream wakes us; the cap only guards against a stream that broke silently.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._workers_changed.wait(), min(remaining, 2.0))
+                await asyncio.wait_for(self._workers_changed.wait(),
+                                       startup.next_look(self.scheduler_info["workers"], remaining))
 
     # -- logs -------------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import kr8s
 import kr8s.asyncio
+from distributed.core import Status
 from distributed.exceptions import WorkerStartTimeoutError
 from kr8s.asyncio.objects import Pod
 
@@ -20,6 +21,23 @@ from ..kinds import DaskCluster
 from ..naming import ClusterPhase, ConditionType, Reason
 
 Raw = Mapping[str, Any]
+# How long `wait_for_workers` sleeps between looks at the scheduler. The worker stream wakes it on every arrival
+# and departure, so the long wait only guards against a stream that broke silently. But a worker arrives as
+# "init" and reports "running" a moment later, on a message the stream does not carry: while one is in between,
+# look again soon (as often as distributed's own Client polls), not 2 s later.
+WORKER_STREAM_GUARD_SECONDS = 2.0
+WORKER_SETTLING_SECONDS = 0.05
+
+
+def running_workers(workers: Mapping[str, Raw]) -> int:
+    """Workers the scheduler counts as running (`scheduler_info["workers"]`), as `Client.wait_for_workers` does."""
+    return sum(1 for ws in workers.values() if ws.get("status") == Status.running.name)
+
+
+def next_look(workers: Mapping[str, Raw], remaining: float) -> float:
+    """Seconds until `wait_for_workers` asks the scheduler again, unless the worker stream wakes it first."""
+    settling = running_workers(workers) < len(workers)
+    return min(remaining, WORKER_SETTLING_SECONDS if settling else WORKER_STREAM_GUARD_SECONDS)
 
 
 def settled(raw: Raw | None) -> bool:
