@@ -36,7 +36,7 @@ def running_workers(workers: Mapping[str, Raw]) -> int:
 
 def next_look(workers: Mapping[str, Raw], remaining: float) -> float:
     """Seconds until `wait_for_workers` asks the scheduler again, unless the worker stream wakes it first."""
-    settling = running_workers(workers) < len(workers)
+    settling = any(ws.get("status") == Status.init.name for ws in workers.values())  # not paused ones: they stay
     return min(remaining, WORKER_SETTLING_SECONDS if settling else WORKER_STREAM_GUARD_SECONDS)
 
 

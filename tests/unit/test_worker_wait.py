@@ -18,6 +18,8 @@ def test_a_worker_between_init_and_running_is_looked_at_again_soon() -> None:
     assert startup.next_look({"a": init, "b": running}, 30.0) == startup.WORKER_SETTLING_SECONDS
     assert startup.next_look({"b": running}, 30.0) == startup.WORKER_STREAM_GUARD_SECONDS  # the stream wakes it
     assert startup.next_look({}, 30.0) == startup.WORKER_STREAM_GUARD_SECONDS
+    # A paused worker (memory) may stay so for minutes: no reason to ask 20 times a second.
+    assert startup.next_look({"p": {"status": "paused"}}, 30.0) == startup.WORKER_STREAM_GUARD_SECONDS
     assert startup.next_look({"a": init}, 0.01) == 0.01  # never past the deadline
 
 
