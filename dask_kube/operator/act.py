@@ -24,11 +24,15 @@ log = logging.getLogger(__name__)
 async def act(ctx: OperatorContext, obj: APIObject, plan: Plan[Any]) -> None:
     objects = ctx.objects
     namespace, kind, name = obj.namespace or "", obj.kind, obj.name
-    for patch in plan.patch:
-        target = obj if (patch.kind, patch.name) == (kind, name) else objects.ref(patch.kind, patch.name, namespace)
-        await objects.patch(target, patch.body)
+    # The plan's creates are in flight from now, before the first await (the patches): another loop deciding
+    # meanwhile counts them (cache.py), as a cluster's worker groups must under their shared cap.
+    with ctx.cache.creating(plan.create, namespace):
+        for patch in plan.patch:
+            target = obj if (patch.kind, patch.name) == (kind, name) else objects.ref(patch.kind, patch.name,
+                                                                                       namespace)
+            await objects.patch(target, patch.body)
+        results = await objects.create_many(plan.create) if plan.create else []
     if plan.create:
-        results = await objects.create_many(plan.create)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures and not plan.tolerate_failed_creates:
             raise failures[0]

@@ -14,9 +14,9 @@ get no DELETED event, so whatever a relist of a (kind, namespace) does not menti
 settled. The cache is read-only for its readers: bodies are shared, never copied.
 
 Creates in flight: between a POST and its answer, the object exists for nobody, yet another loop may be deciding
-how many more to make (a cluster's worker groups share one cap). `creating` holds the body meanwhile, and
-`list(..., creating=True)` counts it, once: the answer replaces it in the same step (client-go's controllers keep
-"expectations" for the same reason).
+how many more to make (a cluster's worker groups share one cap). `creating` holds the bodies meanwhile, from the
+moment a plan is acted on (its patches go first) to each answer, and `list(..., creating=True)` counts each once:
+the answer replaces it in the same step (client-go's controllers keep "expectations" for the same reason).
 """
 
 from __future__ import annotations
@@ -78,21 +78,26 @@ class Cache:
                 if all(((obj.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in selector.items())]
 
     @contextmanager
-    def creating(self, body: Obj, namespace: str) -> Iterator[None]:
-        """`body` is being created: readers asking for creates in flight see it until the block ends. Store the
-        answer inside the block, so that no reader finds the object in neither place, nor in both."""
-        kind, name = body.get("kind", ""), (body.get("metadata") or {}).get("name")
-        if kind not in self._creating or not name:  # not watched, or named by the server: nobody can count it
-            yield
-            return
-        pending = self._creating[kind].setdefault(namespace, {})
-        pending[name] = body
+    def creating(self, bodies: Iterable[Obj], namespace: str) -> Iterator[None]:
+        """`bodies` are being created: readers asking for creates in flight see them until the block ends. Store
+        each answer inside the block, so that no reader finds an object in neither place, nor in both. Blocks may
+        nest (a plan's creates, then each POST): a body leaves with the block that finds it still its own."""
+        entries = []
+        for body in bodies:
+            kind, meta = body.get("kind", ""), body.get("metadata") or {}
+            if kind in self._creating and meta.get("name"):  # else not watched, or named by the server
+                entries.append((kind, meta.get("namespace") or namespace, meta["name"], body))
+        for kind, ns, name, body in entries:
+            self._creating[kind].setdefault(ns, {})[name] = body
         try:
             yield
         finally:
-            pending.pop(name, None)
-            if not pending:
-                self._creating[kind].pop(namespace, None)
+            for kind, ns, name, body in entries:
+                pending = self._creating[kind].get(ns)
+                if pending is not None and pending.get(name) is body:
+                    del pending[name]
+                    if not pending:
+                        del self._creating[kind][ns]
 
     def observe(self, event_type: str | None, obj: Obj) -> None:
         """A watch event: None (a listing), ADDED, MODIFIED or DELETED."""

@@ -107,7 +107,7 @@ class Objects:
             cls, namespace = type(obj), obj.namespace or ""
         else:
             namespace = body["metadata"].get("namespace") or self.api.namespace
-        with self.cache.creating(body, namespace):
+        with self.cache.creating([body], namespace):
             async with self._limit:
                 try:
                     raw = await self._call("POST", cls, namespace, body=body)

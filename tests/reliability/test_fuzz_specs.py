@@ -658,15 +658,17 @@ def _observed(groups: list[dict[str, Any]], name: str) -> bool:
     return (group.get("status") or {}).get("observedGeneration") == group["metadata"]["generation"]
 
 
-def test_worker_cap_counts_the_other_groups_creates_in_flight(capped: Capped) -> None:
-    """Pod creates that take seconds (a slow API server, an admission webhook): a group that decides meanwhile
-    must count another group's pods still being created, or both fill the same room. The group whose name sorts
-    first is owed the cap, so it is the one that would grow into it."""
-    ns = capped.namespace("fz-slow")
-    stall = None
+@pytest.mark.parametrize("stalled", ["pod creates", "the extra group's adoption, then pod creates"])
+def test_worker_cap_counts_the_other_groups_creates_in_flight(capped: Capped, stalled: str) -> None:
+    """Requests that take seconds (a slow API server, an admission webhook): a group that decides meanwhile must
+    count another group's pods still being created, or both fill the same room. The group whose name sorts first
+    is owed the cap, so it is the one that would grow into it. A plan's creates count from the moment it is acted
+    on: its patches (here the adoption of the extra group by its cluster) go first."""
+    ns = capped.namespace(_unique("fz-slow"))
+    stalls: list[Any] = []
 
     def posted() -> int:
-        return 1000 - capped.local.call(getattr, stall, "count")
+        return 1000 - capped.local.call(getattr, stalls[0], "count")
 
     def workers() -> int:
         return len([p for p in capped.list("pods", ns) if p["metadata"]["labels"].get(naming.COMPONENT_LABEL)
@@ -676,19 +678,27 @@ def test_worker_cap_counts_the_other_groups_creates_in_flight(capped: Capped) ->
         until(lambda: len(capped.list("pods", ns)) == 1 and any(
             _observed([g], "fz-slow-default") for g in capped.list("daskworkergroups", ns)),
             "the scheduler pod and the default group's first pass", 30)
-        # From now on every pod create takes 4 s.
-        stall = capped.local.call(capped.local.kube.fail_requests, rf"/namespaces/{ns}/pods$", status=None,
-                                  delay=4.0, count=1000, method="POST")
+        # From now on every pod create takes 4 s (in the second case, the extra group's adoption too).
+        stalls.append(capped.local.call(capped.local.kube.fail_requests, rf"/namespaces/{ns}/pods$", status=None,
+                                        delay=4.0, count=1000, method="POST"))
+        if stalled != "pod creates":
+            stalls.append(capped.local.call(capped.local.kube.fail_requests,
+                                            rf"/namespaces/{ns}/daskworkergroups/fz-slow-more$", status=None,
+                                            delay=4.0, count=1000, method="PATCH"))
         extra = {"apiVersion": naming.API_VERSION, "kind": naming.DASKWORKERGROUP,
                  "metadata": {"name": "fz-slow-more"},
                  "spec": {"cluster": "fz-slow", "worker": _cluster("x", 10**9)["spec"]["worker"]}}
         _submit(capped, naming.DASKWORKERGROUP, ns, extra, Tally())
-        until(lambda: posted() == CAP, "the extra group's creates, stalled", 30)
+        if len(stalls) == 1:
+            until(lambda: posted() == CAP, "the extra group's creates, stalled", 30)
+        else:
+            until(lambda: capped.local.call(getattr, stalls[1], "count") < 1000, "the adoption, stalled", 30)
         # The default group now wants as many: it sorts first, so the cap is its own, but the room is taken.
         capped.kubectl("patch", "daskworkergroup", "fz-slow-default", "-n", ns, "--type=merge",
                        "-p", json.dumps({"spec": {"worker": {"replicas": 10**9}}}))
         until(lambda: _observed(capped.list("daskworkergroups", ns), "fz-slow-default"), "its pass", 30)
-        assert posted() == CAP, "the default group created pods while the extra group's were in flight"
+        assert posted() == (CAP if len(stalls) == 1 else 0), \
+            "the default group created pods while the extra group's were in flight"
         assert workers() == 0, "the extra group's creates returned before the default group's pass: nothing tested"
         until(lambda: workers() == CAP, "the cap's pods, the default group's in the end", 60)
         deadline = time.monotonic() + 3
@@ -696,5 +706,5 @@ def test_worker_cap_counts_the_other_groups_creates_in_flight(capped: Capped) ->
             assert workers() <= CAP, f"{workers()} worker pods for one cluster (cap {CAP})"
             time.sleep(0.2)
     finally:
-        if stall is not None:
+        for stall in stalls:
             capped.local.call(setattr, stall, "count", 0)

@@ -30,18 +30,43 @@ def test_creates_in_flight_are_counted_once_by_those_who_ask() -> None:
     cache = Cache(["Pod"])
     labels = {naming.CLUSTER_LABEL: "c"}
     body = {"kind": "Pod", "metadata": {"name": "a", "labels": labels}}
-    with cache.creating(body, "ns"):
+    with cache.creating([body], "ns"):
         assert cache.list("Pod", "ns", labels) == []  # plain readers see only what the server told
         assert cache.list("Pod", "ns", labels, creating=True) == [body]
         assert cache.list("Pod", "ns", {naming.CLUSTER_LABEL: "d"}, creating=True) == []
         assert cache.list("Pod", "other", labels, creating=True) == []
         cache.store(pod("a", 1, labels=labels))  # the answer, inside the block: counted once, as the stored object
         assert [p["metadata"]["uid"] for p in cache.list("Pod", "ns", labels, creating=True)] == ["uid-a"]
-    with cache.creating({"kind": "Pod", "metadata": {"name": "b", "labels": labels}}, "ns"):
+    with cache.creating([{"kind": "Pod", "metadata": {"name": "b", "labels": labels}}], "ns"):
         pass  # the create failed: nothing stays behind
     assert [p["metadata"]["name"] for p in cache.list("Pod", "ns", labels, creating=True)] == ["a"]
-    with cache.creating({"kind": "Secret", "metadata": {"name": "s"}}, "ns"):  # not watched: nothing to count
+    with cache.creating([{"kind": "Secret", "metadata": {"name": "s"}}], "ns"):  # not watched: nothing to count
         assert cache.held() == {"ns": 1}
+
+
+def test_a_plans_creates_stay_in_flight_until_the_plan_is_done() -> None:
+    """act() registers a plan's creates before its patches, and each POST registers its body again: the inner
+    block ends first, and neither end may drop what the other, or another plan, still holds."""
+    cache = Cache(["Pod"])
+    labels = {naming.CLUSTER_LABEL: "c"}
+    first, second = ({"kind": "Pod", "metadata": {"name": n, "labels": labels}} for n in ("a", "b"))
+    other = {"kind": "Pod", "metadata": {"name": "x", "labels": labels}}
+
+    def in_flight() -> list[str]:
+        return sorted(p["metadata"]["name"] for p in cache.list("Pod", "ns", labels, creating=True))
+
+    with cache.creating([first, second], "ns"):
+        assert in_flight() == ["a", "b"]
+        with cache.creating([first], "ns"):
+            cache.store(pod("a", 1, labels=labels))
+        assert in_flight() == ["a", "b"]  # "a" now as stored
+        with cache.creating([second], "ns"):
+            pass  # its POST failed
+        assert in_flight() == ["a"]
+        with cache.creating([other], "ns"):  # another plan's create, meanwhile
+            pass_through = in_flight()
+    assert pass_through == ["a", "x"]
+    assert in_flight() == ["a"]
 
 
 def test_an_older_version_never_replaces_a_newer_one() -> None:
