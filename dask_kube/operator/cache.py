@@ -13,10 +13,11 @@ it and delete another). A watch that resumes after its history was compacted rel
 get no DELETED event, so whatever a relist of a (kind, namespace) does not mention is dropped once it has
 settled. The cache is read-only for its readers: bodies are shared, never copied.
 
-Creates in flight: between a POST and its answer, the object exists for nobody, yet another loop may be deciding
-how many more to make (a cluster's worker groups share one cap). `creating` holds the bodies meanwhile, from the
-moment a plan is acted on (its patches go first) to each answer, and `list(..., creating=True)` counts each once:
-the answer replaces it in the same step (client-go's controllers keep "expectations" for the same reason).
+Creates in flight: between a POST and its answer, the object exists for nobody, yet another loop may be deciding how
+many more to make (a cluster's worker groups share one cap). `creating` holds the bodies meanwhile, from the moment
+a plan is acted on (its patches go first) until all its creates are answered, and `list(..., creating=True)` counts
+each once: the answer replaces it in the same step (client-go's controllers keep "expectations" for the same
+reason).
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ class Cache:
     @contextmanager
     def creating(self, bodies: Iterable[Obj], namespace: str) -> Iterator[None]:
         """`bodies` are being created: readers asking for creates in flight see them until the block ends. Store
-        each answer inside the block, so that no reader finds an object in neither place, nor in both. Blocks may
-        nest (a plan's creates, then each POST): a body leaves with the block that finds it still its own."""
+        each answer inside the block, so that no reader finds an object in neither place (a stored one is counted
+        once, as stored). A body leaves only with the block that registered it, whatever other blocks overlap."""
         entries = []
         for body in bodies:
             kind, meta = body.get("kind", ""), body.get("metadata") or {}

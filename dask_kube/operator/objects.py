@@ -75,8 +75,8 @@ class Objects:
 
     async def list(self, cls: type[T], namespace: str, selector: Mapping[str, str],
                    creating: bool = False) -> builtins.list[Obj]:
-        """The bodies (read-only) of the objects whose labels include `selector`; with `creating`, also our creates
-        of a watched kind still in flight (see cache.py). Plain dicts, not kr8s objects: wrapping one costs kr8s a
+        """The bodies (read-only) of the objects whose labels include `selector`; with `creating`, also the creates
+        of plans being acted on (act.py, cache.py). Plain dicts, not kr8s objects: wrapping one costs kr8s a
         deep copy into a `Box` (~0.5 ms a pod), and a pass over a group lists every pod of its cluster."""
         if self.cache.holds(cls.kind):
             return self.cache.list(cls.kind, namespace, selector, creating)
@@ -107,15 +107,14 @@ class Objects:
             cls, namespace = type(obj), obj.namespace or ""
         else:
             namespace = body["metadata"].get("namespace") or self.api.namespace
-        with self.cache.creating([body], namespace):
-            async with self._limit:
-                try:
-                    raw = await self._call("POST", cls, namespace, body=body)
-                except kr8s.ServerError as err:
-                    if not kubernetes_api.is_conflict(err):
-                        raise
-                    raw = await self._call("GET", cls, namespace, name=body["metadata"]["name"])
-            self.cache.store(raw)
+        async with self._limit:
+            try:
+                raw = await self._call("POST", cls, namespace, body=body)
+            except kr8s.ServerError as err:
+                if not kubernetes_api.is_conflict(err):
+                    raise
+                raw = await self._call("GET", cls, namespace, name=body["metadata"]["name"])
+        self.cache.store(raw)
         return raw
 
     async def create_many(self, bodies: Iterable[Obj]) -> builtins.list[Obj | BaseException]:

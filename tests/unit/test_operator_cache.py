@@ -45,8 +45,8 @@ def test_creates_in_flight_are_counted_once_by_those_who_ask() -> None:
 
 
 def test_a_plans_creates_stay_in_flight_until_the_plan_is_done() -> None:
-    """act() registers a plan's creates before its patches, and each POST registers its body again: the inner
-    block ends first, and neither end may drop what the other, or another plan, still holds."""
+    """act() registers a plan's creates before its patches and releases them once every create is answered:
+    overlapping blocks (another plan's, or the same body's) never drop what another still holds."""
     cache = Cache(["Pod"])
     labels = {naming.CLUSTER_LABEL: "c"}
     first, second = ({"kind": "Pod", "metadata": {"name": n, "labels": labels}} for n in ("a", "b"))
